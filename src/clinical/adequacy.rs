@@ -1,0 +1,239 @@
+//! Was a trial adequate? Dose at or above the drug's minimum, held for the policy's
+//! weeks, taken (PDC) — with every reason that applies and the numbers behind them.
+
+use serde::Serialize;
+use time::Date;
+
+use super::knowledge::Knowledge;
+use super::policy::Policy;
+use super::record::SourceRef;
+use super::trial::Trial;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adequacy {
+    Adequate,
+    Inadequate,
+    Indeterminate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReasonCode {
+    DoseUnknown,
+    DoseBelowMinimum,
+    HypnoticDose,
+    AsNeededDosing,
+    #[serde(rename = "stopped-before-week-4")]
+    StoppedBeforeWeek4,
+    TooShort,
+    OngoingTooEarly,
+    LowAdherence,
+    ReportedNotTaken,
+}
+
+impl ReasonCode {
+    /// Inadequate reasons decide the verdict; indeterminate ones leave it open.
+    fn makes(self) -> Adequacy {
+        match self {
+            Self::DoseUnknown | Self::AsNeededDosing | Self::OngoingTooEarly => {
+                Adequacy::Indeterminate
+            }
+            _ => Adequacy::Inadequate,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdequacyReason {
+    pub code: ReasonCode,
+    pub text: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<SourceRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialVerdict {
+    pub adequacy: Adequacy,
+    pub reasons: Vec<AdequacyReason>,
+    /// Highest known daily dose in the trial.
+    pub daily_dose_mg: Option<f64>,
+    pub min_daily_mg: f64,
+    pub adequate_dose_from: Option<Date>,
+    pub weeks_total: f64,
+    pub weeks_at_adequate_dose: f64,
+    /// Proportion of days covered by dispenses; None when there are no dispenses.
+    pub pdc: Option<f64>,
+    pub required_weeks: u32,
+    pub pdc_threshold: f64,
+    pub policy: String,
+}
+
+pub fn judge(
+    trial: &Trial,
+    not_taken: &[SourceRef],
+    knowledge: &Knowledge,
+    policy: &Policy,
+    as_of: Date,
+) -> TrialVerdict {
+    let drug = knowledge.drugs.antidepressant(trial.drug);
+    let min = drug
+        .map(
+            |d| match (trial.extended_release, d.min_daily_mg_extended_release) {
+                (true, Some(er)) => er,
+                _ => d.min_daily_mg,
+            },
+        )
+        .unwrap_or(f64::INFINITY);
+    let name = knowledge.drugs.name(trial.drug);
+    let observed_end = trial.observed_end(as_of);
+    let weeks = |from: Date| ((observed_end - from).whole_days() + 1).max(0) as f64 / 7.0;
+    let weeks_total = weeks(trial.start);
+    let max_mg = trial
+        .dose_steps
+        .iter()
+        .filter_map(|s| s.daily_dose.mg)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let adequate_from = trial
+        .dose_steps
+        .iter()
+        .find(|s| s.daily_dose.mg.is_some_and(|mg| mg + 1e-9 >= min))
+        .map(|s| s.from);
+    let weeks_adequate = adequate_from.map(weeks).unwrap_or(0.0);
+    let mut reasons = Vec::new();
+    let mut add = |code: ReasonCode, text: String, evidence: Vec<SourceRef>| {
+        reasons.push(AdequacyReason {
+            code,
+            text,
+            evidence,
+        })
+    };
+
+    match max_mg {
+        None => {
+            let why = trial
+                .dose_steps
+                .first()
+                .map(|s| s.daily_dose.basis.clone())
+                .unwrap_or_default();
+            add(
+                ReasonCode::DoseUnknown,
+                format!("{name} daily dose unknown: {why}"),
+                trial.dose_steps.iter().map(|s| s.source.clone()).collect(),
+            );
+        }
+        Some(mg) if mg + 1e-9 < min => {
+            add(
+                ReasonCode::DoseBelowMinimum,
+                format!(
+                    "{name} {} mg/day is below the minimum adequate {} mg/day",
+                    fmt(mg),
+                    fmt(min)
+                ),
+                vec![],
+            );
+            if let Some(hypnotic) = drug.and_then(|d| d.hypnotic_below_mg).filter(|h| mg < *h) {
+                add(
+                    ReasonCode::HypnoticDose,
+                    format!(
+                        "{name} below {} mg/day is a hypnotic dose, not an antidepressant trial",
+                        fmt(hypnotic)
+                    ),
+                    vec![],
+                );
+            }
+        }
+        Some(_) => {}
+    }
+    if trial.dose_steps.iter().any(|s| s.daily_dose.as_needed) {
+        add(
+            ReasonCode::AsNeededDosing,
+            format!("{name} ordered as needed (PRN): intake unknown"),
+            vec![],
+        );
+    }
+    let required = policy.min_adequate_weeks;
+    if !trial.ongoing && weeks_total < f64::from(policy.early_stop_weeks) {
+        add(
+            ReasonCode::StoppedBeforeWeek4,
+            format!(
+                "{name} stopped after {} weeks, before the end of week {}: not a failed trial",
+                fmt(weeks_total),
+                policy.early_stop_weeks
+            ),
+            vec![],
+        );
+    } else if adequate_from.is_some() && weeks_adequate < f64::from(required) {
+        let text = format!(
+            "{} weeks at adequate dose of the {required} required",
+            fmt(weeks_adequate)
+        );
+        if trial.ongoing {
+            add(
+                ReasonCode::OngoingTooEarly,
+                format!("{name} ongoing: {text}; too early to judge"),
+                vec![],
+            );
+        } else {
+            add(
+                ReasonCode::TooShort,
+                format!("{name} too short: {text}"),
+                vec![],
+            );
+        }
+    }
+    let pdc = trial.era.dispensed.then(|| {
+        let days = ((observed_end - trial.start).whole_days() + 1).max(1) as f64;
+        trial.era.covered_days_between(trial.start, observed_end) as f64 / days
+    });
+    if let Some(pdc) = pdc.filter(|p| *p + 1e-9 < policy.pdc_threshold) {
+        add(
+            ReasonCode::LowAdherence,
+            format!(
+                "{name} adherence {}% of days covered, below {}%",
+                fmt(pdc * 100.0),
+                fmt(policy.pdc_threshold * 100.0)
+            ),
+            vec![],
+        );
+    }
+    if !not_taken.is_empty() {
+        add(
+            ReasonCode::ReportedNotTaken,
+            format!("patient statement: {name} not taken"),
+            not_taken.to_vec(),
+        );
+    }
+
+    let adequacy = if reasons
+        .iter()
+        .any(|r| r.code.makes() == Adequacy::Inadequate)
+    {
+        Adequacy::Inadequate
+    } else if reasons.is_empty() {
+        Adequacy::Adequate
+    } else {
+        Adequacy::Indeterminate
+    };
+    TrialVerdict {
+        adequacy,
+        reasons,
+        daily_dose_mg: max_mg,
+        min_daily_mg: min,
+        adequate_dose_from: adequate_from,
+        weeks_total: round2(weeks_total),
+        weeks_at_adequate_dose: round2(weeks_adequate),
+        pdc: pdc.map(round2),
+        required_weeks: required,
+        pdc_threshold: policy.pdc_threshold,
+        policy: policy.name.clone(),
+    }
+}
+
+fn fmt(v: f64) -> String {
+    super::dose::fmt(v)
+}
+
+pub(crate) fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

@@ -1,0 +1,49 @@
+//! The Assessment: everything the engine concluded about one patient, with the
+//! evidence for each conclusion. Serialises to the `evaluate --format jsonl` line.
+
+use serde::Serialize;
+use time::Date;
+
+use super::adequacy::TrialVerdict;
+use super::amm::AmmResult;
+use super::finding::Finding;
+use super::record::SourceRef;
+use super::response::TrialResponse;
+use super::supply::IgnoredMedication;
+use super::trial::{Augmentation, DoseStep, TrialRelation};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialAssessment {
+    pub id: String,
+    pub ingredient: String,
+    /// RxNorm ingredient code.
+    pub rxnorm: String,
+    pub class: String,
+    pub start: Date,
+    pub end: Date,
+    pub ongoing: bool,
+    /// Highest known daily dose (mg/day; mg/24 h for transdermal systems).
+    pub daily_dose_mg: Option<f64>,
+    pub dose_steps: Vec<DoseStep>,
+    pub relation: TrialRelation,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub augmented_by: Vec<Augmentation>,
+    pub adequacy: super::adequacy::Adequacy,
+    /// Codes of the reasons, for quick filtering; details in `verdict.reasons`.
+    pub reasons: Vec<super::adequacy::ReasonCode>,
+    pub verdict: TrialVerdict,
+    pub response: TrialResponse,
+    pub evidence: Vec<SourceRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assessment {
+    pub patient: String,
+    pub as_of: Date,
+    pub policy: String,
+    pub trials: Vec<TrialAssessment>,
+    pub amm: Option<AmmResult>,
+    pub findings: Vec<Finding>,
+    /// Medications read but not tracked (not antidepressants or augmentation agents).
+    pub ignored_medications: Vec<IgnoredMedication>,
+}

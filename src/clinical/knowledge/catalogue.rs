@@ -1,0 +1,197 @@
+//! The antidepressant catalogue: which ingredients make a trial, their class and the
+//! minimum adequate daily dose; and the agents that count as augmentation.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::sources::{check_citations, Source};
+use super::KnowledgeError;
+use crate::clinical::units::is_positive;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Antidepressant {
+    pub ingredient: String,
+    pub class: String,
+    pub rxnorm: String,
+    pub atc: String,
+    pub min_daily_mg: f64,
+    /// Some extended-release products have their own minimum (paroxetine CR 25 mg).
+    pub min_daily_mg_extended_release: Option<f64>,
+    pub usual_range_mg: [f64; 2],
+    /// When set, only products for this route count (selegiline: transdermal).
+    pub route: Option<String>,
+    /// Below this daily dose the drug is used as a hypnotic (trazodone).
+    pub hypnotic_below_mg: Option<f64>,
+    pub note: Option<String>,
+    pub sources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentationAgent {
+    pub ingredient: String,
+    pub kind: String,
+    pub rxnorm: String,
+    /// ATRQ variant: from this daily dose the agent counts as a trial of its own.
+    pub counts_as_trial_from_mg: Option<f64>,
+    pub note: Option<String>,
+    pub sources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DrugKind {
+    Antidepressant,
+    Augmentation,
+}
+
+/// A handle on one catalogue entry; cheap to copy and compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DrugRef {
+    pub kind: DrugKind,
+    pub index: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    sources: BTreeMap<String, Source>,
+    antidepressant: Vec<Antidepressant>,
+    #[serde(default)]
+    augmentation_agent: Vec<AugmentationAgent>,
+}
+
+#[derive(Debug)]
+pub struct DrugCatalogue {
+    pub sources: BTreeMap<String, Source>,
+    pub antidepressants: Vec<Antidepressant>,
+    pub augmentation_agents: Vec<AugmentationAgent>,
+    by_name: HashMap<String, DrugRef>,
+    by_rxnorm: HashMap<String, DrugRef>,
+}
+
+impl DrugCatalogue {
+    pub fn parse(file: &str, text: &str) -> Result<Self, KnowledgeError> {
+        let parsed: CatalogueFile =
+            toml::from_str(text).map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
+        let mut catalogue = Self {
+            sources: parsed.sources,
+            antidepressants: parsed.antidepressant,
+            augmentation_agents: parsed.augmentation_agent,
+            by_name: HashMap::new(),
+            by_rxnorm: HashMap::new(),
+        };
+        catalogue.validate_and_index(file)?;
+        Ok(catalogue)
+    }
+
+    fn validate_and_index(&mut self, file: &str) -> Result<(), KnowledgeError> {
+        let mut entries: Vec<(DrugRef, String, String)> = Vec::new();
+        for (index, drug) in self.antidepressants.iter().enumerate() {
+            let entry = format!("antidepressant `{}`", drug.ingredient);
+            check_citations(
+                file,
+                &entry,
+                &drug.sources,
+                &["rxnorm", "min_daily_mg", "usual_range_mg", "atc"],
+                &self.sources,
+            )?;
+            if !is_positive(drug.min_daily_mg) {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: min_daily_mg must be > 0"),
+                ));
+            }
+            let [low, high] = drug.usual_range_mg;
+            if !(low > 0.0 && low <= high) {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: usual_range_mg must be [low, high] with 0 < low <= high"),
+                ));
+            }
+            let kind = DrugKind::Antidepressant;
+            entries.push((
+                DrugRef { kind, index },
+                drug.ingredient.clone(),
+                drug.rxnorm.clone(),
+            ));
+        }
+        for (index, agent) in self.augmentation_agents.iter().enumerate() {
+            let entry = format!("augmentation_agent `{}`", agent.ingredient);
+            check_citations(file, &entry, &agent.sources, &["rxnorm"], &self.sources)?;
+            let kind = DrugKind::Augmentation;
+            entries.push((
+                DrugRef { kind, index },
+                agent.ingredient.clone(),
+                agent.rxnorm.clone(),
+            ));
+        }
+        for (drug, name, rxnorm) in entries {
+            let name = name.to_lowercase();
+            if name.trim().is_empty() || rxnorm.trim().is_empty() {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    "an entry has an empty ingredient or rxnorm",
+                ));
+            }
+            if self.by_name.insert(name.clone(), drug).is_some() {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("ingredient `{name}` is listed twice"),
+                ));
+            }
+            if self.by_rxnorm.insert(rxnorm.clone(), drug).is_some() {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("rxnorm `{rxnorm}` is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn by_name(&self, ingredient: &str) -> Option<DrugRef> {
+        self.by_name.get(&ingredient.to_lowercase()).copied()
+    }
+
+    pub fn by_rxnorm(&self, code: &str) -> Option<DrugRef> {
+        self.by_rxnorm.get(code).copied()
+    }
+
+    pub fn name(&self, drug: DrugRef) -> &str {
+        match drug.kind {
+            DrugKind::Antidepressant => &self.antidepressants[drug.index].ingredient,
+            DrugKind::Augmentation => &self.augmentation_agents[drug.index].ingredient,
+        }
+    }
+
+    pub fn rxnorm(&self, drug: DrugRef) -> &str {
+        match drug.kind {
+            DrugKind::Antidepressant => &self.antidepressants[drug.index].rxnorm,
+            DrugKind::Augmentation => &self.augmentation_agents[drug.index].rxnorm,
+        }
+    }
+
+    pub fn antidepressant(&self, drug: DrugRef) -> Option<&Antidepressant> {
+        match drug.kind {
+            DrugKind::Antidepressant => self.antidepressants.get(drug.index),
+            DrugKind::Augmentation => None,
+        }
+    }
+
+    pub fn augmentation_agent(&self, drug: DrugRef) -> Option<&AugmentationAgent> {
+        match drug.kind {
+            DrugKind::Augmentation => self.augmentation_agents.get(drug.index),
+            DrugKind::Antidepressant => None,
+        }
+    }
+
+    /// Names known to the catalogue, longest first: the display parser matches the
+    /// longest ingredient name a display ends with.
+    pub fn names(&self) -> impl Iterator<Item = (&str, DrugRef)> {
+        self.by_name
+            .iter()
+            .map(|(name, drug)| (name.as_str(), *drug))
+    }
+}

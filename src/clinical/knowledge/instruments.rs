@@ -1,0 +1,94 @@
+//! Symptom-score instruments (PHQ-9, MADRS, ...): which codes carry them and how a
+//! value is read (remission cut-off, severity bands, flag thresholds).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::sources::{check_citations, Source};
+use super::value_sets::ValueSetIndex;
+use super::KnowledgeError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstrumentPurpose {
+    /// Measures depression severity: used for trial response.
+    Depression,
+    Screening,
+    Anxiety,
+    Ptsd,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instrument {
+    pub id: String,
+    pub name: String,
+    pub value_set: String,
+    pub measures: InstrumentPurpose,
+    pub range: [f64; 2],
+    pub remission_at_or_below: Option<f64>,
+    #[serde(default)]
+    pub severity_bands: Vec<(f64, f64, String)>,
+    pub flag_at_or_above: Option<f64>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Instrument {
+    pub fn severity(&self, score: f64) -> Option<&str> {
+        self.severity_bands
+            .iter()
+            .find(|(low, high, _)| score >= *low && score <= *high)
+            .map(|(_, _, band)| band.as_str())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstrumentsFile {
+    sources: BTreeMap<String, Source>,
+    instrument: Vec<Instrument>,
+}
+
+pub(crate) fn parse(
+    file: &str,
+    text: &str,
+    value_sets: &ValueSetIndex,
+) -> Result<Vec<Instrument>, KnowledgeError> {
+    let parsed: InstrumentsFile =
+        toml::from_str(text).map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
+    for instrument in &parsed.instrument {
+        let entry = format!("instrument `{}`", instrument.id);
+        let mut required = Vec::new();
+        if instrument.remission_at_or_below.is_some() {
+            required.push("remission");
+        }
+        if !instrument.severity_bands.is_empty() {
+            required.push("severity_bands");
+        }
+        if instrument.flag_at_or_above.is_some() {
+            required.push("flag_at_or_above");
+        }
+        check_citations(
+            file,
+            &entry,
+            &instrument.sources,
+            &required,
+            &parsed.sources,
+        )?;
+        if !value_sets.has(&instrument.value_set) {
+            return Err(KnowledgeError::invalid(
+                file,
+                format!("{entry}: value set {} is not loaded", instrument.value_set),
+            ));
+        }
+        if instrument.range[0] > instrument.range[1] {
+            return Err(KnowledgeError::invalid(
+                file,
+                format!("{entry}: range low > high"),
+            ));
+        }
+    }
+    Ok(parsed.instrument)
+}

@@ -1,0 +1,96 @@
+//! Clinical knowledge as data: the antidepressant catalogue, the RxNorm clinical-drug
+//! map, code sets and symptom-score instruments. Loaded once, validated at start, and
+//! read-only afterwards, so the engine can share it across threads.
+
+mod catalogue;
+mod clinical_drugs;
+mod files;
+mod instruments;
+mod sources;
+mod value_sets;
+
+use std::path::Path;
+
+pub use catalogue::{Antidepressant, AugmentationAgent, DrugCatalogue, DrugKind, DrugRef};
+pub use clinical_drugs::{
+    parse_rxnorm_display, ClinicalDrug, ClinicalDrugMap, DrugComponent, Strength, StrengthUnit,
+};
+pub use files::ProfileFiles;
+pub use instruments::{Instrument, InstrumentPurpose};
+pub use sources::{Source, SourceQuality};
+pub use value_sets::{ValueSetIndex, ValueSetUrl};
+
+/// Why knowledge could not be loaded; always names the file (and entry) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: required knowledge file is missing")]
+    Missing { file: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+impl KnowledgeError {
+    pub(crate) fn invalid(file: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            file: file.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything the engine knows about drugs and codes.
+#[derive(Debug)]
+pub struct Knowledge {
+    pub drugs: DrugCatalogue,
+    pub clinical_drugs: ClinicalDrugMap,
+    pub value_sets: ValueSetIndex,
+    pub instruments: Vec<Instrument>,
+}
+
+/// Lab value sets the engine reads (medical mimics and work-up).
+pub const LAB_VALUE_SETS: &[&str] = &[
+    "https://fhir.trd-sentinel.org/ValueSet/lab-tsh",
+    "https://fhir.trd-sentinel.org/ValueSet/lab-free-t4",
+    "https://fhir.trd-sentinel.org/ValueSet/lab-vitamin-d",
+    "https://fhir.trd-sentinel.org/ValueSet/lab-b12",
+    "https://fhir.trd-sentinel.org/ValueSet/lab-folate",
+];
+
+pub(crate) const CATALOGUE_FILE: &str = "knowledge/antidepressants.toml";
+pub(crate) const INSTRUMENTS_FILE: &str = "knowledge/instruments.toml";
+
+impl Knowledge {
+    /// The knowledge shipped with the binary.
+    pub fn embedded() -> Result<Self, KnowledgeError> {
+        Self::from_files(&ProfileFiles::embedded())
+    }
+
+    /// The shipped knowledge with a hospital's own files laid over it.
+    pub fn with_overrides(dir: &Path) -> Result<Self, KnowledgeError> {
+        Self::from_files(&ProfileFiles::embedded_with_overrides(dir)?)
+    }
+
+    pub fn from_files(files: &ProfileFiles) -> Result<Self, KnowledgeError> {
+        let drugs = DrugCatalogue::parse(CATALOGUE_FILE, files.get(CATALOGUE_FILE)?)?;
+        let value_sets = ValueSetIndex::load(files)?;
+        let clinical_drugs = ClinicalDrugMap::build(files, &drugs)?;
+        let instruments =
+            instruments::parse(INSTRUMENTS_FILE, files.get(INSTRUMENTS_FILE)?, &value_sets)?;
+        Ok(Self {
+            drugs,
+            clinical_drugs,
+            value_sets,
+            instruments,
+        })
+    }
+
+    pub fn instrument(&self, id: &str) -> Option<&Instrument> {
+        self.instruments.iter().find(|i| i.id == id)
+    }
+}

@@ -1,0 +1,239 @@
+//! Code sets as FHIR ValueSets: expansions (VSAC), enumerated concepts, `is-a`
+//! filters (read as code prefixes, which is how ICD-10-CM's hierarchy works) and
+//! imports of other value sets.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+
+use super::files::ProfileFiles;
+use super::KnowledgeError;
+
+/// A ValueSet canonical URL.
+pub type ValueSetUrl = String;
+
+#[derive(Debug, Default, Clone)]
+struct Expansion {
+    /// system -> codes
+    exact: HashMap<String, HashSet<String>>,
+    /// system -> code prefixes (dots ignored)
+    prefixes: HashMap<String, Vec<String>>,
+}
+
+impl Expansion {
+    fn contains(&self, system: &str, code: &str) -> bool {
+        if self
+            .exact
+            .get(system)
+            .is_some_and(|codes| codes.contains(code))
+        {
+            return true;
+        }
+        self.prefixes.get(system).is_some_and(|prefixes| {
+            let code = undotted(code);
+            prefixes.iter().any(|p| code.starts_with(p.as_str()))
+        })
+    }
+
+    fn absorb(&mut self, other: &Expansion) {
+        for (system, codes) in &other.exact {
+            self.exact
+                .entry(system.clone())
+                .or_default()
+                .extend(codes.iter().cloned());
+        }
+        for (system, prefixes) in &other.prefixes {
+            self.prefixes
+                .entry(system.clone())
+                .or_default()
+                .extend(prefixes.iter().cloned());
+        }
+    }
+}
+
+fn undotted(code: &str) -> String {
+    code.chars().filter(|c| *c != '.').collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ValueSetFile {
+    resource_type: String,
+    url: String,
+    #[serde(default)]
+    compose: Option<Compose>,
+    #[serde(default)]
+    expansion: Option<ExpansionFile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Compose {
+    #[serde(default)]
+    include: Vec<Include>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Include {
+    system: Option<String>,
+    #[serde(default)]
+    concept: Vec<Concept>,
+    #[serde(default)]
+    filter: Vec<Filter>,
+    #[serde(default)]
+    value_set: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Concept {
+    code: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Filter {
+    property: String,
+    op: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExpansionFile {
+    #[serde(default)]
+    contains: Vec<Contains>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Contains {
+    system: Option<String>,
+    code: Option<String>,
+}
+
+/// Every value set by canonical URL, fully expanded.
+#[derive(Debug, Default)]
+pub struct ValueSetIndex {
+    sets: HashMap<ValueSetUrl, Expansion>,
+}
+
+impl ValueSetIndex {
+    pub fn load(files: &ProfileFiles) -> Result<Self, KnowledgeError> {
+        let mut own: HashMap<String, (String, Expansion, Vec<String>)> = HashMap::new();
+        for folder in ["vsac/", "valuesets/"] {
+            for (file, text) in files.under(folder) {
+                let parsed: ValueSetFile = serde_json::from_str(text)
+                    .map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
+                if parsed.resource_type != "ValueSet" {
+                    continue;
+                }
+                let (expansion, imports) = expand_own(file, &parsed)?;
+                own.insert(parsed.url.clone(), (file.to_string(), expansion, imports));
+            }
+        }
+        // Resolve imports (one level of nesting is all the shipped sets use; deeper
+        // chains resolve because imported sets are resolved on demand).
+        let mut sets = HashMap::new();
+        for url in own.keys() {
+            let mut seen = HashSet::new();
+            let expansion = resolve(url, &own, &mut seen)?;
+            sets.insert(url.clone(), expansion);
+        }
+        Ok(Self { sets })
+    }
+
+    /// Is this code in the value set? Unknown value sets contain nothing.
+    pub fn contains(&self, url: &str, system: &str, code: &str) -> bool {
+        self.sets.get(url).is_some_and(|e| e.contains(system, code))
+    }
+
+    pub fn has(&self, url: &str) -> bool {
+        self.sets.contains_key(url)
+    }
+
+    /// Every (system, code) listed exactly in the value set; used to fetch
+    /// observations by code from an EHR and to pre-filter bulk input.
+    pub fn exact_codes(&self, url: &str) -> Vec<(String, String)> {
+        self.sets
+            .get(url)
+            .map(|e| {
+                e.exact
+                    .iter()
+                    .flat_map(|(system, codes)| {
+                        codes.iter().map(move |c| (system.clone(), c.clone()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn expand_own(file: &str, vs: &ValueSetFile) -> Result<(Expansion, Vec<String>), KnowledgeError> {
+    let mut expansion = Expansion::default();
+    let mut imports = Vec::new();
+    for c in vs.expansion.iter().flat_map(|e| &e.contains) {
+        if let (Some(system), Some(code)) = (&c.system, &c.code) {
+            expansion
+                .exact
+                .entry(system.clone())
+                .or_default()
+                .insert(code.clone());
+        }
+    }
+    for include in vs.compose.iter().flat_map(|c| &c.include) {
+        imports.extend(include.value_set.iter().cloned());
+        let Some(system) = &include.system else {
+            if include.concept.is_empty() && include.filter.is_empty() {
+                continue;
+            }
+            return Err(KnowledgeError::invalid(
+                file,
+                "compose.include with concepts but no system",
+            ));
+        };
+        for concept in &include.concept {
+            expansion
+                .exact
+                .entry(system.clone())
+                .or_default()
+                .insert(concept.code.clone());
+        }
+        for filter in &include.filter {
+            if filter.property != "concept" || filter.op != "is-a" {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!(
+                        "filter {} {} is not supported (only concept is-a)",
+                        filter.property, filter.op
+                    ),
+                ));
+            }
+            expansion
+                .prefixes
+                .entry(system.clone())
+                .or_default()
+                .push(undotted(&filter.value));
+        }
+    }
+    Ok((expansion, imports))
+}
+
+fn resolve(
+    url: &str,
+    own: &HashMap<String, (String, Expansion, Vec<String>)>,
+    seen: &mut HashSet<String>,
+) -> Result<Expansion, KnowledgeError> {
+    let (file, expansion, imports) = &own[url];
+    let mut result = expansion.clone();
+    seen.insert(url.to_string());
+    for import in imports {
+        if seen.contains(import) {
+            continue;
+        }
+        if !own.contains_key(import) {
+            return Err(KnowledgeError::invalid(
+                file,
+                format!("imports value set {import}, which is not loaded"),
+            ));
+        }
+        result.absorb(&resolve(import, own, seen)?);
+    }
+    Ok(result)
+}

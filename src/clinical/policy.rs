@@ -1,0 +1,160 @@
+//! Clinical policy: every threshold the engine applies, as named presets from
+//! `profiles/policies.toml`. An assessment always carries the policy that made it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::knowledge::{KnowledgeError, ProfileFiles, Source};
+
+pub const POLICIES_FILE: &str = "policies.toml";
+
+/// How the current depressive episode's start is found (CLINICAL.md section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EpisodeBoundary {
+    /// A new episode starts after >= `treatment_free_months` without antidepressant (claims style).
+    TreatmentFree,
+    /// A new episode starts after >= `remission_months` in remission (ATHF).
+    Remission,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Preset name, plus any overrides applied (e.g. `default+min_adequate_weeks=8`).
+    #[serde(default)]
+    pub name: String,
+    pub description: String,
+    pub min_adequate_weeks: u32,
+    pub early_stop_weeks: u32,
+    pub era_gap_days: u32,
+    pub pdc_threshold: f64,
+    pub combination_overlap_days: u32,
+    pub baseline_window_days: [i32; 2],
+    pub outcome_from_weeks: u32,
+    pub outcome_after_end_days: u32,
+    pub partial_response_from: f64,
+    pub response_from: f64,
+    pub trd_min_failed_trials: u32,
+    pub trd_require_different_classes: bool,
+    pub episode_boundary: EpisodeBoundary,
+    pub treatment_free_months: u32,
+    pub remission_months: u32,
+    pub chronic_months: u32,
+    /// Field -> source key (see `[sources]` in the policies file).
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// The presets of one policies file.
+#[derive(Debug, Clone)]
+pub struct PolicyBook {
+    pub sources: BTreeMap<String, Source>,
+    presets: BTreeMap<String, Policy>,
+}
+
+impl PolicyBook {
+    pub fn embedded() -> Result<Self, KnowledgeError> {
+        Self::from_files(&ProfileFiles::embedded())
+    }
+
+    pub fn from_files(files: &ProfileFiles) -> Result<Self, KnowledgeError> {
+        Self::parse(POLICIES_FILE, files.get(POLICIES_FILE)?)
+    }
+
+    /// Every preset is `default` overlaid with its own keys.
+    pub fn parse(file: &str, text: &str) -> Result<Self, KnowledgeError> {
+        let invalid = |m: String| KnowledgeError::invalid(file, m);
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let sources: BTreeMap<String, Source> = table
+            .remove("sources")
+            .ok_or_else(|| invalid("no [sources] table".into()))?
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(format!("[sources]: {e}")))?;
+        let default = table
+            .get("default")
+            .and_then(|d| d.as_table())
+            .cloned()
+            .ok_or_else(|| invalid("no [default] policy".into()))?;
+        let mut presets = BTreeMap::new();
+        for (name, overrides) in &table {
+            let overrides = overrides
+                .as_table()
+                .ok_or_else(|| invalid(format!("[{name}] is not a table")))?;
+            let mut merged = default.clone();
+            for (key, value) in overrides {
+                match (key.as_str(), merged.get_mut("sources"), value.as_table()) {
+                    ("sources", Some(toml::Value::Table(base)), Some(extra)) => {
+                        base.extend(extra.clone());
+                    }
+                    _ => {
+                        merged.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            let mut policy: Policy = toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| invalid(format!("policy `{name}`: {e}")))?;
+            policy.name = name.clone();
+            policy
+                .validate()
+                .map_err(|m| invalid(format!("policy `{name}`: {m}")))?;
+            for (field, key) in &policy.sources {
+                if !sources.contains_key(key) {
+                    return Err(invalid(format!(
+                        "policy `{name}`: source `{key}` for `{field}` is not declared"
+                    )));
+                }
+            }
+            presets.insert(name.clone(), policy);
+        }
+        Ok(Self { sources, presets })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        self.presets.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.presets.keys().map(String::as_str)
+    }
+}
+
+impl Policy {
+    /// The shipped default (EU-PEARL) policy.
+    pub fn default_preset() -> Result<Self, KnowledgeError> {
+        let book = PolicyBook::embedded()?;
+        book.get("default")
+            .cloned()
+            .ok_or_else(|| KnowledgeError::invalid(POLICIES_FILE, "no [default] policy"))
+    }
+
+    /// Checks ranges; a hospital's edited file fails at start, not mid-run.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.pdc_threshold) {
+            return Err("pdc_threshold must be between 0 and 1".into());
+        }
+        if !(0.0 < self.partial_response_from
+            && self.partial_response_from < self.response_from
+            && self.response_from <= 1.0)
+        {
+            return Err("need 0 < partial_response_from < response_from <= 1".into());
+        }
+        if self.min_adequate_weeks == 0 || self.trd_min_failed_trials == 0 {
+            return Err("min_adequate_weeks and trd_min_failed_trials must be > 0".into());
+        }
+        if self.baseline_window_days[0] > self.baseline_window_days[1] {
+            return Err("baseline_window_days must be [before, after] with before <= after".into());
+        }
+        Ok(())
+    }
+
+    /// Records an override in the policy's name so the output says what was used.
+    pub fn with_override(mut self, field: &str, value: impl std::fmt::Display) -> Self {
+        self.name = format!("{}+{field}={value}", self.name);
+        self.sources
+            .insert(field.to_string(), "command-line".into());
+        self
+    }
+}

@@ -1,0 +1,186 @@
+//! The patient record the engine reads: normalised facts taken from FHIR resources,
+//! each keeping a reference to its source resource so every verdict can cite it.
+//! Nothing here knows FHIR's JSON; `crate::fhir::mapping` fills it in.
+
+use serde::Serialize;
+use time::Date;
+
+/// "MedicationRequest/7": the resource a fact came from.
+pub type SourceRef = String;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Code {
+    pub system: String,
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+/// An amount with its unit as written (UCUM code preferred, else the unit text).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Amount {
+    pub value: f64,
+    pub unit: String,
+}
+
+/// A medication as the order/dispense/statement named it, with a referenced
+/// Medication resource already resolved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MedicationProduct {
+    pub codes: Vec<Code>,
+    pub text: Option<String>,
+    /// Ingredients with strengths from a Medication resource.
+    pub ingredients: Vec<ProductIngredient>,
+    pub form: Option<String>,
+    /// Set when a medicationReference could not be resolved.
+    pub unresolved_reference: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductIngredient {
+    pub codes: Vec<Code>,
+    pub text: Option<String>,
+    /// Strength per unit of presentation: numerator / denominator.
+    pub strength: Option<(Amount, Amount)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum DoseQuantity {
+    Quantity(Amount),
+    /// doseRange: the engine uses the low end and says so.
+    Range {
+        low: Amount,
+        high: Option<Amount>,
+    },
+}
+
+/// One dosage instruction, structurally (FHIR Dosage, simplified to what dose needs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DosageInstruction {
+    pub sequence: Option<i32>,
+    pub text: Option<String>,
+    pub dose: Option<DoseQuantity>,
+    pub frequency: Option<u32>,
+    pub frequency_max: Option<u32>,
+    pub period: Option<f64>,
+    pub period_unit: Option<String>,
+    /// timing.repeat.when entries (e.g. MORN, HS), counted as daily events.
+    pub when_count: usize,
+    pub timing_code: Option<String>,
+    pub as_needed: bool,
+    pub route: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MedicationOrder {
+    pub source: SourceRef,
+    pub status: String,
+    pub intent: String,
+    pub authored_on: Option<Date>,
+    pub medication: MedicationProduct,
+    pub dosage: Vec<DosageInstruction>,
+    pub validity_start: Option<Date>,
+    pub validity_end: Option<Date>,
+    pub expected_supply_days: Option<f64>,
+    pub repeats_allowed: Option<u32>,
+    pub quantity: Option<Amount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MedicationDispensed {
+    pub source: SourceRef,
+    pub status: String,
+    pub handed_over: Option<Date>,
+    pub days_supply: Option<f64>,
+    pub quantity: Option<Amount>,
+    pub medication: MedicationProduct,
+    pub dosage: Vec<DosageInstruction>,
+    /// References to the authorising MedicationRequests, normalised ("MedicationRequest/1").
+    pub authorizing: Vec<SourceRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MedicationUse {
+    pub source: SourceRef,
+    pub status: String,
+    pub start: Option<Date>,
+    pub end: Option<Date>,
+    pub medication: MedicationProduct,
+    pub dosage: Vec<DosageInstruction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ObservedValue {
+    Number { value: f64, unit: Option<String> },
+    Text(String),
+}
+
+/// A final/amended/corrected Observation (scores and labs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservationFact {
+    pub source: SourceRef,
+    pub codes: Vec<Code>,
+    pub effective: Option<Date>,
+    pub value: Option<ObservedValue>,
+    /// Reference range high bound, when the lab gave one.
+    pub reference_high: Option<f64>,
+    pub reference_low: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionFact {
+    pub source: SourceRef,
+    pub codes: Vec<Code>,
+    pub onset: Option<Date>,
+    pub abatement: Option<Date>,
+    pub recorded: Option<Date>,
+    pub clinical_status: Option<String>,
+    pub verification_status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcedureFact {
+    pub source: SourceRef,
+    pub codes: Vec<Code>,
+    pub status: String,
+    pub performed: Option<Date>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteKind {
+    /// The resource could not be read at all.
+    Unreadable,
+    /// Read, but deliberately not used (entered-in-error, cancelled, preliminary...).
+    NotUsed,
+}
+
+/// Something about a resource the reader had to say: never a silent drop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordNote {
+    pub source: SourceRef,
+    pub kind: NoteKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PatientRecord {
+    /// "Patient/123"
+    pub patient: String,
+    pub orders: Vec<MedicationOrder>,
+    pub dispenses: Vec<MedicationDispensed>,
+    pub statements: Vec<MedicationUse>,
+    pub observations: Vec<ObservationFact>,
+    pub conditions: Vec<ConditionFact>,
+    pub procedures: Vec<ProcedureFact>,
+    pub notes: Vec<RecordNote>,
+}
+
+impl PatientRecord {
+    pub fn new(patient: impl Into<String>) -> Self {
+        Self {
+            patient: patient.into(),
+            ..Self::default()
+        }
+    }
+}

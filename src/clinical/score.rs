@@ -1,0 +1,101 @@
+//! Symptom scores: observations recognised as an instrument's total, with a number.
+
+use serde::Serialize;
+use time::Date;
+
+use super::finding::Finding;
+use super::knowledge::{Instrument, Knowledge};
+use super::record::{ObservedValue, PatientRecord, SourceRef};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScorePoint {
+    pub value: f64,
+    pub date: Date,
+    pub source: SourceRef,
+}
+
+/// Scores by instrument (index into `knowledge.instruments`), each series by date.
+#[derive(Debug, Default)]
+pub struct ScoreSeries {
+    pub by_instrument: Vec<Vec<ScorePoint>>,
+}
+
+impl ScoreSeries {
+    pub fn collect(
+        record: &PatientRecord,
+        knowledge: &Knowledge,
+        as_of: Date,
+        findings: &mut Vec<Finding>,
+    ) -> Self {
+        let mut by_instrument = vec![Vec::new(); knowledge.instruments.len()];
+        for observation in &record.observations {
+            let Some(index) = knowledge
+                .instruments
+                .iter()
+                .position(|i| is_instrument(i, &observation.codes, knowledge))
+            else {
+                continue;
+            };
+            let instrument = &knowledge.instruments[index];
+            let Some(date) = observation.effective else {
+                findings.push(Finding::not_used(
+                    &observation.source,
+                    format!("{} score without a date", instrument.name),
+                ));
+                continue;
+            };
+            if date > as_of {
+                continue;
+            }
+            let value = match &observation.value {
+                Some(ObservedValue::Number { value, .. }) => Some(*value),
+                Some(ObservedValue::Text(text)) => text.trim().parse::<f64>().ok(),
+                None => None,
+            };
+            match value {
+                Some(v) if v >= instrument.range[0] && v <= instrument.range[1] => {
+                    by_instrument[index].push(ScorePoint {
+                        value: v,
+                        date,
+                        source: observation.source.clone(),
+                    })
+                }
+                Some(v) => findings.push(Finding::not_used(
+                    &observation.source,
+                    format!(
+                        "{} value {v} outside {}-{}",
+                        instrument.name, instrument.range[0], instrument.range[1]
+                    ),
+                )),
+                None => findings.push(Finding::not_used(
+                    &observation.source,
+                    format!("{} score has no numeric value", instrument.name),
+                )),
+            }
+        }
+        for series in &mut by_instrument {
+            series.sort_by(|a, b| (a.date, &a.source).cmp(&(b.date, &b.source)));
+        }
+        Self { by_instrument }
+    }
+
+    /// The last score of an instrument within [from, to].
+    pub fn last_between(&self, instrument: usize, from: Date, to: Date) -> Option<&ScorePoint> {
+        self.by_instrument[instrument]
+            .iter()
+            .rev()
+            .find(|p| p.date >= from && p.date <= to)
+    }
+}
+
+fn is_instrument(
+    instrument: &Instrument,
+    codes: &[super::record::Code],
+    knowledge: &Knowledge,
+) -> bool {
+    codes.iter().any(|c| {
+        knowledge
+            .value_sets
+            .contains(&instrument.value_set, &c.system, &c.code)
+    })
+}

@@ -1,0 +1,450 @@
+//! Reading FHIR input: Bundles (collection, searchset, transaction, batch; urn:uuid
+//! references), single resources, and Bulk Data NDJSON files or directories.
+//!
+//! Speed comes from typing only what the engine needs: each bundle entry is kept as
+//! raw JSON until its resourceType says it matters, and Observations are typed only
+//! when their code is one the engine reads. A resource that does not parse becomes a
+//! note on its patient's record, never a crash and never a silent drop.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use fhir_sdk::r4b::resources::{
+    Condition, Medication, MedicationDispense, MedicationRequest, MedicationStatement, Observation,
+    Procedure,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
+use crate::clinical::knowledge::{Knowledge, LAB_VALUE_SETS};
+use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};
+
+/// Why an input file could not be read at all (a bad resource inside a good file is
+/// not an error: it becomes a note on the record).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid JSON: {source}")]
+    Json {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: not a FHIR resource or Bundle: {message}")]
+    NotFhir { path: String, message: String },
+}
+
+/// The clinical resources the engine reads, typed.
+#[derive(Debug)]
+enum Clinical {
+    Request(MedicationRequest),
+    Dispense(MedicationDispense),
+    Statement(MedicationStatement),
+    Observation(Observation),
+    Condition(Condition),
+    Procedure(Procedure),
+}
+
+#[derive(Debug, Default)]
+struct PatientBucket {
+    resources: Vec<(String, Clinical)>,
+    notes: Vec<RecordNote>,
+}
+
+/// Codes of Observations worth typing (scores and labs): everything else is skipped
+/// unparsed.
+#[derive(Debug, Default)]
+pub struct ObservationCodes {
+    codes: HashSet<(String, String)>,
+}
+
+impl ObservationCodes {
+    pub fn from_knowledge(knowledge: &Knowledge) -> Self {
+        let urls = knowledge
+            .instruments
+            .iter()
+            .map(|i| i.value_set.as_str())
+            .chain(LAB_VALUE_SETS.iter().copied());
+        let codes = urls
+            .flat_map(|url| knowledge.value_sets.exact_codes(url))
+            .collect();
+        Self { codes }
+    }
+
+    fn wants(&self, head: &ObservationHead<'_>) -> bool {
+        head.code.iter().flat_map(|c| &c.coding).any(|coding| {
+            match (&coding.system, &coding.code) {
+                (Some(system), Some(code)) => {
+                    self.codes.contains(&(system.to_string(), code.to_string()))
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Cow<'a, str>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct BundleBody<'a> {
+    #[serde(borrow, default)]
+    entry: Vec<RawEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawEntry<'a> {
+    #[serde(rename = "fullUrl", borrow, default)]
+    full_url: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ObservationHead<'a> {
+    #[serde(borrow, default)]
+    code: Option<ConceptHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ConceptHead<'a> {
+    #[serde(borrow, default)]
+    coding: Vec<CodingHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CodingHead<'a> {
+    #[serde(borrow, default)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+}
+
+/// Who a resource is about, read without typing the rest (for unreadable ones).
+#[derive(Deserialize)]
+struct SubjectHead {
+    #[serde(default)]
+    subject: Option<ReferenceHead>,
+    #[serde(default)]
+    patient: Option<ReferenceHead>,
+}
+
+#[derive(Deserialize)]
+struct ReferenceHead {
+    reference: Option<String>,
+}
+
+/// Counts of what was read, for progress and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStats {
+    pub files: usize,
+    pub bytes: usize,
+    pub resources: usize,
+    pub typed: usize,
+}
+
+/// Resources from any number of inputs, grouped by patient.
+#[derive(Debug, Default)]
+pub struct ResourcePool {
+    patients: BTreeMap<String, PatientBucket>,
+    medications: HashMap<String, Medication>,
+    /// fullUrl (urn:uuid:...) -> "Type/id"
+    aliases: HashMap<String, String>,
+    observation_codes: ObservationCodes,
+    /// Problems that belong to no patient (a resource with no readable subject).
+    pub unattributed: Vec<String>,
+    pub stats: ReadStats,
+}
+
+impl MedicationLookup for ResourcePool {
+    fn medication(&self, reference: &str) -> Option<&Medication> {
+        self.medications
+            .get(reference)
+            .or_else(|| self.medications.get(self.aliases.get(reference)?))
+    }
+}
+
+impl ResourcePool {
+    pub fn new(observation_codes: ObservationCodes) -> Self {
+        Self {
+            observation_codes,
+            ..Self::default()
+        }
+    }
+
+    /// A file or a directory (recursively: *.json, *.ndjson, *.jsonl).
+    pub fn add_path(&mut self, path: &Path) -> Result<(), ReadError> {
+        let io = |source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for entry in entries {
+                let wanted = entry.is_dir()
+                    || matches!(
+                        entry.extension().and_then(|e| e.to_str()),
+                        Some("json" | "ndjson" | "jsonl")
+                    );
+                if wanted {
+                    self.add_path(&entry)?;
+                }
+            }
+            return Ok(());
+        }
+        let text = fs::read_to_string(path).map_err(io)?;
+        let origin = path.display().to_string();
+        let ndjson = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("ndjson" | "jsonl")
+        );
+        self.stats.files += 1;
+        self.stats.bytes += text.len();
+        if ndjson {
+            self.add_ndjson(&text, &origin)
+        } else {
+            self.add_json(&text, &origin)
+        }
+    }
+
+    /// One JSON document: a Bundle or a single resource.
+    pub fn add_json(&mut self, text: &str, origin: &str) -> Result<(), ReadError> {
+        let raw: &RawValue = serde_json::from_str(text).map_err(|source| ReadError::Json {
+            path: origin.into(),
+            source,
+        })?;
+        self.add_document(raw, origin)
+    }
+
+    /// Bulk Data NDJSON: one resource per line; blank lines are skipped.
+    pub fn add_ndjson(&mut self, text: &str, origin: &str) -> Result<(), ReadError> {
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let where_ = format!("{origin}:{}", n + 1);
+            match serde_json::from_str::<&RawValue>(line) {
+                Ok(raw) => self.add_resource(raw, None, &where_),
+                Err(e) => self
+                    .unattributed
+                    .push(format!("{where_}: not valid JSON: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn add_document(&mut self, raw: &RawValue, origin: &str) -> Result<(), ReadError> {
+        let head: Head<'_> = serde_json::from_str(raw.get()).map_err(|e| ReadError::NotFhir {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        if head.resource_type != "Bundle" {
+            self.add_resource(raw, None, origin);
+            return Ok(());
+        }
+        let body: BundleBody<'_> =
+            serde_json::from_str(raw.get()).map_err(|e| ReadError::NotFhir {
+                path: origin.into(),
+                message: format!("Bundle.entry: {e}"),
+            })?;
+        for (n, entry) in body.entry.iter().enumerate() {
+            if let Some(resource) = entry.resource {
+                let where_ = format!("{origin}#entry[{n}]");
+                self.add_resource(resource, entry.full_url.as_deref(), &where_);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_resource(&mut self, raw: &RawValue, full_url: Option<&str>, origin: &str) {
+        self.stats.resources += 1;
+        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+            Ok(head) => head,
+            Err(e) => {
+                self.unattributed
+                    .push(format!("{origin}: no resourceType: {e}"));
+                return;
+            }
+        };
+        let kind = head.resource_type.as_ref();
+        let source = match (&head.id, full_url) {
+            (Some(id), _) => format!("{kind}/{id}"),
+            (None, Some(url)) => format!("{kind}/{url}"),
+            (None, None) => format!("{kind}/({origin})"),
+        };
+        if let Some(url) = full_url {
+            if url.starts_with("urn:") || head.id.is_none() {
+                self.aliases.insert(url.to_string(), source.clone());
+            } else {
+                self.aliases
+                    .insert(normalise_reference(url), source.clone());
+            }
+        }
+        let text = raw.get();
+        let typed = match kind {
+            "Patient" => {
+                self.patients.entry(source).or_default();
+                return;
+            }
+            "Medication" => {
+                match serde_json::from_str::<Medication>(text) {
+                    Ok(m) => {
+                        self.medications.insert(source, m);
+                    }
+                    Err(e) => self.unattributed.push(format!("{source}: unreadable: {e}")),
+                }
+                return;
+            }
+            "MedicationRequest" => serde_json::from_str(text).map(Clinical::Request),
+            "MedicationDispense" => serde_json::from_str(text).map(Clinical::Dispense),
+            "MedicationStatement" => serde_json::from_str(text).map(Clinical::Statement),
+            "Condition" => serde_json::from_str(text).map(Clinical::Condition),
+            "Procedure" => serde_json::from_str(text).map(Clinical::Procedure),
+            "Observation" => {
+                let wanted = serde_json::from_str::<ObservationHead<'_>>(text)
+                    .map(|h| self.observation_codes.wants(&h))
+                    .unwrap_or(true); // unreadable: let the typed parse say why
+                if !wanted {
+                    return;
+                }
+                serde_json::from_str(text).map(Clinical::Observation)
+            }
+            _ => return,
+        };
+        self.stats.typed += 1;
+        match typed {
+            Ok(resource) => match subject_of(&resource) {
+                Some(patient) => self
+                    .patients
+                    .entry(patient)
+                    .or_default()
+                    .resources
+                    .push((source, resource)),
+                None => self
+                    .unattributed
+                    .push(format!("{source}: no subject/patient reference")),
+            },
+            Err(e) => {
+                let subject = serde_json::from_str::<SubjectHead>(text)
+                    .ok()
+                    .and_then(|h| h.subject.or(h.patient))
+                    .and_then(|r| r.reference)
+                    .map(|r| normalise_reference(&r));
+                let message = format!("unreadable: {e}");
+                match subject {
+                    Some(patient) => {
+                        self.patients
+                            .entry(patient)
+                            .or_default()
+                            .notes
+                            .push(RecordNote {
+                                source,
+                                kind: NoteKind::Unreadable,
+                                message,
+                            })
+                    }
+                    None => self.unattributed.push(format!("{source}: {message}")),
+                }
+            }
+        }
+    }
+
+    /// Patients in reference order.
+    pub fn patient_count(&self) -> usize {
+        self.resolved_patients().len()
+    }
+
+    fn resolved_patients(&self) -> BTreeMap<String, Vec<&PatientBucket>> {
+        let mut out: BTreeMap<String, Vec<&PatientBucket>> = BTreeMap::new();
+        for (reference, bucket) in &self.patients {
+            let patient = self
+                .aliases
+                .get(reference)
+                .cloned()
+                .unwrap_or_else(|| reference.clone());
+            out.entry(patient).or_default().push(bucket);
+        }
+        out
+    }
+
+    /// One PatientRecord per patient, in reference order.
+    pub fn records(&self) -> Vec<PatientRecord> {
+        self.resolved_patients()
+            .into_iter()
+            .map(|(patient, buckets)| self.record_of(patient, &buckets))
+            .collect()
+    }
+
+    fn record_of(&self, patient: String, buckets: &[&PatientBucket]) -> PatientRecord {
+        let mut record = PatientRecord::new(patient);
+        for bucket in buckets {
+            record.notes.extend(bucket.notes.iter().cloned());
+            for (source, resource) in &bucket.resources {
+                let source = source.clone();
+                match resource {
+                    Clinical::Request(r) => record.orders.push(mapping::order_of(source, r, self)),
+                    Clinical::Dispense(d) => {
+                        let mut dispense = mapping::dispense_of(source, d, self);
+                        for reference in &mut dispense.authorizing {
+                            if let Some(alias) = self.aliases.get(reference.as_str()) {
+                                *reference = alias.clone();
+                            }
+                        }
+                        record.dispenses.push(dispense);
+                    }
+                    Clinical::Statement(s) => record
+                        .statements
+                        .push(mapping::statement_of(source, s, self)),
+                    Clinical::Observation(o) => {
+                        let status = mapping::observation_status(o);
+                        if OBSERVATION_STATUSES_USED.contains(&status) {
+                            record.observations.push(mapping::observation_of(source, o));
+                        } else {
+                            record.notes.push(RecordNote {
+                                source,
+                                kind: NoteKind::NotUsed,
+                                message: format!("status {status}"),
+                            });
+                        }
+                    }
+                    Clinical::Condition(c) => {
+                        record.conditions.push(mapping::condition_of(source, c))
+                    }
+                    Clinical::Procedure(p) => {
+                        record.procedures.push(mapping::procedure_of(source, p))
+                    }
+                }
+            }
+        }
+        record
+    }
+}
+
+fn subject_of(resource: &Clinical) -> Option<String> {
+    let reference = match resource {
+        Clinical::Request(r) => Some(&r.subject),
+        Clinical::Dispense(d) => d.subject.as_ref(),
+        Clinical::Statement(s) => Some(&s.subject),
+        Clinical::Observation(o) => o.subject.as_ref(),
+        Clinical::Condition(c) => Some(&c.subject),
+        Clinical::Procedure(p) => Some(&p.subject),
+    }?;
+    mapping::reference_of(reference)
+}

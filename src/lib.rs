@@ -1,0 +1,13 @@
+//! trd-sentinel: finds antidepressant trials in FHIR data, judges their adequacy and
+//! response, and (in later stages) flags treatment-resistant depression.
+//!
+//! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
+//! - [`fhir`]: FHIR R4 JSON in (bundles, single resources, Bulk NDJSON) and the
+//!   mapping from resources to the engine's `PatientRecord`.
+//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir).
+
+pub mod clinical;
+pub mod fhir;
+pub mod report;
+
+pub use fhir_sdk;

@@ -1,0 +1,169 @@
+//! The `trd-sentinel` command line: a thin shell over the library.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use time::Date;
+
+use trd_sentinel::clinical::policy::PolicyBook;
+use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
+use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::report::{self, Format};
+
+#[derive(Parser)]
+#[command(
+    name = "trd-sentinel",
+    version,
+    about = "Antidepressant trial adequacy and treatment-resistant depression from FHIR data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assess every patient in FHIR Bundles, resources or Bulk NDJSON files/directories.
+    Evaluate(EvaluateArgs),
+    /// List the policy presets and their thresholds.
+    Policies,
+}
+
+#[derive(clap::Args)]
+struct EvaluateArgs {
+    /// Files or directories (*.json, *.ndjson).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Assess as of this date (YYYY-MM-DD). Required: the engine reads no clock.
+    #[arg(long, value_parser = parse_date)]
+    as_of: Date,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Policy preset (see `trd-sentinel policies`).
+    #[arg(long, default_value = "default")]
+    policy: String,
+    /// Override: weeks at adequate dose required.
+    #[arg(long)]
+    min_weeks: Option<u32>,
+    /// Override: days allowed between supplies within one exposure era.
+    #[arg(long)]
+    gap_days: Option<u32>,
+    /// Override: proportion of days covered required (0-1).
+    #[arg(long)]
+    pdc: Option<f64>,
+    /// HEDIS AMM measurement year (default: the as-of year).
+    #[arg(long)]
+    measurement_period: Option<i32>,
+    /// A directory of knowledge files replacing the shipped ones (same relative paths).
+    #[arg(long)]
+    knowledge: Option<PathBuf>,
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Evaluate(args) => evaluate(args),
+        Command::Policies => {
+            let book = PolicyBook::embedded()?;
+            for name in book.names() {
+                let policy = book.get(name).context("preset vanished")?;
+                println!("{name}: {}", policy.description);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_policy(args: &EvaluateArgs) -> Result<Policy> {
+    let files = match &args.knowledge {
+        Some(dir) => clinical::knowledge::ProfileFiles::embedded_with_overrides(dir)?,
+        None => clinical::knowledge::ProfileFiles::embedded(),
+    };
+    let book = PolicyBook::from_files(&files)?;
+    let Some(mut policy) = book.get(&args.policy).cloned() else {
+        bail!(
+            "unknown policy `{}`; known: {}",
+            args.policy,
+            book.names().collect::<Vec<_>>().join(", ")
+        );
+    };
+    if let Some(weeks) = args.min_weeks {
+        policy = policy.with_override("min_adequate_weeks", weeks);
+        policy.min_adequate_weeks = weeks;
+    }
+    if let Some(days) = args.gap_days {
+        policy = policy.with_override("era_gap_days", days);
+        policy.era_gap_days = days;
+    }
+    if let Some(pdc) = args.pdc {
+        policy = policy.with_override("pdc_threshold", pdc);
+        policy.pdc_threshold = pdc;
+    }
+    policy
+        .validate()
+        .map_err(|m| anyhow::anyhow!("policy {}: {m}", policy.name))?;
+    Ok(policy)
+}
+
+fn evaluate(args: EvaluateArgs) -> Result<()> {
+    let knowledge = match &args.knowledge {
+        Some(dir) => Knowledge::with_overrides(dir),
+        None => Knowledge::embedded(),
+    }
+    .context("loading clinical knowledge")?;
+    let policy = load_policy(&args)?;
+    let options = AssessOptions {
+        measurement_year: args.measurement_period,
+    };
+
+    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let progress = io::stderr().is_terminal();
+    for (n, path) in args.paths.iter().enumerate() {
+        if !path.exists() {
+            bail!("{}: no such file or directory", path.display());
+        }
+        pool.add_path(path)?;
+        if progress {
+            eprint!(
+                "\rread {}/{} inputs, {} resources",
+                n + 1,
+                args.paths.len(),
+                pool.stats.resources
+            );
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    for problem in &pool.unattributed {
+        eprintln!("warning: {problem}");
+    }
+
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let records = pool.records();
+    let mut fhir_entries = Vec::new();
+    if args.format == Format::Table {
+        writeln!(out, "{}", report::table_header())?;
+    }
+    for record in &records {
+        let assessment = clinical::assess_with(record, &policy, &knowledge, args.as_of, options);
+        match args.format {
+            Format::Table => writeln!(out, "{}", report::table_row(&assessment))?,
+            Format::Jsonl => writeln!(out, "{}", report::jsonl_row(&assessment)?)?,
+            Format::Fhir => fhir_entries.push(report::fhir_observation(&assessment)),
+        }
+    }
+    if args.format == Format::Fhir {
+        serde_json::to_writer_pretty(&mut out, &report::fhir_bundle(fhir_entries))?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}

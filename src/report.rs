@@ -1,0 +1,102 @@
+//! `evaluate` outputs: a table a person reads, JSON lines a program reads, and FHIR.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::clinical::adequacy::Adequacy;
+use crate::clinical::dose::fmt;
+use crate::clinical::response::ResponseClass;
+use crate::clinical::Assessment;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Fhir,
+}
+
+pub fn table_header() -> String {
+    format!(
+        "{:<28} {:>6} {:>4} {:>4} {:>4}  {}",
+        "PATIENT", "TRIALS", "ADQ", "INADQ", "IND", "TRIALS (drug dose weeks adequacy response)"
+    )
+}
+
+/// One line per patient.
+pub fn table_row(assessment: &Assessment) -> String {
+    let count = |a: Adequacy| assessment.trials.iter().filter(|t| t.adequacy == a).count();
+    let mut trials = String::new();
+    for trial in &assessment.trials {
+        let dose = trial
+            .daily_dose_mg
+            .map(|d| format!("{}mg", fmt(d)))
+            .unwrap_or_else(|| "?mg".into());
+        let response = match trial.response.class {
+            ResponseClass::NonResponse => "non-response",
+            ResponseClass::Partial => "partial",
+            ResponseClass::Response => "response",
+            ResponseClass::Remission => "remission",
+            ResponseClass::Unknown => "response?",
+        };
+        let adequacy = match trial.adequacy {
+            Adequacy::Adequate => "adequate",
+            Adequacy::Inadequate => "INADEQUATE",
+            Adequacy::Indeterminate => "indeterminate",
+        };
+        let _ = write!(
+            trials,
+            "{}{} {dose} {}w {adequacy} {response}; ",
+            trial.ingredient,
+            if trial.ongoing { "*" } else { "" },
+            fmt(trial.verdict.weeks_total.floor())
+        );
+    }
+    let trials = trials.trim_end_matches("; ");
+    format!(
+        "{:<28} {:>6} {:>4} {:>4} {:>4}  {}",
+        assessment.patient,
+        assessment.trials.len(),
+        count(Adequacy::Adequate),
+        count(Adequacy::Inadequate),
+        count(Adequacy::Indeterminate),
+        if trials.is_empty() { "-" } else { trials }
+    )
+}
+
+pub fn jsonl_row(assessment: &Assessment) -> Result<String, serde_json::Error> {
+    serde_json::to_string(assessment)
+}
+
+/// The assessment as a FHIR Observation (one per patient) carrying the trial
+/// verdicts as components; the write-back resources come with the EHR adapter.
+pub fn fhir_observation(assessment: &Assessment) -> serde_json::Value {
+    let components: Vec<_> = assessment
+        .trials
+        .iter()
+        .map(|t| {
+            json!({
+                "code": { "coding": [{ "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": t.rxnorm, "display": t.ingredient }] },
+                "valueCodeableConcept": { "coding": [{ "system": "https://fhir.trd-sentinel.org/CodeSystem/trd-trial-adequacy", "code": serde_json::to_value(t.adequacy).unwrap_or_default() }],
+                    "text": format!("{} {} to {}: {}", t.ingredient, t.start, t.end, t.verdict.reasons.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("; ")) }
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": { "coding": [{ "system": "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment", "code": "antidepressant-trial-assessment" }] },
+        "subject": { "reference": assessment.patient },
+        "effectiveDateTime": assessment.as_of.to_string(),
+        "note": [{ "text": format!("policy {}", assessment.policy) }],
+        "component": components,
+    })
+}
+
+pub fn fhir_bundle(entries: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": entries.into_iter().map(|r| json!({ "resource": r })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,111 @@
+//! Every fixture patient's assessment matches its hand-written expectation.
+//!
+//! `fixtures/expected/NAME.json` holds a partial jsonl line: objects must match key by
+//! key (extra keys in the output are fine), arrays element by element with equal
+//! length, numbers within 0.01.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+use time::Date;
+use trd_sentinel::clinical::policy::PolicyBook;
+use trd_sentinel::clinical::{assess, Knowledge};
+use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+
+fn matches(expected: &Value, actual: &Value, path: &str, problems: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (key, value) in e {
+                match a.get(key) {
+                    Some(actual) => matches(value, actual, &format!("{path}.{key}"), problems),
+                    None => problems.push(format!("{path}.{key}: missing in output")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                problems.push(format!(
+                    "{path}: expected {} elements, got {}: {actual}",
+                    e.len(),
+                    a.len()
+                ));
+                return;
+            }
+            for (i, (e, a)) in e.iter().zip(a).enumerate() {
+                matches(e, a, &format!("{path}[{i}]"), problems);
+            }
+        }
+        (Value::Number(e), Value::Number(a)) => {
+            let (e, a) = (
+                e.as_f64().unwrap_or(f64::NAN),
+                a.as_f64().unwrap_or(f64::NAN),
+            );
+            if (e - a).abs() > 0.01 {
+                problems.push(format!("{path}: expected {e}, got {a}"));
+            }
+        }
+        (e, a) if e == a => {}
+        (e, a) => problems.push(format!("{path}: expected {e}, got {a}")),
+    }
+}
+
+#[test]
+fn every_fixture_matches_its_expectation() {
+    let knowledge = Knowledge::embedded().expect("knowledge");
+    let policies = PolicyBook::embedded().expect("policies");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut names: Vec<_> = fs::read_dir(root.join("expected"))
+        .expect("fixtures/expected")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 25,
+        "at least 25 fixtures, found {}",
+        names.len()
+    );
+
+    let mut failures = Vec::new();
+    for expected_path in &names {
+        let name = expected_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name");
+        let expected: Value =
+            serde_json::from_str(&fs::read_to_string(expected_path).expect("read")).expect("json");
+        let as_of = Date::parse(
+            expected["as_of"].as_str().expect("as_of"),
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .expect("date");
+        let policy = policies
+            .get(expected["policy"].as_str().unwrap_or("default"))
+            .expect("policy")
+            .clone();
+
+        let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+        pool.add_path(&root.join("patients").join(format!("{name}.json")))
+            .expect("bundle reads");
+        let records = pool.records();
+        assert_eq!(records.len(), 1, "{name}: one patient per fixture");
+        let assessment = serde_json::to_value(assess(&records[0], &policy, &knowledge, as_of))
+            .expect("serialise");
+
+        let mut problems = Vec::new();
+        matches(&expected["expect"], &assessment, name, &mut problems);
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{name} ({}):\n  {}",
+                expected["description"].as_str().unwrap_or(""),
+                problems.join("\n  ")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
