@@ -264,3 +264,232 @@ pub fn units_per_day(dosages: &[DosageInstruction]) -> Option<f64> {
     }
     (total > 0.0).then_some(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clinical::record::Amount;
+
+    fn amount(value: f64, unit: &str) -> Amount {
+        Amount {
+            value,
+            unit: unit.into(),
+        }
+    }
+
+    fn daily(
+        dose: f64,
+        unit: &str,
+        frequency: u32,
+        period: f64,
+        period_unit: &str,
+    ) -> DosageInstruction {
+        DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(amount(dose, unit))),
+            frequency: Some(frequency),
+            period: Some(period),
+            period_unit: Some(period_unit.into()),
+            ..Default::default()
+        }
+    }
+
+    const TABLET_50: Option<Strength> = Some(Strength {
+        value: 50.0,
+        unit: StrengthUnit::Mg,
+    });
+
+    #[test]
+    fn mass_units_convert_through_ucum() {
+        assert_eq!(
+            daily_dose(&[daily(100.0, "mg", 1, 1.0, "d")], None).mg,
+            Some(100.0)
+        );
+        assert_eq!(
+            daily_dose(&[daily(0.1, "g", 1, 1.0, "d")], None).mg,
+            Some(100.0)
+        );
+        assert_eq!(
+            daily_dose(&[daily(25.0, "ug", 2, 1.0, "d")], None).mg,
+            Some(0.05)
+        );
+        assert_eq!(
+            daily_dose(&[daily(25.0, "mcg", 2, 1.0, "d")], None).mg,
+            Some(0.05)
+        );
+    }
+
+    #[test]
+    fn count_units_multiply_by_strength() {
+        for unit in ["{tbl}", "tablet", "TAB", "{capsule}", "1", ""] {
+            assert_eq!(
+                daily_dose(&[daily(2.0, unit, 1, 1.0, "d")], TABLET_50).mg,
+                Some(100.0),
+                "unit {unit}"
+            );
+        }
+        let unknown = daily_dose(&[daily(2.0, "{tbl}", 1, 1.0, "d")], None);
+        assert_eq!(unknown.mg, None);
+        assert!(
+            unknown.basis.contains("strength per unit is not known"),
+            "{}",
+            unknown.basis
+        );
+    }
+
+    #[test]
+    fn frequency_and_period_give_administrations_per_day() {
+        assert_eq!(
+            daily_dose(&[daily(50.0, "mg", 3, 1.0, "d")], None).mg,
+            Some(150.0)
+        );
+        assert_eq!(
+            daily_dose(&[daily(50.0, "mg", 1, 12.0, "h")], None).mg,
+            Some(100.0)
+        );
+        assert_eq!(
+            daily_dose(&[daily(70.0, "mg", 1, 1.0, "wk")], None).mg,
+            Some(10.0)
+        );
+        let bad = daily_dose(&[daily(50.0, "mg", 1, 1.0, "fortnight")], None);
+        assert_eq!(bad.mg, None);
+        assert!(bad.basis.contains("periodUnit"));
+    }
+
+    #[test]
+    fn timing_codes_and_when_lists() {
+        let coded = |code: &str| DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(amount(1.0, "{tbl}"))),
+            timing_code: Some(code.into()),
+            ..Default::default()
+        };
+        let cases = [
+            ("QD", 50.0),
+            ("BID", 100.0),
+            ("TID", 150.0),
+            ("QID", 200.0),
+            ("QHS", 50.0),
+            ("Q12H", 100.0),
+            ("Q8H", 150.0),
+            ("QOD", 25.0),
+        ];
+        for (code, mg) in cases {
+            assert_eq!(daily_dose(&[coded(code)], TABLET_50).mg, Some(mg), "{code}");
+        }
+        assert_eq!(daily_dose(&[coded("WHENEVER")], TABLET_50).mg, None);
+        let when = DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(amount(1.0, "{tbl}"))),
+            when_count: 2,
+            ..Default::default()
+        };
+        assert_eq!(daily_dose(&[when], TABLET_50).mg, Some(100.0));
+    }
+
+    #[test]
+    fn dose_range_uses_the_low_end_and_says_so() {
+        let ranged = DosageInstruction {
+            dose: Some(DoseQuantity::Range {
+                low: amount(1.0, "{tbl}"),
+                high: Some(amount(3.0, "{tbl}")),
+            }),
+            frequency: Some(1),
+            period: Some(1.0),
+            period_unit: Some("d".into()),
+            ..Default::default()
+        };
+        let dose = daily_dose(&[ranged], TABLET_50);
+        assert_eq!(dose.mg, Some(50.0));
+        assert!(dose.basis.contains("low end"));
+    }
+
+    #[test]
+    fn as_needed_is_marked() {
+        let mut prn = daily(50.0, "mg", 1, 1.0, "d");
+        prn.as_needed = true;
+        let dose = daily_dose(&[prn], None);
+        assert!(dose.as_needed);
+        assert!(dose.basis.contains("PRN"));
+    }
+
+    #[test]
+    fn transdermal_rates_become_mg_per_24h() {
+        let patch = Some(Strength {
+            value: 0.25,
+            unit: StrengthUnit::MgPerHour,
+        });
+        assert_eq!(
+            daily_dose(&[daily(1.0, "{patch}", 1, 1.0, "d")], patch).mg,
+            Some(6.0)
+        );
+        let ordered_per_day = DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(amount(6.0, "mg/(24.h)"))),
+            ..Default::default()
+        };
+        assert_eq!(daily_dose(&[ordered_per_day], None).mg, Some(6.0));
+        let per_hour = DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(amount(0.375, "mg/h"))),
+            ..Default::default()
+        };
+        assert_eq!(daily_dose(&[per_hour], None).mg, Some(9.0));
+    }
+
+    #[test]
+    fn solutions_need_a_per_ml_strength() {
+        let solution = Some(Strength {
+            value: 20.0,
+            unit: StrengthUnit::MgPerMl,
+        });
+        assert_eq!(
+            daily_dose(&[daily(2.5, "mL", 1, 1.0, "d")], solution).mg,
+            Some(50.0)
+        );
+        assert_eq!(
+            daily_dose(&[daily(2.5, "mL", 1, 1.0, "d")], TABLET_50).mg,
+            None
+        );
+        assert_eq!(
+            daily_dose(&[daily(1.0, "{tbl}", 1, 1.0, "d")], solution).mg,
+            None
+        );
+    }
+
+    #[test]
+    fn unknown_dose_says_why() {
+        assert_eq!(daily_dose(&[], None).basis, "no dosage instruction");
+        let no_timing = DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(amount(50.0, "mg"))),
+            ..Default::default()
+        };
+        assert_eq!(
+            daily_dose(&[no_timing], None).basis,
+            "no frequency: the dosage has no timing"
+        );
+        let odd = daily(1.0, "spoonful", 1, 1.0, "d");
+        assert!(daily_dose(&[odd], None).basis.contains("'spoonful'"));
+        let zero = daily(0.0, "mg", 1, 1.0, "d");
+        assert_eq!(daily_dose(&[zero], None).mg, None);
+        let nan = daily(f64::NAN, "mg", 1, 1.0, "d");
+        assert_eq!(daily_dose(&[nan], None).mg, None);
+    }
+
+    #[test]
+    fn split_doses_add_and_later_sequences_are_not_used() {
+        let mut morning = daily(50.0, "mg", 1, 1.0, "d");
+        morning.sequence = Some(1);
+        let mut evening = daily(100.0, "mg", 1, 1.0, "d");
+        evening.sequence = Some(1);
+        let mut taper = daily(25.0, "mg", 1, 1.0, "d");
+        taper.sequence = Some(2);
+        let dose = daily_dose(&[morning, evening, taper], None);
+        assert_eq!(dose.mg, Some(150.0));
+        assert!(dose.basis.contains("later dosage steps not used"));
+    }
+
+    #[test]
+    fn units_per_day_only_for_countable_doses() {
+        assert_eq!(
+            units_per_day(&[daily(2.0, "{tbl}", 1, 1.0, "d")]),
+            Some(2.0)
+        );
+        assert_eq!(units_per_day(&[daily(100.0, "mg", 1, 1.0, "d")]), None);
+    }
+}

@@ -158,3 +158,66 @@ impl Policy {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_overlay_the_default() {
+        let book = PolicyBook::embedded().expect("policies");
+        let default = book.get("default").expect("default");
+        assert_eq!(
+            (
+                default.min_adequate_weeks,
+                default.era_gap_days,
+                default.pdc_threshold
+            ),
+            (6, 30, 0.8)
+        );
+        assert_eq!(book.get("athf-4w").expect("athf").min_adequate_weeks, 4);
+        let atrq = book.get("atrq-8w").expect("atrq");
+        assert_eq!(atrq.min_adequate_weeks, 8);
+        assert_eq!(atrq.era_gap_days, 30, "unchanged keys come from default");
+        assert_eq!(atrq.sources["min_adequate_weeks"], "atrq");
+        assert_eq!(atrq.sources["era_gap_days"], "fife2018");
+        assert!(book.get("ema").expect("ema").trd_require_different_classes);
+        assert_eq!(book.get("claims-42d").expect("claims").era_gap_days, 42);
+    }
+
+    #[test]
+    fn every_threshold_cites_a_source() {
+        let book = PolicyBook::embedded().expect("policies");
+        let default = book.get("default").expect("default");
+        let fields = toml::Value::try_from(default).expect("serialise");
+        for field in fields.as_table().expect("table").keys() {
+            if ["name", "description", "sources"].contains(&field.as_str()) {
+                continue;
+            }
+            assert!(default.sources.contains_key(field), "{field} has no source");
+        }
+    }
+
+    #[test]
+    fn bad_policies_are_rejected_with_the_preset_named() {
+        let text = include_str!("../../profiles/policies.toml")
+            .replace("pdc_threshold = 0.80", "pdc_threshold = 1.5");
+        let error = PolicyBook::parse("policies.toml", &text).expect_err("invalid");
+        assert!(
+            error
+                .to_string()
+                .contains("pdc_threshold must be between 0 and 1"),
+            "{error}"
+        );
+        let unknown = format!(
+            "{}\n[typo]\nmin_adequate_wekes = 3\n",
+            include_str!("../../profiles/policies.toml")
+        );
+        let error = PolicyBook::parse("policies.toml", &unknown).expect_err("unknown key");
+        assert!(error.to_string().contains("policy `typo`"), "{error}");
+        let override_named = Policy::default_preset()
+            .expect("default")
+            .with_override("min_adequate_weeks", 8);
+        assert_eq!(override_named.name, "default+min_adequate_weeks=8");
+    }
+}

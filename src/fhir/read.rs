@@ -286,7 +286,7 @@ impl ResourcePool {
         let kind = head.resource_type.as_ref();
         let source = match (&head.id, full_url) {
             (Some(id), _) => format!("{kind}/{id}"),
-            (None, Some(url)) => format!("{kind}/{url}"),
+            (None, Some(url)) => url.to_string(),
             (None, None) => format!("{kind}/({origin})"),
         };
         if let Some(url) = full_url {

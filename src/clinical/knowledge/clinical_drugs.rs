@@ -279,3 +279,134 @@ fn strength_unit(word: &str) -> Option<UnitWord> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clinical::knowledge::Knowledge;
+
+    fn parse(display: &str) -> ClinicalDrug {
+        let knowledge = Knowledge::embedded().expect("knowledge");
+        parse_rxnorm_display(display, &knowledge.drugs).expect(display)
+    }
+
+    fn names(drug: &ClinicalDrug) -> Vec<(&str, f64, StrengthUnit, bool)> {
+        drug.components
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.strength.value,
+                    c.strength.unit,
+                    c.drug.is_some(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plain_tablet_with_salt() {
+        let drug = parse("sertraline 50 MG Oral Tablet");
+        assert_eq!(
+            names(&drug),
+            vec![("sertraline", 50.0, StrengthUnit::Mg, true)]
+        );
+        assert_eq!(drug.form, "Oral Tablet");
+        assert!(!drug.extended_release && !drug.pack);
+        let salt = parse("paroxetine hydrochloride 20 MG Oral Tablet");
+        assert_eq!(
+            names(&salt),
+            vec![("paroxetine", 20.0, StrengthUnit::Mg, true)]
+        );
+    }
+
+    #[test]
+    fn extended_release_and_qualifier_prefixes() {
+        let er = parse("24 HR venlafaxine 150 MG Extended Release Oral Capsule");
+        assert_eq!(
+            names(&er),
+            vec![("venlafaxine", 150.0, StrengthUnit::Mg, true)]
+        );
+        assert!(er.extended_release);
+        let cessation = parse(
+            "Smoking Cessation 12 HR bupropion hydrochloride 150 MG Extended Release Oral Tablet",
+        );
+        assert_eq!(
+            names(&cessation),
+            vec![("bupropion", 150.0, StrengthUnit::Mg, true)]
+        );
+        let pmdd = parse("PMDD fluoxetine 10 MG Oral Tablet");
+        assert_eq!(
+            names(&pmdd),
+            vec![("fluoxetine", 10.0, StrengthUnit::Mg, true)]
+        );
+        let sprinkle = parse("Sprinkle duloxetine 20 MG Delayed Release Oral Capsule");
+        assert_eq!(names(&sprinkle)[0].0, "duloxetine");
+    }
+
+    #[test]
+    fn combinations_keep_every_component() {
+        let fluoxetine_olanzapine = parse("fluoxetine 25 MG / olanzapine 6 MG Oral Capsule");
+        assert_eq!(
+            names(&fluoxetine_olanzapine),
+            vec![
+                ("fluoxetine", 25.0, StrengthUnit::Mg, true),
+                ("olanzapine", 6.0, StrengthUnit::Mg, true)
+            ]
+        );
+        let with_unknown =
+            parse("amitriptyline hydrochloride 10 MG / perphenazine 2 MG Oral Tablet");
+        assert_eq!(
+            names(&with_unknown),
+            vec![
+                ("amitriptyline", 10.0, StrengthUnit::Mg, true),
+                ("perphenazine", 2.0, StrengthUnit::Mg, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn solutions_and_transdermal_systems() {
+        assert_eq!(
+            names(&parse("sertraline 20 MG/ML Oral Solution")),
+            vec![("sertraline", 20.0, StrengthUnit::MgPerMl, true)]
+        );
+        let patch = parse("24 HR selegiline 0.25 MG/HR Transdermal System");
+        assert_eq!(
+            names(&patch),
+            vec![("selegiline", 0.25, StrengthUnit::MgPerHour, true)]
+        );
+        assert!(patch.is_transdermal());
+    }
+
+    #[test]
+    fn packs_list_their_parts() {
+        let pack = parse("{7 (vilazodone hydrochloride 10 MG Oral Tablet) / 23 (vilazodone hydrochloride 20 MG Oral Tablet) } Pack");
+        assert!(pack.pack);
+        assert_eq!(pack.components.len(), 2);
+        assert!(pack.components.iter().all(|c| c.name == "vilazodone"));
+    }
+
+    #[test]
+    fn unreadable_displays_are_errors() {
+        let knowledge = Knowledge::embedded().expect("knowledge");
+        assert!(parse_rxnorm_display("sertraline Oral Tablet", &knowledge.drugs).is_err());
+        assert!(parse_rxnorm_display("sertraline 50 MG", &knowledge.drugs).is_err());
+        assert!(
+            parse_rxnorm_display("{7 (sertraline 50 MG Oral Tablet)", &knowledge.drugs).is_err()
+        );
+    }
+
+    #[test]
+    fn every_shipped_rxnorm_concept_is_read() {
+        let knowledge = Knowledge::embedded().expect("knowledge");
+        // ~200 concepts across the two VSAC medication value sets (some shared).
+        assert!(
+            knowledge.clinical_drugs.len() >= 200,
+            "{}",
+            knowledge.clinical_drugs.len()
+        );
+        let sertraline = knowledge.clinical_drugs.get("312941").expect("312941");
+        assert_eq!(sertraline.components[0].strength.value, 50.0);
+    }
+}

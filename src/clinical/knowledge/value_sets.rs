@@ -237,3 +237,46 @@ fn resolve(
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::clinical::knowledge::Knowledge;
+
+    const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+    const SCT: &str = "http://snomed.info/sct";
+    const VS: &str = "https://fhir.trd-sentinel.org/ValueSet/";
+
+    #[test]
+    fn is_a_filters_match_icd10_descendants_with_or_without_dots() {
+        let k = Knowledge::embedded().expect("knowledge");
+        let bipolar = format!("{VS}dx-bipolar");
+        assert!(k.value_sets.contains(&bipolar, ICD, "F31.81"));
+        assert!(k.value_sets.contains(&bipolar, ICD, "F3181"));
+        assert!(!k.value_sets.contains(&bipolar, ICD, "F32.9"));
+        let ptsd = format!("{VS}dx-ptsd");
+        assert!(k.value_sets.contains(&ptsd, ICD, "F43.10"));
+        assert!(!k.value_sets.contains(&ptsd, ICD, "F43.2"));
+    }
+
+    #[test]
+    fn imported_vsac_sets_are_expanded() {
+        let k = Knowledge::embedded().expect("knowledge");
+        // 371596008 "Bipolar I disorder" comes from the VSAC import, not a filter.
+        let bipolar = format!("{VS}dx-bipolar");
+        let vsac = "http://cts.nlm.nih.gov/fhir/ValueSet/2.16.840.1.113883.3.67.1.101.1.128";
+        let snomed_code = k
+            .value_sets
+            .exact_codes(vsac)
+            .into_iter()
+            .find(|(s, _)| s == SCT)
+            .expect("a SNOMED code")
+            .1;
+        assert!(k.value_sets.contains(&bipolar, SCT, &snomed_code));
+        assert!(k
+            .value_sets
+            .contains(&format!("{VS}score-phq9"), "http://loinc.org", "89204-2"));
+        assert!(!k
+            .value_sets
+            .contains("http://unknown/ValueSet/x", ICD, "F31"));
+    }
+}

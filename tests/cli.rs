@@ -1,0 +1,294 @@
+//! The `evaluate` command as a user runs it: formats, input kinds and exit codes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn evaluate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trd-sentinel"))
+        .arg("evaluate")
+        .args(args)
+        .current_dir(root())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run trd-sentinel")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf8")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trd-cli-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+fn jsonl(output: &Output) -> Vec<Value> {
+    stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn table_has_one_line_per_fixture_patient() {
+    let out = stdout(&evaluate(&["fixtures/patients", "--as-of", "2024-10-20"]));
+    let fixtures = fs::read_dir(root().join("fixtures/patients"))
+        .expect("dir")
+        .count();
+    assert_eq!(
+        out.lines().count(),
+        fixtures + 1,
+        "header + one row each:\n{out}"
+    );
+    assert!(out.lines().next().expect("header").starts_with("PATIENT"));
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("Patient/dose-too-low "))
+        .expect("row");
+    assert!(
+        row.contains("sertraline 25mg") && row.contains("INADEQUATE"),
+        "{row}"
+    );
+}
+
+#[test]
+fn jsonl_has_the_documented_fields() {
+    let lines = jsonl(&evaluate(&[
+        "fixtures/patients/adequate-ssri.json",
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "jsonl",
+    ]));
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    for key in [
+        "patient",
+        "policy",
+        "trials",
+        "amm",
+        "findings",
+        "ignored_medications",
+    ] {
+        assert!(line.get(key).is_some(), "missing {key}");
+    }
+    let trial = &line["trials"][0];
+    for key in [
+        "ingredient",
+        "rxnorm",
+        "start",
+        "end",
+        "daily_dose_mg",
+        "adequacy",
+        "reasons",
+        "response",
+    ] {
+        assert!(trial.get(key).is_some(), "trial missing {key}");
+    }
+    for key in [
+        "ipsd",
+        "prior_use_excluded",
+        "acute_phase_days",
+        "acute_phase_met",
+        "continuation_phase_days",
+        "continuation_phase_met",
+    ] {
+        assert!(line["amm"].get(key).is_some(), "amm missing {key}");
+    }
+}
+
+#[test]
+fn fhir_format_is_a_bundle_of_observations() {
+    let out = stdout(&evaluate(&[
+        "fixtures/patients/switch.json",
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "fhir",
+    ]));
+    let bundle: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let observation = &bundle["entry"][0]["resource"];
+    assert_eq!(observation["resourceType"], "Observation");
+    assert_eq!(observation["subject"]["reference"], "Patient/switch");
+    assert_eq!(observation["component"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn unreadable_input_files_fail_with_the_file_named() {
+    let missing = evaluate(&["no/such/file.json", "--as-of", "2024-10-20"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.json"));
+
+    let dir = temp_dir("bad-json");
+    let bad = dir.join("broken.json");
+    fs::write(&bad, "{\"resourceType\": \"Bundle\", \"entry\": [").expect("write");
+    let output = evaluate(&[bad.to_str().expect("path"), "--as-of", "2024-10-20"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("broken.json") && stderr.contains("not valid JSON"),
+        "{stderr}"
+    );
+
+    let not_fhir = dir.join("not-fhir.json");
+    fs::write(&not_fhir, "{\"hello\": 1}").expect("write");
+    let output = evaluate(&[not_fhir.to_str().expect("path"), "--as-of", "2024-10-20"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a FHIR resource or Bundle"));
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let output = evaluate(&[
+        "fixtures/patients",
+        "--as-of",
+        "2024-10-20",
+        "--policy",
+        "lenient",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown policy `lenient`") && stderr.contains("atrq-8w"),
+        "{stderr}"
+    );
+    let output = evaluate(&["fixtures/patients", "--as-of", "20/10/2024"]);
+    assert!(!output.status.success());
+    let output = evaluate(&["fixtures/patients", "--as-of", "2024-10-20", "--pdc", "80"]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("pdc_threshold must be between 0 and 1")
+    );
+}
+
+/// Splits a fixture bundle into Bulk Data NDJSON files, one per resource type.
+fn as_bulk_export(fixture: &str, dir: &Path) {
+    let bundle: Value = serde_json::from_str(
+        &fs::read_to_string(root().join("fixtures/patients").join(fixture)).expect("read"),
+    )
+    .expect("json");
+    let mut by_type: std::collections::BTreeMap<String, String> = Default::default();
+    for entry in bundle["entry"].as_array().expect("entries") {
+        let mut resource = entry["resource"].clone();
+        // Bulk exports use relative references, never urn:uuid.
+        if let Some(subject) = resource.get_mut("subject") {
+            if subject["reference"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("urn:uuid:patient-"))
+            {
+                let id = subject["reference"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches("urn:uuid:patient-")
+                    .to_string();
+                subject["reference"] = Value::String(format!("Patient/{id}"));
+            }
+        }
+        let kind = resource["resourceType"].as_str().expect("type").to_string();
+        let line = by_type.entry(kind).or_default();
+        line.push_str(&serde_json::to_string(&resource).expect("json"));
+        line.push('\n');
+    }
+    for (kind, text) in by_type {
+        fs::write(dir.join(format!("{kind}.ndjson")), text).expect("write");
+    }
+}
+
+#[test]
+fn bulk_ndjson_gives_the_same_trials_as_the_bundle() {
+    let dir = temp_dir("bulk");
+    as_bulk_export("adequate-ssri.json", &dir);
+    let bulk = jsonl(&evaluate(&[
+        dir.to_str().expect("path"),
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "jsonl",
+    ]));
+    let bundle = jsonl(&evaluate(&[
+        "fixtures/patients/adequate-ssri.json",
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "jsonl",
+    ]));
+    assert_eq!(bulk.len(), 1);
+    assert_eq!(bulk[0]["trials"], bundle[0]["trials"]);
+    assert_eq!(bulk[0]["amm"], bundle[0]["amm"]);
+}
+
+#[test]
+fn a_transaction_bundle_reads_like_a_collection() {
+    let dir = temp_dir("transaction");
+    let mut bundle: Value = serde_json::from_str(
+        &fs::read_to_string(root().join("fixtures/patients/switch.json")).expect("read"),
+    )
+    .expect("json");
+    bundle["type"] = Value::String("transaction".into());
+    for entry in bundle["entry"].as_array_mut().expect("entries") {
+        let kind = entry["resource"]["resourceType"]
+            .as_str()
+            .expect("type")
+            .to_string();
+        entry["request"] = serde_json::json!({ "method": "POST", "url": kind });
+        entry["resource"]
+            .as_object_mut()
+            .expect("object")
+            .remove("id");
+        if entry["resource"]["subject"]["reference"] == "Patient/switch" {
+            entry["resource"]["subject"]["reference"] =
+                Value::String("urn:uuid:patient-switch".into());
+        }
+    }
+    let path = dir.join("transaction.json");
+    fs::write(&path, serde_json::to_string(&bundle).expect("json")).expect("write");
+    let lines = jsonl(&evaluate(&[
+        path.to_str().expect("path"),
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "jsonl",
+    ]));
+    assert_eq!(
+        lines.len(),
+        1,
+        "resources without ids still group under the urn:uuid patient"
+    );
+    assert_eq!(lines[0]["patient"], "urn:uuid:patient-switch");
+    assert_eq!(lines[0]["trials"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn measurement_period_moves_the_amm_intake_window() {
+    let args = [
+        "fixtures/patients/adequate-ssri.json",
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "jsonl",
+    ];
+    let default = jsonl(&evaluate(&args));
+    assert_eq!(default[0]["amm"]["measurement_period"], 2024);
+    let mut with_year = args.to_vec();
+    with_year.extend(["--measurement-period", "2025"]);
+    let later = jsonl(&evaluate(&with_year));
+    assert_eq!(
+        later[0]["amm"],
+        Value::Null,
+        "IPSD 2024-01-08 is outside the 2025 intake period"
+    );
+}

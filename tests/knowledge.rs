@@ -1,0 +1,119 @@
+//! Knowledge files are validated at start: a bad file fails with the file and the
+//! entry named; a hospital's own files replace the shipped ones.
+
+use std::fs;
+
+use trd_sentinel::clinical::knowledge::{Knowledge, ProfileFiles};
+
+const CATALOGUE: &str = "knowledge/antidepressants.toml";
+
+fn with_catalogue(edit: impl Fn(&str) -> String) -> String {
+    let mut files = ProfileFiles::embedded();
+    let text = edit(files.get(CATALOGUE).expect("shipped catalogue"));
+    files.set(CATALOGUE, text);
+    Knowledge::from_files(&files)
+        .expect_err("must be rejected")
+        .to_string()
+}
+
+#[test]
+fn shipped_knowledge_loads() {
+    let knowledge = Knowledge::embedded().expect("shipped knowledge is valid");
+    assert_eq!(knowledge.drugs.antidepressants.len(), 31);
+    assert!(knowledge.drugs.by_name("sertraline").is_some());
+    assert!(
+        knowledge.drugs.by_rxnorm("89013").is_some(),
+        "aripiprazole is an augmentation agent"
+    );
+}
+
+#[test]
+fn a_bad_dose_names_file_and_entry() {
+    let error = with_catalogue(|t| {
+        t.replace(
+            "min_daily_mg = 50\nusual_range_mg = [50, 200]",
+            "min_daily_mg = 0\nusual_range_mg = [50, 200]",
+        )
+    });
+    assert!(
+        error.starts_with("knowledge/antidepressants.toml: antidepressant `sertraline`"),
+        "{error}"
+    );
+    assert!(error.contains("min_daily_mg must be > 0"), "{error}");
+}
+
+#[test]
+fn an_uncited_value_is_rejected() {
+    let error = with_catalogue(|t| t.replacen(", min_daily_mg = \"atrq\"", "", 1));
+    assert!(
+        error.contains("antidepressant `citalopram`: no source cited for `min_daily_mg`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_undeclared_source_is_rejected() {
+    let error =
+        with_catalogue(|t| t.replacen("min_daily_mg = \"atrq\"", "min_daily_mg = \"hearsay\"", 1));
+    assert!(error.contains("source `hearsay`"), "{error}");
+}
+
+#[test]
+fn a_duplicate_or_unknown_field_is_rejected() {
+    let error = with_catalogue(|t| {
+        t.replacen(
+            "ingredient = \"escitalopram\"",
+            "ingredient = \"citalopram\"",
+            1,
+        )
+    });
+    assert!(error.contains("`citalopram` is listed twice"), "{error}");
+    let error = with_catalogue(|t| t.replacen("class = \"SSRI\"", "klass = \"SSRI\"", 1));
+    assert!(
+        error.contains("knowledge/antidepressants.toml") && error.contains("klass"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unreadable_drug_display_names_the_code() {
+    let mut files = ProfileFiles::embedded();
+    files.set(
+        "vsac/ValueSet-Local.json",
+        r#"{"resourceType":"ValueSet","url":"http://local/vs","expansion":{"contains":[
+            {"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"123","display":"mystery pill"}]}}"#,
+    );
+    let error = Knowledge::from_files(&files)
+        .expect_err("bad display")
+        .to_string();
+    assert!(
+        error.starts_with("vsac/ValueSet-Local.json: RxNorm 123 'mystery pill'"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_hospital_directory_replaces_files_by_relative_path() {
+    let dir = std::env::temp_dir().join(format!("trd-knowledge-{}", std::process::id()));
+    fs::create_dir_all(dir.join("knowledge")).expect("mkdir");
+    let shipped = ProfileFiles::embedded()
+        .get(CATALOGUE)
+        .expect("catalogue")
+        .to_string();
+    fs::write(
+        dir.join(CATALOGUE),
+        shipped.replace(
+            "min_daily_mg = 50\nusual_range_mg = [50, 200]",
+            "min_daily_mg = 75\nusual_range_mg = [50, 200]",
+        ),
+    )
+    .expect("write");
+    let knowledge = Knowledge::with_overrides(&dir).expect("valid override");
+    let sertraline = knowledge
+        .drugs
+        .by_name("sertraline")
+        .and_then(|d| knowledge.drugs.antidepressant(d))
+        .expect("sertraline");
+    assert_eq!(sertraline.min_daily_mg, 75.0);
+    fs::remove_dir_all(&dir).ok();
+}
