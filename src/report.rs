@@ -18,14 +18,19 @@ pub enum Format {
 
 pub fn table_header() -> String {
     format!(
-        "{:<28} {:>6} {:>4} {:>4} {:>4}  {}",
-        "PATIENT", "TRIALS", "ADQ", "INADQ", "IND", "TRIALS (drug dose weeks adequacy response)"
+        "{:<36} {:<27} {:>6} {:>3} {:>9} {:>5}  {}",
+        "PATIENT",
+        "STATUS",
+        "FAILED",
+        "TR",
+        "MSM",
+        "MGH-S",
+        "TRIALS (drug dose weeks adequacy response; * ongoing)"
     )
 }
 
-/// One line per patient.
+/// One line per patient: status, stages, then each trial in brief.
 pub fn table_row(assessment: &Assessment) -> String {
-    let count = |a: Adequacy| assessment.trials.iter().filter(|t| t.adequacy == a).count();
     let mut trials = String::new();
     for trial in &assessment.trials {
         let dose = trial
@@ -44,22 +49,28 @@ pub fn table_row(assessment: &Assessment) -> String {
             Adequacy::Inadequate => "INADEQUATE",
             Adequacy::Indeterminate => "indeterminate",
         };
+        let ongoing = if trial.ongoing { "*" } else { "" };
+        let weeks = fmt(trial.verdict.weeks_total.floor());
         let _ = write!(
             trials,
-            "{}{} {dose} {}w {adequacy} {response}; ",
-            trial.ingredient,
-            if trial.ongoing { "*" } else { "" },
-            fmt(trial.verdict.weeks_total.floor())
+            "{}{ongoing} {dose} {weeks}w {adequacy} {response}; ",
+            trial.ingredient
         );
     }
     let trials = trials.trim_end_matches("; ");
+    let msm = assessment
+        .msm
+        .as_ref()
+        .map(|m| format!("{} {}", m.score, m.band))
+        .unwrap_or_else(|| "-".into());
     format!(
-        "{:<28} {:>6} {:>4} {:>4} {:>4}  {}",
+        "{:<36} {:<27} {:>6} {:>3} {:>9} {:>5}  {}",
         assessment.patient,
-        assessment.trials.len(),
-        count(Adequacy::Adequate),
-        count(Adequacy::Inadequate),
-        count(Adequacy::Indeterminate),
+        assessment.trd_status.code(),
+        assessment.failed_adequate_trials,
+        assessment.thase_rush_stage.roman,
+        msm,
+        fmt(assessment.mgh_s.score),
         if trials.is_empty() { "-" } else { trials }
     )
 }

@@ -64,7 +64,7 @@ pub fn patient_bundle(index: usize, target_bytes: usize) -> String {
     let mut entries = vec![entry(json!({
         "resourceType": "Patient", "id": pid,
         "name": [{ "family": format!("Family{index}"), "given": [format!("Given{index}")] }],
-        "birthDate": "1975-05-05", "gender": if index % 2 == 0 { "female" } else { "male" },
+        "birthDate": "1975-05-05", "gender": if index.is_multiple_of(2) { "female" } else { "male" },
         "address": [{ "line": ["1 Synthetic Way"], "city": "Testville", "postalCode": "00000" }]
     }))];
 

@@ -6,9 +6,14 @@ use time::Date;
 
 use super::adequacy::TrialVerdict;
 use super::amm::AmmResult;
+use super::episode::Episode;
 use super::finding::Finding;
+use super::narrative::Narrative;
 use super::record::SourceRef;
 use super::response::TrialResponse;
+use super::staging::{MghS, Msm, ThaseRush};
+use super::status::{StatusVerdict, TrdStatus};
+use super::suggestion::Suggestion;
 use super::supply::IgnoredMedication;
 use super::trial::{Augmentation, DoseStep, TrialRelation};
 
@@ -41,6 +46,16 @@ pub struct Assessment {
     pub patient: String,
     pub as_of: Date,
     pub policy: String,
+    pub trd_status: TrdStatus,
+    pub failed_adequate_trials: u32,
+    /// The status decision in full: rule, counted and uncounted trials, what is missing.
+    pub status: StatusVerdict,
+    pub episode: Episode,
+    pub thase_rush_stage: ThaseRush,
+    pub msm: Option<Msm>,
+    pub mgh_s: MghS,
+    pub suggestions: Vec<Suggestion>,
+    pub narrative: Narrative,
     pub trials: Vec<TrialAssessment>,
     pub amm: Option<AmmResult>,
     pub findings: Vec<Finding>,

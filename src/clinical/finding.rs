@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::record::{NoteKind, RecordNote, SourceRef};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -13,23 +13,38 @@ pub enum Severity {
     High,
 }
 
-/// Finding codes (CodeSystem `trd-finding` in profiles/).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingCode {
+/// Finding codes the engine itself emits; the pseudo-resistance checklist adds the
+/// codes named in `knowledge/checklist.toml`. All are defined in the CodeSystem
+/// `profiles/codesystems/CodeSystem-trd-finding.json`.
+pub mod codes {
     /// A resource could not be read at all.
-    ResourceUnreadable,
+    pub const RESOURCE_UNREADABLE: &str = "resource-unreadable";
     /// A resource was read but deliberately not used (status, missing dates).
-    ResourceNotUsed,
+    pub const RESOURCE_NOT_USED: &str = "resource-not-used";
     /// A medication could not be identified (no code/text, unresolvable reference).
-    MedicationUnidentified,
-    /// A patient statement says the antidepressant was not taken.
-    MedicationNotTaken,
+    pub const MEDICATION_UNIDENTIFIED: &str = "medication-unidentified";
+    pub const SUBTHERAPEUTIC_DOSE: &str = "subtherapeutic-dose";
+    pub const TOO_SHORT_TRIAL: &str = "too-short-trial";
+    pub const NON_ADHERENCE: &str = "non-adherence";
+    pub const MOOD_STABILISER: &str = "possible-bipolar";
+    pub const LAB_UNIT_NOT_COMPARABLE: &str = "lab-unit-not-comparable";
+
+    /// Every code above, for the CodeSystem consistency test.
+    pub const ALL: &[&str] = &[
+        RESOURCE_UNREADABLE,
+        RESOURCE_NOT_USED,
+        MEDICATION_UNIDENTIFIED,
+        SUBTHERAPEUTIC_DOSE,
+        TOO_SHORT_TRIAL,
+        NON_ADHERENCE,
+        MOOD_STABILISER,
+        LAB_UNIT_NOT_COMPARABLE,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    pub code: FindingCode,
+    pub code: String,
     pub severity: Severity,
     pub text: String,
     pub evidence: Vec<SourceRef>,
@@ -37,13 +52,13 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(
-        code: FindingCode,
+        code: impl Into<String>,
         severity: Severity,
         text: impl Into<String>,
         evidence: Vec<SourceRef>,
     ) -> Self {
         Self {
-            code,
+            code: code.into(),
             severity,
             text: text.into(),
             evidence,
@@ -53,7 +68,7 @@ impl Finding {
     pub fn not_used(source: &SourceRef, why: impl AsRef<str>) -> Self {
         let text = format!("{source}: not used ({})", why.as_ref());
         Self::new(
-            FindingCode::ResourceNotUsed,
+            codes::RESOURCE_NOT_USED,
             Severity::Info,
             text,
             vec![source.clone()],
@@ -63,7 +78,7 @@ impl Finding {
     pub fn unidentified_medication(source: &SourceRef, reason: impl AsRef<str>) -> Self {
         let text = format!("{source}: medication not identified ({})", reason.as_ref());
         Self::new(
-            FindingCode::MedicationUnidentified,
+            codes::MEDICATION_UNIDENTIFIED,
             Severity::Warning,
             text,
             vec![source.clone()],
@@ -72,8 +87,8 @@ impl Finding {
 
     pub fn from_note(note: &RecordNote) -> Self {
         let (code, severity) = match note.kind {
-            NoteKind::Unreadable => (FindingCode::ResourceUnreadable, Severity::Warning),
-            NoteKind::NotUsed => (FindingCode::ResourceNotUsed, Severity::Info),
+            NoteKind::Unreadable => (codes::RESOURCE_UNREADABLE, Severity::Warning),
+            NoteKind::NotUsed => (codes::RESOURCE_NOT_USED, Severity::Info),
         };
         Self::new(
             code,

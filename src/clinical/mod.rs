@@ -3,20 +3,28 @@
 //! inputs always give the same assessment.
 //!
 //! Data flow inside: record -> supplies -> exposure eras -> trials -> verdicts
-//! (adequacy, response) -> assessment.
+//! (adequacy, response) -> episode -> TRD status -> staging -> pseudo-resistance
+//! checklist -> suggestions -> narrative.
 
 pub mod adequacy;
 pub mod amm;
 pub mod assessment;
+pub mod conditions;
 pub mod dose;
+pub mod episode;
 pub mod era;
 pub mod finding;
 pub mod knowledge;
+pub mod narrative;
 pub mod policy;
 pub mod product;
+pub mod pseudo_resistance;
 pub mod record;
 pub mod response;
 pub mod score;
+pub mod staging;
+pub mod status;
+pub mod suggestion;
 pub mod supply;
 pub mod trial;
 pub mod units;
@@ -64,7 +72,7 @@ pub fn assess_with(
     let trials = trial::build_trials(eras, &ledger.supplies, knowledge, policy, as_of);
     let scores = score::ScoreSeries::collect(record, knowledge, as_of, &mut findings);
 
-    let trials = trials
+    let verdicts: Vec<_> = trials
         .iter()
         .map(|trial| {
             let not_taken: Vec<_> = ledger
@@ -73,40 +81,97 @@ pub fn assess_with(
                 .filter(|(drug, _)| *drug == trial.drug)
                 .map(|(_, source)| source.clone())
                 .collect();
-            let verdict = adequacy::judge(trial, &not_taken, knowledge, policy, as_of);
-            let response = response::judge(trial, &scores, knowledge, policy, as_of);
-            let drug = knowledge.drugs.antidepressant(trial.drug);
-            TrialAssessment {
-                id: trial.id.clone(),
-                ingredient: knowledge.drugs.name(trial.drug).to_string(),
-                rxnorm: knowledge.drugs.rxnorm(trial.drug).to_string(),
-                class: drug.map(|d| d.class.clone()).unwrap_or_default(),
-                start: trial.start,
-                end: trial.end,
-                ongoing: trial.ongoing,
-                daily_dose_mg: verdict.daily_dose_mg,
-                dose_steps: trial.dose_steps.clone(),
-                relation: trial.relation.clone(),
-                augmented_by: trial.augmented_by.clone(),
-                adequacy: verdict.adequacy,
-                reasons: verdict.reasons.iter().map(|r| r.code).collect(),
-                verdict,
-                response,
-                evidence: trial.evidence.clone(),
-            }
+            adequacy::judge(trial, &not_taken, knowledge, policy, as_of)
+        })
+        .collect();
+    let responses: Vec<_> = trials
+        .iter()
+        .map(|trial| response::judge(trial, &scores, knowledge, policy, as_of))
+        .collect();
+    let judged: Vec<status::JudgedTrial<'_>> = trials
+        .iter()
+        .zip(verdicts.iter().zip(&responses))
+        .map(|(trial, (verdict, response))| status::JudgedTrial {
+            trial,
+            ingredient: knowledge.drugs.name(trial.drug),
+            class: knowledge
+                .drugs
+                .antidepressant(trial.drug)
+                .map(|d| d.class.as_str())
+                .unwrap_or(""),
+            verdict,
+            response,
+        })
+        .collect();
+
+    let episode = episode::find(
+        &trials, &responses, record, &scores, knowledge, policy, as_of,
+    );
+    let bipolar = conditions::matching(record, knowledge, conditions::VS_BIPOLAR, true, as_of);
+    let status = status::decide(&judged, &episode, !bipolar.is_empty(), policy);
+    let ect_procedures = conditions::procedures_in(record, knowledge, conditions::VS_ECT, as_of);
+    let ect = staging::ect_history(&ect_procedures, &episode, status.status);
+    let stages = staging::stage(&judged, &status, &episode, &ect, &knowledge.staging);
+
+    let checklist_input = pseudo_resistance::ChecklistInput {
+        record,
+        judged: &judged,
+        scores: &scores,
+        ignored: &ledger.ignored,
+        status: status.status,
+        as_of,
+    };
+    let mut clinical_findings = pseudo_resistance::check(&checklist_input, knowledge);
+    let suggestions = suggestion::suggest_all(&status, &judged, &clinical_findings);
+    clinical_findings.append(&mut findings);
+    let findings = clinical_findings;
+
+    let trial_assessments = judged
+        .iter()
+        .map(|j| TrialAssessment {
+            id: j.trial.id.clone(),
+            ingredient: j.ingredient.to_string(),
+            rxnorm: knowledge.drugs.rxnorm(j.trial.drug).to_string(),
+            class: j.class.to_string(),
+            start: j.trial.start,
+            end: j.trial.end,
+            ongoing: j.trial.ongoing,
+            daily_dose_mg: j.verdict.daily_dose_mg,
+            dose_steps: j.trial.dose_steps.clone(),
+            relation: j.trial.relation.clone(),
+            augmented_by: j.trial.augmented_by.clone(),
+            adequacy: j.verdict.adequacy,
+            reasons: j.verdict.reasons.iter().map(|r| r.code).collect(),
+            verdict: j.verdict.clone(),
+            response: j.response.clone(),
+            evidence: j.trial.evidence.clone(),
         })
         .collect();
 
     let year = options.measurement_year.unwrap_or(as_of.year());
     let amm = amm::evaluate(record, &ledger.supplies, knowledge, year);
 
-    Assessment {
+    let mut assessment = Assessment {
         patient: record.patient.clone(),
         as_of,
         policy: policy.name.clone(),
-        trials,
+        trd_status: status.status,
+        failed_adequate_trials: status.failed_adequate_trials,
+        status,
+        episode,
+        thase_rush_stage: stages.thase_rush,
+        msm: stages.msm,
+        mgh_s: stages.mgh_s,
+        suggestions,
+        narrative: narrative::Narrative {
+            text: String::new(),
+            xhtml: String::new(),
+        },
+        trials: trial_assessments,
         amm,
         findings,
         ignored_medications: ledger.ignored,
-    }
+    };
+    assessment.narrative = narrative::render(&assessment);
+    assessment
 }

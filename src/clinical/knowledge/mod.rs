@@ -3,21 +3,25 @@
 //! read-only afterwards, so the engine can share it across threads.
 
 mod catalogue;
+mod checklist;
 mod clinical_drugs;
 mod files;
 mod instruments;
 mod sources;
+mod staging_tables;
 mod value_sets;
 
 use std::path::Path;
 
 pub use catalogue::{Antidepressant, AugmentationAgent, DrugCatalogue, DrugKind, DrugRef};
+pub use checklist::{Checklist, DiagnosisCheck, LabCheck, ScoreCheck, WorkUp};
 pub use clinical_drugs::{
     parse_rxnorm_display, ClinicalDrug, ClinicalDrugMap, DrugComponent, Strength, StrengthUnit,
 };
 pub use files::ProfileFiles;
 pub use instruments::{Instrument, InstrumentPurpose};
 pub use sources::{Source, SourceQuality};
+pub use staging_tables::{MghSTable, MsmTable, StagingTables, ThaseRushTable};
 pub use value_sets::{ValueSetIndex, ValueSetUrl};
 
 /// Why knowledge could not be loaded; always names the file (and entry) at fault.
@@ -51,6 +55,8 @@ pub struct Knowledge {
     pub clinical_drugs: ClinicalDrugMap,
     pub value_sets: ValueSetIndex,
     pub instruments: Vec<Instrument>,
+    pub staging: StagingTables,
+    pub checklist: Checklist,
 }
 
 /// Lab value sets the engine reads (medical mimics and work-up).
@@ -64,6 +70,8 @@ pub const LAB_VALUE_SETS: &[&str] = &[
 
 pub(crate) const CATALOGUE_FILE: &str = "knowledge/antidepressants.toml";
 pub(crate) const INSTRUMENTS_FILE: &str = "knowledge/instruments.toml";
+pub(crate) const STAGING_FILE: &str = "knowledge/staging.toml";
+pub(crate) const CHECKLIST_FILE: &str = "knowledge/checklist.toml";
 
 impl Knowledge {
     /// The knowledge shipped with the binary.
@@ -82,11 +90,29 @@ impl Knowledge {
         let clinical_drugs = ClinicalDrugMap::build(files, &drugs)?;
         let instruments =
             instruments::parse(INSTRUMENTS_FILE, files.get(INSTRUMENTS_FILE)?, &value_sets)?;
+        let staging = staging_tables::parse(STAGING_FILE, files.get(STAGING_FILE)?)?;
+        let checklist = checklist::parse(CHECKLIST_FILE, files.get(CHECKLIST_FILE)?, &value_sets)?;
+        for check in &checklist.score {
+            if !instruments
+                .iter()
+                .any(|i| i.id == check.instrument && i.flag_at_or_above.is_some())
+            {
+                return Err(KnowledgeError::invalid(
+                    CHECKLIST_FILE,
+                    format!(
+                        "score `{}`: instrument `{}` is unknown or has no flag_at_or_above",
+                        check.code, check.instrument
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             drugs,
             clinical_drugs,
             value_sets,
             instruments,
+            staging,
+            checklist,
         })
     }
 

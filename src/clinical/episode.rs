@@ -1,0 +1,223 @@
+//! The current depressive episode: when it started (by the policy's boundary rule),
+//! how long it has lasted, how severe it was at baseline, and psychotic features.
+
+use serde::Serialize;
+use time::{Date, Duration};
+
+use super::conditions::{self, VS_MAJOR_DEPRESSION, VS_PSYCHOTIC_DEPRESSION};
+use super::knowledge::{InstrumentPurpose, Knowledge};
+use super::policy::{EpisodeBoundary, Policy};
+use super::record::{PatientRecord, SourceRef};
+use super::response::TrialResponse;
+use super::score::ScoreSeries;
+use super::trial::Trial;
+
+/// Average days in a month, for "months since".
+const DAYS_PER_MONTH: f64 = 30.4375;
+
+pub fn months_between(from: Date, to: Date) -> u32 {
+    (((to - from).whole_days().max(0)) as f64 / DAYS_PER_MONTH).floor() as u32
+}
+
+fn add_months(date: Date, months: u32) -> Date {
+    date + Duration::days((f64::from(months) * DAYS_PER_MONTH).round() as i64)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineSeverity {
+    pub instrument: String,
+    pub score: f64,
+    /// The instrument's band (PHQ-9: none, mild, moderate, moderately-severe, severe).
+    pub band: Option<String>,
+    pub date: Date,
+    pub source: SourceRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Episode {
+    pub start: Option<Date>,
+    /// Which rule fixed the start, in words.
+    pub start_rule: String,
+    pub months: Option<u32>,
+    pub chronic: bool,
+    pub severity: Option<BaselineSeverity>,
+    pub psychotic_features: bool,
+    /// Trial ids in this episode.
+    pub trials: Vec<String>,
+    pub evidence: Vec<SourceRef>,
+}
+
+pub fn find(
+    trials: &[Trial],
+    responses: &[TrialResponse],
+    record: &PatientRecord,
+    scores: &ScoreSeries,
+    knowledge: &Knowledge,
+    policy: &Policy,
+    as_of: Date,
+) -> Episode {
+    let diagnoses = conditions::matching(record, knowledge, VS_MAJOR_DEPRESSION, true, as_of);
+    let onsets: Vec<(Date, &SourceRef)> = diagnoses
+        .iter()
+        .filter_map(|c| c.onset.or(c.recorded).map(|d| (d, &c.source)))
+        .collect();
+
+    let (boundary, boundary_rule) = match policy.episode_boundary {
+        EpisodeBoundary::TreatmentFree => treatment_free_boundary(trials, policy),
+        EpisodeBoundary::Remission => remission_boundary(scores, knowledge, policy),
+    };
+    // The episode starts at the first antidepressant after the boundary, or at a
+    // depression diagnosis dated after the boundary, whichever is earlier.
+    let first_trial = trials
+        .iter()
+        .filter(|t| boundary.is_none_or(|b| t.start >= b))
+        .map(|t| t.start)
+        .min();
+    let onset = onsets
+        .iter()
+        .filter(|(d, _)| boundary.is_none_or(|b| *d >= b) && *d <= as_of)
+        .min_by_key(|(d, _)| *d);
+    let (start, start_rule) = match (first_trial, onset) {
+        (Some(t), Some((o, source))) if *o < t => (
+            Some(*o),
+            format!("depression diagnosis onset ({source}); {boundary_rule}"),
+        ),
+        (Some(t), _) => (Some(t), format!("first antidepressant; {boundary_rule}")),
+        (None, Some((o, source))) => (
+            Some(*o),
+            format!("depression diagnosis onset ({source}); no antidepressant since"),
+        ),
+        (None, None) => (
+            None,
+            "no depression diagnosis or antidepressant trial".to_string(),
+        ),
+    };
+
+    let in_episode: Vec<usize> = (0..trials.len())
+        .filter(|&i| start.is_some_and(|s| trials[i].start >= s))
+        .collect();
+    let months = start.map(|s| months_between(s, as_of));
+    let psychotic = conditions::matching(record, knowledge, VS_PSYCHOTIC_DEPRESSION, true, as_of);
+
+    let severity = in_episode
+        .iter()
+        .find_map(|&i| {
+            let response = &responses[i];
+            let baseline = response.baseline.as_ref()?;
+            let name = response.instrument.as_deref()?;
+            let instrument = knowledge.instruments.iter().find(|x| x.name == name)?;
+            Some(BaselineSeverity {
+                instrument: instrument.name.clone(),
+                score: baseline.value,
+                band: instrument.severity(baseline.value).map(str::to_string),
+                date: baseline.date,
+                source: baseline.source.clone(),
+            })
+        })
+        .or_else(|| first_score_in_episode(scores, knowledge, start?));
+
+    let mut evidence: Vec<SourceRef> = diagnoses.iter().map(|c| c.source.clone()).collect();
+    evidence.extend(psychotic.iter().map(|c| c.source.clone()));
+    evidence.dedup();
+    Episode {
+        start,
+        start_rule,
+        months,
+        chronic: months.is_some_and(|m| m > policy.chronic_months),
+        severity,
+        psychotic_features: !psychotic.is_empty(),
+        trials: in_episode.iter().map(|&i| trials[i].id.clone()).collect(),
+        evidence,
+    }
+}
+
+/// Claims style: the last gap of >= N months with no antidepressant on hand.
+fn treatment_free_boundary(trials: &[Trial], policy: &Policy) -> (Option<Date>, String) {
+    let mut ordered: Vec<&Trial> = trials.iter().collect();
+    ordered.sort_by_key(|t| t.start);
+    let mut covered_until: Option<Date> = None;
+    let mut boundary = None;
+    for trial in ordered {
+        if let Some(until) = covered_until {
+            if trial.start >= add_months(until, policy.treatment_free_months) {
+                boundary = Some(trial.start);
+            }
+        }
+        covered_until = Some(covered_until.map_or(trial.end, |u| u.max(trial.end)));
+    }
+    let rule = match boundary {
+        Some(b) => format!(
+            "new episode on {b} after >= {} months without antidepressant",
+            policy.treatment_free_months
+        ),
+        None => format!(
+            "no gap of >= {} months without antidepressant",
+            policy.treatment_free_months
+        ),
+    };
+    (boundary, rule)
+}
+
+/// ATHF: a relapse after >= N months in remission opens a new episode.
+fn remission_boundary(
+    scores: &ScoreSeries,
+    knowledge: &Knowledge,
+    policy: &Policy,
+) -> (Option<Date>, String) {
+    let mut boundary = None;
+    for (index, instrument) in knowledge.instruments.iter().enumerate() {
+        let (Some(cut), InstrumentPurpose::Depression) =
+            (instrument.remission_at_or_below, instrument.measures)
+        else {
+            continue;
+        };
+        let mut remitted_since: Option<Date> = None;
+        for point in &scores.by_instrument[index] {
+            if point.value <= cut {
+                remitted_since.get_or_insert(point.date);
+            } else {
+                if let Some(since) = remitted_since.take() {
+                    if point.date >= add_months(since, policy.remission_months) {
+                        boundary = boundary.max(Some(point.date));
+                    }
+                }
+            }
+        }
+    }
+    let rule = match boundary {
+        Some(b) => format!(
+            "new episode on {b}: relapse after >= {} months in remission",
+            policy.remission_months
+        ),
+        None => format!(
+            "no remission of >= {} months before a relapse",
+            policy.remission_months
+        ),
+    };
+    (boundary, rule)
+}
+
+fn first_score_in_episode(
+    scores: &ScoreSeries,
+    knowledge: &Knowledge,
+    start: Date,
+) -> Option<BaselineSeverity> {
+    let from = start - Duration::days(30);
+    knowledge
+        .instruments
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.measures == InstrumentPurpose::Depression)
+        .find_map(|(index, instrument)| {
+            let point = scores.by_instrument[index]
+                .iter()
+                .find(|p| p.date >= from)?;
+            Some(BaselineSeverity {
+                instrument: instrument.name.clone(),
+                score: point.value,
+                band: instrument.severity(point.value).map(str::to_string),
+                date: point.date,
+                source: point.source.clone(),
+            })
+        })
+}

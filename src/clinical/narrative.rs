@@ -1,0 +1,155 @@
+//! The clinician-facing summary: status, counted trials, stages, top findings and
+//! suggestions, readable in ten seconds. Plain text and FHIR Narrative XHTML.
+
+use serde::Serialize;
+
+use super::assessment::Assessment;
+use super::dose::fmt;
+use super::finding::{codes, Severity};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Narrative {
+    pub text: String,
+    /// A FHIR Narrative div (xmlns XHTML).
+    pub xhtml: String,
+}
+
+/// Findings about data handling are for integration staff, not clinicians.
+fn is_clinical(code: &str) -> bool {
+    ![
+        codes::RESOURCE_NOT_USED,
+        codes::RESOURCE_UNREADABLE,
+        codes::MEDICATION_UNIDENTIFIED,
+        codes::LAB_UNIT_NOT_COMPARABLE,
+    ]
+    .contains(&code)
+}
+
+struct Lines {
+    headline: String,
+    sections: Vec<(&'static str, Vec<String>)>,
+}
+
+fn lines(a: &Assessment) -> Lines {
+    let headline = format!(
+        "TRD status: {} ({}). {}",
+        a.trd_status.code(),
+        a.status.rule,
+        a.status.explanation
+    );
+    let mut episode = Vec::new();
+    if let Some(start) = a.episode.start {
+        let months = a.episode.months.unwrap_or(0);
+        let mut line = format!(
+            "since {start} ({months} months{})",
+            if a.episode.chronic { ", chronic" } else { "" }
+        );
+        if let Some(s) = &a.episode.severity {
+            line.push_str(&format!(
+                "; baseline {} {} ({})",
+                s.instrument,
+                fmt(s.score),
+                s.band.as_deref().unwrap_or("no band")
+            ));
+        }
+        if a.episode.psychotic_features {
+            line.push_str("; psychotic features");
+        }
+        episode.push(line);
+    }
+    let trials = a
+        .trials
+        .iter()
+        .zip(&a.status.trials)
+        .map(|(t, c)| {
+            let dose = t
+                .daily_dose_mg
+                .map(|d| format!("{} mg/day", fmt(d)))
+                .unwrap_or_else(|| "dose unknown".into());
+            let mark = if c.counted {
+                "counted as failed"
+            } else {
+                "not counted"
+            };
+            format!(
+                "{} {} {dose}, {} to {}: {mark} — {}",
+                t.id, t.ingredient, t.start, t.end, c.why
+            )
+        })
+        .collect();
+    let mut staging = vec![format!("Thase-Rush {}", a.thase_rush_stage.roman)];
+    if let Some(msm) = &a.msm {
+        let parts: Vec<String> = msm
+            .parts
+            .iter()
+            .map(|p| format!("{} {}", p.item, p.points))
+            .collect();
+        staging.push(format!(
+            "MSM {} {} ({})",
+            msm.score,
+            msm.band,
+            parts.join(" + ")
+        ));
+    }
+    staging.push(format!("MGH-S {}", fmt(a.mgh_s.score)));
+    let mut clinical: Vec<_> = a.findings.iter().filter(|f| is_clinical(&f.code)).collect();
+    clinical.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let findings = clinical
+        .iter()
+        .take(4)
+        .map(|f| {
+            format!(
+                "{}{}",
+                if f.severity == Severity::High {
+                    "! "
+                } else {
+                    ""
+                },
+                f.text
+            )
+        })
+        .collect();
+    let suggestions = a
+        .suggestions
+        .iter()
+        .take(4)
+        .map(|s| s.text.clone())
+        .collect();
+    Lines {
+        headline,
+        sections: vec![
+            ("Episode", episode),
+            ("Trials", trials),
+            ("Staging", vec![staging.join("; ")]),
+            ("Findings", findings),
+            ("Suggestions", suggestions),
+        ],
+    }
+}
+
+pub fn render(a: &Assessment) -> Narrative {
+    let Lines { headline, sections } = lines(a);
+    let mut text = headline.clone();
+    let mut xhtml = format!(
+        "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>{}</b></p>",
+        escape(&headline)
+    );
+    for (title, items) in sections.iter().filter(|(_, items)| !items.is_empty()) {
+        text.push_str(&format!("\n{title}:"));
+        xhtml.push_str(&format!("<p>{title}:</p><ul>"));
+        for item in items {
+            text.push_str(&format!("\n- {item}"));
+            xhtml.push_str(&format!("<li>{}</li>", escape(item)));
+        }
+        xhtml.push_str("</ul>");
+    }
+    xhtml.push_str("</div>");
+    Narrative { text, xhtml }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,292 @@
+//! Suggestions for the clinician, each with a code (SNOMED CT where one exists, else
+//! the project's CodeSystem) and the evidence that triggered it.
+
+use serde::Serialize;
+
+use super::adequacy::ReasonCode;
+use super::dose::fmt;
+use super::finding::{codes, Finding};
+use super::record::SourceRef;
+use super::response::ResponseClass;
+use super::status::{JudgedTrial, StatusVerdict, TrdStatus};
+
+pub const SNOMED: &str = "http://snomed.info/sct";
+pub const SUGGESTION_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-suggestion";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuggestionCode {
+    pub system: &'static str,
+    pub code: &'static str,
+    pub display: &'static str,
+}
+
+/// Every suggestion the engine can make (the CodeSystem lists the project's ones).
+pub mod kinds {
+    use super::{SuggestionCode, SNOMED, SUGGESTION_SYSTEM};
+
+    const fn own(code: &'static str, display: &'static str) -> SuggestionCode {
+        SuggestionCode {
+            system: SUGGESTION_SYSTEM,
+            code,
+            display,
+        }
+    }
+
+    pub const PSYCHIATRY_REFERRAL: SuggestionCode = SuggestionCode {
+        system: SNOMED,
+        code: "183524004",
+        display: "Referral to psychiatry service",
+    };
+    pub const OPTIMISE_DOSE: SuggestionCode = own("optimise-dose", "Optimise antidepressant dose");
+    pub const CHECK_ADHERENCE: SuggestionCode = own("check-adherence", "Check adherence");
+    pub const THYROID_WORK_UP: SuggestionCode = own("thyroid-work-up", "Thyroid function tests");
+    pub const VITAMIN_D_WORK_UP: SuggestionCode = own("vitamin-d-work-up", "25-OH vitamin D test");
+    pub const SLEEP_STUDY: SuggestionCode =
+        own("sleep-study", "Sleep study / OSA treatment review");
+    pub const AUGMENT_OR_SWITCH: SuggestionCode =
+        own("augment-or-switch", "Consider augmentation versus switch");
+    pub const PHARMACOGENETIC_TESTING: SuggestionCode =
+        own("pharmacogenetic-testing", "Pharmacogenetic testing");
+    pub const NEUROMODULATION_EVALUATION: SuggestionCode = own(
+        "neuromodulation-esketamine-evaluation",
+        "Evaluation for ECT, TMS or esketamine",
+    );
+    pub const PSYCHOTHERAPY_REVIEW: SuggestionCode =
+        own("psychotherapy-review", "Psychotherapy review");
+    pub const MEASUREMENT_BASED_CARE: SuggestionCode =
+        own("measurement-based-care", "Measurement-based care");
+    pub const DIAGNOSIS_REVIEW: SuggestionCode =
+        own("diagnosis-review", "Review the depression diagnosis");
+
+    pub const ALL: &[SuggestionCode] = &[
+        PSYCHIATRY_REFERRAL,
+        OPTIMISE_DOSE,
+        CHECK_ADHERENCE,
+        THYROID_WORK_UP,
+        VITAMIN_D_WORK_UP,
+        SLEEP_STUDY,
+        AUGMENT_OR_SWITCH,
+        PHARMACOGENETIC_TESTING,
+        NEUROMODULATION_EVALUATION,
+        PSYCHOTHERAPY_REVIEW,
+        MEASUREMENT_BASED_CARE,
+        DIAGNOSIS_REVIEW,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suggestion {
+    pub code: SuggestionCode,
+    pub text: String,
+    /// Why: the status or finding codes that triggered it.
+    pub because: Vec<String>,
+    pub evidence: Vec<SourceRef>,
+}
+
+fn suggest(
+    code: SuggestionCode,
+    text: impl Into<String>,
+    because: Vec<String>,
+    evidence: Vec<SourceRef>,
+) -> Suggestion {
+    Suggestion {
+        code,
+        text: text.into(),
+        because,
+        evidence,
+    }
+}
+
+pub fn suggest_all(
+    status: &StatusVerdict,
+    judged: &[JudgedTrial<'_>],
+    findings: &[Finding],
+) -> Vec<Suggestion> {
+    let mut out = Vec::new();
+    let evidence_of = |code: &str| -> Vec<SourceRef> {
+        findings
+            .iter()
+            .filter(|f| f.code == code)
+            .flat_map(|f| f.evidence.clone())
+            .collect()
+    };
+    let has = |code: &str| findings.iter().any(|f| f.code == code);
+    let counted: Vec<SourceRef> = judged
+        .iter()
+        .filter(|j| {
+            status
+                .trials
+                .iter()
+                .any(|c| c.counted && c.trial == j.trial.id)
+        })
+        .flat_map(|j| j.trial.evidence.clone())
+        .collect();
+    let status_code = status.status.code().to_string();
+
+    if status.status == TrdStatus::ExcludedBipolarSpectrum || has(codes::MOOD_STABILISER) {
+        let text = "review the depression diagnosis: bipolar spectrum signs recorded";
+        out.push(suggest(
+            kinds::DIAGNOSIS_REVIEW,
+            text,
+            vec![codes::MOOD_STABILISER.into()],
+            evidence_of(codes::MOOD_STABILISER),
+        ));
+    }
+    if matches!(
+        status.status,
+        TrdStatus::Trd | TrdStatus::ExcludedBipolarSpectrum
+    ) {
+        let text = format!("refer to psychiatry: {}", status.explanation);
+        out.push(suggest(
+            kinds::PSYCHIATRY_REFERRAL,
+            text,
+            vec![status_code.clone()],
+            counted.clone(),
+        ));
+    }
+    // Optimise the dose of the latest trial when it is below the minimum.
+    if let Some(j) = judged
+        .iter()
+        .filter(|j| {
+            j.verdict
+                .reasons
+                .iter()
+                .any(|r| r.code == ReasonCode::DoseBelowMinimum)
+        })
+        .max_by_key(|j| j.trial.start)
+    {
+        let latest_start = judged.iter().map(|j| j.trial.start).max();
+        if Some(j.trial.start) == latest_start || j.trial.ongoing {
+            let current = j
+                .verdict
+                .daily_dose_mg
+                .map(fmt)
+                .unwrap_or_else(|| "?".into());
+            let text = format!(
+                "optimise {}: {current} mg/day now, minimum adequate {} mg/day",
+                j.ingredient,
+                fmt(j.verdict.min_daily_mg)
+            );
+            out.push(suggest(
+                kinds::OPTIMISE_DOSE,
+                text,
+                vec![codes::SUBTHERAPEUTIC_DOSE.into()],
+                j.trial.evidence.clone(),
+            ));
+        }
+    }
+    if has(codes::NON_ADHERENCE) {
+        let text = "check adherence: supply gaps or a statement of not taking";
+        out.push(suggest(
+            kinds::CHECK_ADHERENCE,
+            text,
+            vec![codes::NON_ADHERENCE.into()],
+            evidence_of(codes::NON_ADHERENCE),
+        ));
+    }
+    if has("no-recent-tsh") || has("high-tsh") || has("hypothyroidism") {
+        let because: Vec<String> = ["no-recent-tsh", "high-tsh", "hypothyroidism"]
+            .iter()
+            .filter(|c| has(c))
+            .map(|c| c.to_string())
+            .collect();
+        let evidence = because.iter().flat_map(|c| evidence_of(c)).collect();
+        out.push(suggest(
+            kinds::THYROID_WORK_UP,
+            "check thyroid function (TSH, free T4)",
+            because,
+            evidence,
+        ));
+    }
+    if has("no-recent-vitamin-d") || has("low-vitamin-d") {
+        let because: Vec<String> = ["no-recent-vitamin-d", "low-vitamin-d"]
+            .iter()
+            .filter(|c| has(c))
+            .map(|c| c.to_string())
+            .collect();
+        let evidence = because.iter().flat_map(|c| evidence_of(c)).collect();
+        out.push(suggest(
+            kinds::VITAMIN_D_WORK_UP,
+            "check 25-OH vitamin D",
+            because,
+            evidence,
+        ));
+    }
+    if has("sleep-apnea") {
+        let text = "sleep study or review of OSA treatment: untreated OSA mimics depression";
+        out.push(suggest(
+            kinds::SLEEP_STUDY,
+            text,
+            vec!["sleep-apnea".into()],
+            evidence_of("sleep-apnea"),
+        ));
+    }
+    if status.status.at_risk_or_trd() {
+        let text = "consider augmentation (aripiprazole, bupropion, lithium, T3) versus switching; VAST-D favoured augmentation";
+        out.push(suggest(
+            kinds::AUGMENT_OR_SWITCH,
+            text,
+            vec![status_code.clone()],
+            counted.clone(),
+        ));
+        let trauma = has("ptsd");
+        let text = if trauma {
+            "psychotherapy review: trauma-focused therapy (PTSD recorded)"
+        } else {
+            "psychotherapy review (CBT; ACT or DBT when CBT has not helped)"
+        };
+        let mut because = vec![status_code.clone()];
+        if trauma {
+            because.push("ptsd".into());
+        }
+        out.push(suggest(
+            kinds::PSYCHOTHERAPY_REVIEW,
+            text,
+            because,
+            evidence_of("ptsd"),
+        ));
+    }
+    if status.failed_adequate_trials >= 2 {
+        let text = format!(
+            "pharmacogenetic testing after {} failed adequate trials",
+            status.failed_adequate_trials
+        );
+        out.push(suggest(
+            kinds::PHARMACOGENETIC_TESTING,
+            text,
+            vec![status_code.clone()],
+            counted.clone(),
+        ));
+    }
+    if status.status == TrdStatus::Trd {
+        let text = "evaluate for ECT, TMS or esketamine";
+        out.push(suggest(
+            kinds::NEUROMODULATION_EVALUATION,
+            text,
+            vec![status_code.clone()],
+            counted,
+        ));
+    }
+    let unmeasured: Vec<&JudgedTrial<'_>> = judged
+        .iter()
+        .filter(|j| j.response.class == ResponseClass::Unknown)
+        .collect();
+    if !unmeasured.is_empty() {
+        let first = unmeasured[0];
+        let text = format!(
+            "measurement-based care: PHQ-9 at every visit ({})",
+            first.response.explanation
+        );
+        let evidence = unmeasured
+            .iter()
+            .flat_map(|j| j.trial.evidence.clone())
+            .collect();
+        out.push(suggest(
+            kinds::MEASUREMENT_BASED_CARE,
+            text,
+            vec!["response-unknown".into()],
+            evidence,
+        ));
+    }
+    out
+}
