@@ -77,11 +77,18 @@ pub fn find(
         .iter()
         .filter(|(d, _)| boundary.is_none_or(|b| *d >= b) && *d <= as_of)
         .min_by_key(|(d, _)| *d);
+    // Under the remission rule the relapse itself opens the episode.
+    let relapse = boundary.filter(|_| policy.episode_boundary == EpisodeBoundary::Remission);
+    let first_trial = match (first_trial, relapse) {
+        (Some(t), Some(r)) => Some(t.min(r)),
+        (t, r) => t.or(r),
+    };
     let (start, start_rule) = match (first_trial, onset) {
         (Some(t), Some((o, source))) if *o < t => (
             Some(*o),
             format!("depression diagnosis onset ({source}); {boundary_rule}"),
         ),
+        (Some(t), _) if relapse == Some(t) => (Some(t), boundary_rule.clone()),
         (Some(t), _) => (Some(t), format!("first antidepressant; {boundary_rule}")),
         (None, Some((o, source))) => (
             Some(*o),

@@ -164,21 +164,23 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
         }
     }
 
+    match label_of(product) {
+        Some(label) => ProductIdentity::NotInCatalogue { label },
+        None => ProductIdentity::Unidentifiable {
+            reason: "no medication code, text or ingredient".into(),
+        },
+    }
+}
+
+/// "system|code (display)" of the first coding, else the text: how an ignored
+/// medication is listed.
+fn label_of(product: &MedicationProduct) -> Option<String> {
     match product.codes.first() {
-        Some(code) => ProductIdentity::NotInCatalogue {
-            label: match &code.display {
-                Some(display) => format!("{}|{} ({display})", code.system, code.code),
-                None => format!("{}|{}", code.system, code.code),
-            },
-        },
-        None => match &product.text {
-            Some(text) => ProductIdentity::NotInCatalogue {
-                label: text.clone(),
-            },
-            None => ProductIdentity::Unidentifiable {
-                reason: "no medication code, text or ingredient".into(),
-            },
-        },
+        Some(code) => Some(match &code.display {
+            Some(display) => format!("{}|{} ({display})", code.system, code.code),
+            None => format!("{}|{}", code.system, code.code),
+        }),
+        None => product.text.clone(),
     }
 }
 
@@ -220,22 +222,19 @@ fn finish(
         }
     });
     if kept.is_empty() {
+        let label = label_of(product).unwrap_or_default();
+        if dropped.is_empty() {
+            return ProductIdentity::NotInCatalogue { label };
+        }
         let names: Vec<&str> = dropped
             .iter()
             .map(|c| knowledge.drugs.name(c.drug))
             .collect();
-        let label = product
-            .codes
-            .first()
-            .map(|c| format!("{}|{}", c.system, c.code))
-            .or_else(|| product.text.clone())
-            .unwrap_or_default();
-        return ProductIdentity::NotInCatalogue {
-            label: format!(
-                "{label} ({} not by its antidepressant route)",
-                names.join(", ")
-            ),
-        };
+        let label = format!(
+            "{label} ({} not by its antidepressant route)",
+            names.join(", ")
+        );
+        return ProductIdentity::NotInCatalogue { label };
     }
     ProductIdentity::Known(IdentifiedProduct {
         components: kept,

@@ -148,6 +148,10 @@ fn msm(
     tables: &StagingTables,
 ) -> Option<Msm> {
     let table = &tables.msm;
+    // The method stages treatment resistance: without a failed trial there is none.
+    if failed.is_empty() {
+        return None;
+    }
     let months = episode.months?;
     let mut parts = Vec::new();
     let mut missing = Vec::new();

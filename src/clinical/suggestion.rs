@@ -246,7 +246,8 @@ pub fn suggest_all(
             evidence_of("ptsd"),
         ));
     }
-    if status.failed_adequate_trials >= 2 {
+    // Not for a bipolar spectrum: the TRD pathway does not apply there.
+    if status.failed_adequate_trials >= 2 && status.status != TrdStatus::ExcludedBipolarSpectrum {
         let text = format!(
             "pharmacogenetic testing after {} failed adequate trials",
             status.failed_adequate_trials
