@@ -5,8 +5,12 @@
 //! - [`fhir`]: FHIR R4 JSON in (bundles, single resources, Bulk NDJSON) and the
 //!   mapping from resources to the engine's `PatientRecord`.
 //! - [`report`]: the `evaluate` outputs (table, jsonl, fhir).
+//! - [`ehr`]: one patient against the EHR: gather, assess, write back.
+//! - [`config`]: typed settings from a file and `TRD_*` environment variables.
 
 pub mod clinical;
+pub mod config;
+pub mod ehr;
 pub mod fhir;
 pub mod report;
 

@@ -9,6 +9,8 @@ use time::Date;
 
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
+use trd_sentinel::config::Config;
+use trd_sentinel::ehr::Ehr;
 use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
 use trd_sentinel::report::{self, Format};
 
@@ -27,8 +29,31 @@ struct Cli {
 enum Command {
     /// Assess every patient in FHIR Bundles, resources or Bulk NDJSON files/directories.
     Evaluate(EvaluateArgs),
+    /// Gather one patient's record from the EHR, assess it and write the result back.
+    Assess(AssessArgs),
+    /// Load and validate the configuration (file + TRD_* environment), then exit.
+    CheckConfig {
+        #[arg(long, env = "TRD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// List the policy presets and their thresholds.
     Policies,
+}
+
+#[derive(clap::Args)]
+struct AssessArgs {
+    /// The patient, e.g. Patient/123.
+    #[arg(long)]
+    patient: String,
+    /// Assess as of this date (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<Date>,
+    /// Configuration file (TOML); TRD_* environment variables override it.
+    #[arg(long, env = "TRD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the transaction instead of sending it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(clap::Args)]
@@ -67,8 +92,18 @@ fn parse_date(s: &str) -> Result<Date, String> {
 }
 
 fn main() -> Result<()> {
+    init_logging();
     match Cli::parse().command {
         Command::Evaluate(args) => evaluate(args),
+        Command::Assess(args) => assess(args),
+        Command::CheckConfig { config } => {
+            let config = Config::load(config.as_deref())?;
+            println!(
+                "configuration is valid (EHR: {})",
+                config.fhir.base_url.as_deref().unwrap_or("not set")
+            );
+            Ok(())
+        }
         Command::Policies => {
             let book = PolicyBook::embedded()?;
             for name in book.names() {
@@ -166,4 +201,62 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Structured JSON logs on stderr; level from RUST_LOG (default info). Logs carry ids
+/// and counts, never names, notes or values.
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}
+
+fn assess(args: AssessArgs) -> Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    config.writeback.dry_run |= args.dry_run;
+    let as_of = args
+        .as_of
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let ehr = Ehr::from_config(&config)?;
+        ehr.check_capabilities().await?;
+        let run = ehr.run_patient(&args.patient, as_of).await?;
+        println!("{}", report::table_header());
+        println!("{}", report::table_row(&run.assessment));
+        let plan = &run.write.plan;
+        match (&run.write.transaction, run.write.dry_run) {
+            (Some(transaction), true) => {
+                println!(
+                    "dry run: would write {} and retire {} resources:",
+                    plan.written.len(),
+                    plan.retired.len()
+                );
+                println!("{}", serde_json::to_string_pretty(transaction)?);
+            }
+            (Some(_), false) => {
+                for line in plan.written.iter().chain(&plan.retired) {
+                    println!("wrote {line}");
+                }
+                println!(
+                    "{} written, {} retired, {} unchanged, {} requests",
+                    plan.written.len(),
+                    plan.retired.len(),
+                    plan.unchanged,
+                    run.requests
+                );
+            }
+            (None, _) => println!(
+                "nothing to write: {} unchanged, {} requests",
+                plan.unchanged, run.requests
+            ),
+        }
+        Ok(())
+    })
 }

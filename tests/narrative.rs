@@ -10,10 +10,17 @@ use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
 fn fixture(name: &str) -> Assessment {
     let knowledge = Knowledge::embedded().expect("knowledge");
     let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/patients").join(format!("{name}.json"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/patients")
+        .join(format!("{name}.json"));
     pool.add_path(&path).expect("fixture");
     let record = pool.records().pop().expect("patient");
-    assess(&record, &Policy::default_preset().expect("policy"), &knowledge, date!(2024 - 10 - 20))
+    assess(
+        &record,
+        &Policy::default_preset().expect("policy"),
+        &knowledge,
+        date!(2024 - 10 - 20),
+    )
 }
 
 /// Tags open and close in order (the narrative uses no self-closing tags), and no
@@ -27,7 +34,12 @@ fn assert_well_formed(xhtml: &str) {
         assert!(!text.contains('>'), "raw > in text: {text}");
         for (i, _) in text.match_indices('&') {
             let entity = &text[i..];
-            assert!(["&amp;", "&lt;", "&gt;", "&quot;"].iter().any(|e| entity.starts_with(e)), "raw & in {text}");
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;"]
+                    .iter()
+                    .any(|e| entity.starts_with(e)),
+                "raw & in {text}"
+            );
         }
         let close = rest[open..].find('>').expect("tag closes") + open;
         let tag = &rest[open + 1..close];
@@ -45,16 +57,31 @@ fn assert_well_formed(xhtml: &str) {
 fn the_narrative_explains_a_trd_verdict() {
     let a = fixture("thase-rush-v");
     let text = &a.narrative.text;
-    assert!(text.starts_with("TRD status: trd (>= 2 failed adequate trials in the current episode (policy default))"), "{text}");
-    assert!(text.contains("- since 2023-01-09 (21 months); baseline PHQ-9 22 (severe)"), "{text}");
+    assert!(
+        text.starts_with(
+            "TRD status: trd (>= 2 failed adequate trials in the current episode (policy default))"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("- since 2023-01-09 (21 months); baseline PHQ-9 22 (severe)"),
+        "{text}"
+    );
     assert!(
         text.contains("- T1 sertraline 100 mg/day, 2023-01-09 to 2023-04-08: counted as failed — adequate (100 mg/day, 12.86 weeks at adequate dose), non-response: PHQ-9 22 on 2023-01-07 -> 21 on 2023-04-12 (4.55% reduction)"),
         "{text}"
     );
     assert!(text.contains("Thase-Rush V; MSM 9 moderate (duration 2 + severity 4 + failed treatments 2 + augmentation 0 + ECT 1); MGH-S 7"), "{text}");
-    assert!(text.contains("- no TSH result in the last 12 months"), "{text}");
+    assert!(
+        text.contains("- no TSH result in the last 12 months"),
+        "{text}"
+    );
     assert!(text.contains("- refer to psychiatry"), "{text}");
-    assert!(text.lines().count() <= 20, "readable in ten seconds: {} lines", text.lines().count());
+    assert!(
+        text.lines().count() <= 20,
+        "readable in ten seconds: {} lines",
+        text.lines().count()
+    );
     assert_well_formed(&a.narrative.xhtml);
     assert!(a.narrative.xhtml.contains("&gt;= 2 failed adequate trials"));
 }
@@ -63,6 +90,10 @@ fn the_narrative_explains_a_trd_verdict() {
 fn data_handling_findings_stay_out_of_the_clinical_narrative() {
     let a = fixture("malformed-resource");
     assert!(a.findings.iter().any(|f| f.code == "resource-unreadable"));
-    assert!(!a.narrative.text.contains("unreadable"), "{}", a.narrative.text);
+    assert!(
+        !a.narrative.text.contains("unreadable"),
+        "{}",
+        a.narrative.text
+    );
     assert_well_formed(&a.narrative.xhtml);
 }

@@ -85,6 +85,18 @@ impl Finding {
         )
     }
 
+    /// Findings about the patient (as opposed to notes on data handling, which are
+    /// for integration staff).
+    pub fn is_clinical(&self) -> bool {
+        ![
+            codes::RESOURCE_NOT_USED,
+            codes::RESOURCE_UNREADABLE,
+            codes::MEDICATION_UNIDENTIFIED,
+            codes::LAB_UNIT_NOT_COMPARABLE,
+        ]
+        .contains(&self.code.as_str())
+    }
+
     pub fn from_note(note: &RecordNote) -> Self {
         let (code, severity) = match note.kind {
             NoteKind::Unreadable => (codes::RESOURCE_UNREADABLE, Severity::Warning),

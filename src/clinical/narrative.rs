@@ -5,24 +5,13 @@ use serde::Serialize;
 
 use super::assessment::Assessment;
 use super::dose::fmt;
-use super::finding::{codes, Severity};
+use super::finding::Severity;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Narrative {
     pub text: String,
     /// A FHIR Narrative div (xmlns XHTML).
     pub xhtml: String,
-}
-
-/// Findings about data handling are for integration staff, not clinicians.
-fn is_clinical(code: &str) -> bool {
-    ![
-        codes::RESOURCE_NOT_USED,
-        codes::RESOURCE_UNREADABLE,
-        codes::MEDICATION_UNIDENTIFIED,
-        codes::LAB_UNIT_NOT_COMPARABLE,
-    ]
-    .contains(&code)
 }
 
 struct Lines {
@@ -92,7 +81,7 @@ fn lines(a: &Assessment) -> Lines {
         ));
     }
     staging.push(format!("MGH-S {}", fmt(a.mgh_s.score)));
-    let mut clinical: Vec<_> = a.findings.iter().filter(|f| is_clinical(&f.code)).collect();
+    let mut clinical: Vec<_> = a.findings.iter().filter(|f| f.is_clinical()).collect();
     clinical.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let findings = clinical
         .iter()

@@ -1,2 +1,9 @@
+//! FHIR at the edges: reading bundles and bulk files, mapping resources to the
+//! engine's record, and talking to the EHR (client, auth, gathering, write-back).
+
+pub mod auth;
+pub mod client;
+pub mod gather;
 pub mod mapping;
 pub mod read;
+pub mod writeback;

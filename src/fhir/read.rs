@@ -392,6 +392,15 @@ impl ResourcePool {
             .collect()
     }
 
+    /// The record of one patient (empty when nothing was found about them).
+    pub fn record_for(&self, patient: &str) -> PatientRecord {
+        let resolved = self.resolved_patients();
+        match resolved.get(patient) {
+            Some(buckets) => self.record_of(patient.to_string(), buckets),
+            None => PatientRecord::new(patient),
+        }
+    }
+
     fn record_of(&self, patient: String, buckets: &[&PatientBucket]) -> PatientRecord {
         let mut record = PatientRecord::new(patient);
         for bucket in buckets {

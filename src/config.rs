@@ -1,0 +1,431 @@
+//! Typed settings from a TOML file plus `TRD_*` environment variables (the
+//! environment wins), validated at start with every problem listed at once.
+//!
+//! `TRD_FHIR_BASE_URL` sets `fhir.base_url`: after the prefix, the first word names the
+//! section and the rest the key. Secrets (tokens, private keys) come only from the
+//! environment or from files; a secret written in the config file is refused.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// A secret that never prints.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    None,
+    Bearer,
+    SmartBackend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    RS384,
+    ES384,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FhirSettings {
+    /// The EHR's FHIR base URL (no trailing slash needed).
+    pub base_url: Option<String>,
+    /// Accept and Content-Type; some R4 servers refuse `fhirVersion` parameters.
+    pub media_type: String,
+    pub connect_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    /// Requests in flight at once against this EHR.
+    pub max_concurrency: usize,
+    /// Retries of idempotent requests after 5xx, 429, timeouts and connection errors.
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+    pub page_size: u32,
+    /// At most this many pages per search (a guard against runaway paging).
+    pub max_pages: u32,
+    /// How far back medication and score searches reach.
+    pub look_back_months: u32,
+    /// none | bearer | smart-backend; default: bearer when a token is given, else none.
+    pub auth: Option<AuthMode>,
+    /// Bearer token: from TRD_FHIR_TOKEN only (refused in the file).
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    pub smart_client_id: Option<String>,
+    pub smart_private_key_file: Option<PathBuf>,
+    pub smart_algorithm: JwtAlgorithm,
+    pub smart_key_id: Option<String>,
+    pub smart_scope: String,
+    /// Token endpoint; default: discovered from `.well-known/smart-configuration`.
+    pub smart_token_url: Option<String>,
+}
+
+impl Default for FhirSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            media_type: "application/fhir+json".into(),
+            connect_timeout_secs: 5,
+            request_timeout_secs: 30,
+            max_concurrency: 4,
+            max_retries: 3,
+            retry_base_ms: 200,
+            page_size: 100,
+            max_pages: 200,
+            look_back_months: 60,
+            auth: None,
+            token: None,
+            token_file: None,
+            smart_client_id: None,
+            smart_private_key_file: None,
+            smart_algorithm: JwtAlgorithm::RS384,
+            smart_key_id: None,
+            smart_scope: "system/*.read system/*.write".into(),
+            smart_token_url: None,
+        }
+    }
+}
+
+pub const WRITABLE_TYPES: &[&str] = &[
+    "Flag",
+    "Observation",
+    "DetectedIssue",
+    "ServiceRequest",
+    "Provenance",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WritebackSettings {
+    /// Print the transaction instead of sending it.
+    pub dry_run: bool,
+    /// Which resource types to write (many EHRs accept only some).
+    #[serde(deserialize_with = "string_or_list")]
+    pub resources: Vec<String>,
+    /// Identifier system of the resources the service writes.
+    pub identifier_system: String,
+}
+
+impl Default for WritebackSettings {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            resources: WRITABLE_TYPES.iter().map(|s| s.to_string()).collect(),
+            identifier_system: "https://fhir.trd-sentinel.org/id".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSettings {
+    pub policy: String,
+    pub knowledge_dir: Option<PathBuf>,
+    pub measurement_year: Option<i32>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            policy: "default".into(),
+            knowledge_dir: None,
+            measurement_year: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub fhir: FhirSettings,
+    pub writeback: WritebackSettings,
+    pub engine: EngineSettings,
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Why the configuration was refused: every problem, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n- {}", problems.join("\n- "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+const SECTIONS: &[&str] = &["fhir", "writeback", "engine"];
+const SECRETS_IN_FILE: &[(&str, &str)] = &[("fhir", "token")];
+
+impl Config {
+    /// Loads from an optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            match std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|e| e.to_string()))
+            {
+                Ok(parsed) => table = parsed,
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+            for (section, key) in SECRETS_IN_FILE {
+                if table.get(*section).and_then(|s| s.get(*key)).is_some() {
+                    problems.push(format!(
+                        "{}: `{section}.{key}` is a secret: set TRD_{}_{} or `{section}.{key}_file` instead",
+                        path.display(),
+                        section.to_uppercase(),
+                        key.to_uppercase()
+                    ));
+                }
+            }
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("TRD_") else {
+                continue;
+            };
+            if rest == "CONFIG" {
+                continue; // the config file's path, read by the command line
+            }
+            let lower = rest.to_lowercase();
+            let Some((section, key)) = lower.split_once('_') else {
+                problems.push(format!("environment {name}: expected TRD_<SECTION>_<KEY>"));
+                continue;
+            };
+            if !SECTIONS.contains(&section) {
+                // Other components' settings (e.g. the service's) are theirs to check.
+                continue;
+            }
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            if let toml::Value::Table(section_table) = entry {
+                section_table.insert(key.to_string(), env_value(&value));
+            }
+        }
+        let config: Config = match toml::Value::Table(table).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(e.to_string().trim().to_string());
+                return Err(ConfigError { problems });
+            }
+        };
+        problems.extend(config.problems());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// What is wrong, beyond types: URLs, required companions, known names.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let f = &self.fhir;
+        if let Some(url) = &f.base_url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => out.push(format!("fhir.base_url `{url}` is not an http(s) URL")),
+            }
+        }
+        if f.media_type.trim().is_empty() {
+            out.push("fhir.media_type is empty".into());
+        }
+        if f.max_concurrency == 0 || f.page_size == 0 || f.max_pages == 0 {
+            out.push("fhir.max_concurrency, fhir.page_size and fhir.max_pages must be > 0".into());
+        }
+        match self.auth_mode() {
+            AuthMode::Bearer if f.token.is_none() && f.token_file.is_none() => {
+                out.push("fhir.auth = bearer needs TRD_FHIR_TOKEN or fhir.token_file".into())
+            }
+            AuthMode::SmartBackend if f.smart_client_id.is_none() || f.smart_private_key_file.is_none() => {
+                out.push("fhir.auth = smart-backend needs fhir.smart_client_id and fhir.smart_private_key_file".into())
+            }
+            _ => {}
+        }
+        for path in [&f.token_file, &f.smart_private_key_file]
+            .into_iter()
+            .flatten()
+        {
+            if !path.is_file() {
+                out.push(format!("secret file {} does not exist", path.display()));
+            }
+        }
+        for kind in &self.writeback.resources {
+            if !WRITABLE_TYPES.contains(&kind.as_str()) {
+                out.push(format!(
+                    "writeback.resources: `{kind}` is not one of {}",
+                    WRITABLE_TYPES.join(", ")
+                ));
+            }
+        }
+        if reqwest::Url::parse(&self.writeback.identifier_system).is_err() {
+            out.push("writeback.identifier_system must be a URI".into());
+        }
+        out
+    }
+
+    pub fn auth_mode(&self) -> AuthMode {
+        self.fhir.auth.unwrap_or(
+            if self.fhir.token.is_some() || self.fhir.token_file.is_some() {
+                AuthMode::Bearer
+            } else {
+                AuthMode::None
+            },
+        )
+    }
+
+    /// The EHR base URL, or a clear error when a command needs one.
+    pub fn require_base_url(&self) -> Result<&str, ConfigError> {
+        self.fhir.base_url.as_deref().ok_or_else(|| ConfigError {
+            problems: vec!["fhir.base_url is required (set TRD_FHIR_BASE_URL)".into()],
+        })
+    }
+}
+
+/// Environment values: booleans and numbers as such, everything else a string.
+fn env_value(raw: &str) -> toml::Value {
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => raw
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .or_else(|_| raw.parse::<f64>().map(toml::Value::Float))
+            .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_alone_is_enough() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("TRD_FHIR_BASE_URL", "http://127.0.0.1:8080"),
+                ("TRD_FHIR_TOKEN", "s3cret"),
+                ("TRD_WRITEBACK_DRY_RUN", "true"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.fhir.base_url.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert!(config.writeback.dry_run);
+        assert_eq!(config.auth_mode(), AuthMode::Bearer);
+        assert_eq!(
+            format!("{:?}", config.fhir.token),
+            "Some(Secret(***))",
+            "secrets never print"
+        );
+    }
+
+    #[test]
+    fn lists_come_comma_separated_from_the_environment() {
+        let config = Config::load_from(
+            None,
+            env(&[("TRD_WRITEBACK_RESOURCES", "Flag, Observation")]),
+        )
+        .expect("valid");
+        assert_eq!(config.writeback.resources, vec!["Flag", "Observation"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let error = Config::load_from(
+            None,
+            env(&[
+                ("TRD_FHIR_BASE_URL", "ftp://x"),
+                ("TRD_WRITEBACK_RESOURCES", "Flag,Patient"),
+                ("TRD_FHIR_AUTH", "bearer"),
+            ]),
+        )
+        .expect_err("invalid");
+        let text = error.to_string();
+        assert!(
+            text.contains("fhir.base_url `ftp://x` is not an http(s) URL"),
+            "{text}"
+        );
+        assert!(text.contains("`Patient` is not one of"), "{text}");
+        assert!(text.contains("needs TRD_FHIR_TOKEN"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_and_secrets_in_the_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("trd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("config.toml");
+        std::fs::write(
+            &file,
+            "[fhir]\nbase_url = \"http://ehr\"\ntoken = \"plain\"\n",
+        )
+        .expect("write");
+        let text = Config::load_from(Some(&file), env(&[]))
+            .expect_err("secret in file")
+            .to_string();
+        assert!(text.contains("`fhir.token` is a secret"), "{text}");
+        std::fs::write(&file, "[fhir]\nbase_urll = \"http://ehr\"\n").expect("write");
+        let text = Config::load_from(Some(&file), env(&[]))
+            .expect_err("typo")
+            .to_string();
+        assert!(text.contains("base_urll"), "{text}");
+        let text = Config::load_from(None, env(&[("TRD_ENGINE_POLICYY", "x")]))
+            .expect_err("typo")
+            .to_string();
+        assert!(text.contains("policyy"), "{text}");
+    }
+}

@@ -1,0 +1,156 @@
+//! One patient against the EHR: gather the record, assess it, write back. The CLI's
+//! `assess` and the service's pipeline both run this.
+
+use time::Date;
+
+use crate::clinical::knowledge::{KnowledgeError, ProfileFiles};
+use crate::clinical::policy::PolicyBook;
+use crate::clinical::{self, AssessOptions, Assessment, Knowledge, Policy};
+use crate::config::{Config, ConfigError, WritebackSettings};
+use crate::fhir::auth::Auth;
+use crate::fhir::client::{FhirClient, FhirError};
+use crate::fhir::gather::gather;
+use crate::fhir::writeback::{write_back, WriteOutcome, OWN_TAG_CODE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EhrError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeError),
+    #[error("unknown policy `{0}`")]
+    UnknownPolicy(String),
+    #[error(transparent)]
+    Fhir(#[from] FhirError),
+}
+
+/// Everything needed to assess patients against one EHR.
+pub struct Ehr {
+    pub client: FhirClient,
+    pub knowledge: Knowledge,
+    pub policy: Policy,
+    pub writeback: WritebackSettings,
+    pub look_back_months: u32,
+    pub options: AssessOptions,
+}
+
+/// The result of one patient's run.
+#[derive(Debug)]
+pub struct PatientRun {
+    pub assessment: Assessment,
+    pub write: WriteOutcome,
+    /// HTTP requests: gathering plus write-back.
+    pub requests: usize,
+}
+
+impl Ehr {
+    pub fn from_config(config: &Config) -> Result<Self, EhrError> {
+        let base = config.require_base_url()?;
+        let files = match &config.engine.knowledge_dir {
+            Some(dir) => ProfileFiles::embedded_with_overrides(dir)?,
+            None => ProfileFiles::embedded(),
+        };
+        let knowledge = Knowledge::from_files(&files)?;
+        let policy = PolicyBook::from_files(&files)?
+            .get(&config.engine.policy)
+            .cloned()
+            .ok_or_else(|| EhrError::UnknownPolicy(config.engine.policy.clone()))?;
+        let auth = Auth::from_settings(&config.fhir, config.auth_mode())?;
+        Ok(Self {
+            client: FhirClient::new(base, &config.fhir, auth)?,
+            knowledge,
+            policy,
+            writeback: config.writeback.clone(),
+            look_back_months: config.fhir.look_back_months,
+            options: AssessOptions {
+                measurement_year: config.engine.measurement_year,
+            },
+        })
+    }
+
+    /// The interactions this configuration needs from the EHR.
+    pub fn needed_interactions(&self) -> Vec<(&'static str, &'static str)> {
+        let mut needed: Vec<(&'static str, &'static str)> = [
+            "MedicationRequest",
+            "MedicationDispense",
+            "MedicationStatement",
+            "Observation",
+            "Condition",
+            "Procedure",
+        ]
+        .into_iter()
+        .map(|t| (t, "search-type"))
+        .collect();
+        if !self.writeback.dry_run {
+            needed.push(("*", "transaction"));
+            for kind in crate::config::WRITABLE_TYPES
+                .iter()
+                .filter(|k| self.writeback.resources.iter().any(|r| r == *k))
+            {
+                needed.push((
+                    kind,
+                    if *kind == "Provenance" {
+                        "create"
+                    } else {
+                        "update"
+                    },
+                ));
+            }
+        }
+        needed
+    }
+
+    /// Fails with a clear message when the EHR lacks an interaction we need.
+    pub async fn check_capabilities(&self) -> Result<(), EhrError> {
+        Ok(self
+            .client
+            .check_capabilities(&self.needed_interactions())
+            .await?)
+    }
+
+    pub async fn run_patient(&self, patient: &str, as_of: Date) -> Result<PatientRun, EhrError> {
+        let gathered = gather(
+            &self.client,
+            patient,
+            &self.knowledge,
+            self.look_back_months,
+            as_of,
+        )
+        .await?;
+        let assessment = clinical::assess_with(
+            &gathered.record,
+            &self.policy,
+            &self.knowledge,
+            as_of,
+            self.options,
+        );
+        let write = write_back(&self.client, &assessment, &self.writeback).await?;
+        let requests = gathered.requests + write.requests;
+        tracing::info!(
+            patient = %patient,
+            status = assessment.trd_status.code(),
+            written = write.plan.written.len(),
+            retired = write.plan.retired.len(),
+            unchanged = write.plan.unchanged,
+            requests,
+            "assessed"
+        );
+        Ok(PatientRun {
+            assessment,
+            write,
+            requests,
+        })
+    }
+}
+
+/// Whether a resource was written by this service (its tag), so notifications
+/// about it can be ignored and write-back never loops.
+pub fn is_own_resource(resource: &serde_json::Value) -> bool {
+    resource
+        .pointer("/meta/tag")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|tags| {
+            tags.iter()
+                .any(|t| t.get("code").and_then(serde_json::Value::as_str) == Some(OWN_TAG_CODE))
+        })
+}

@@ -1,0 +1,394 @@
+//! The EHR's FHIR REST API over reqwest: configurable media type, timeouts, bounded
+//! concurrency, retries with exponential backoff and jitter for idempotent requests
+//! only, `next`-link paging with loop detection, and OperationOutcome text in errors.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::auth::Auth;
+use crate::config::FhirSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FhirError {
+    #[error("{method} {url}: HTTP {status}: {detail}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{method} {url}: no answer within {secs} s")]
+    Timeout {
+        method: String,
+        url: String,
+        secs: u64,
+    },
+    #[error("{method} {url}: {detail}")]
+    Transport {
+        method: String,
+        url: String,
+        detail: String,
+    },
+    #[error("{url}: the answer is not FHIR JSON: {detail}")]
+    Malformed { url: String, detail: String },
+    #[error("paging loop: {url} was already fetched")]
+    PagingLoop { url: String },
+    #[error("paging stopped after {pages} pages at {url}")]
+    TooManyPages { url: String, pages: u32 },
+    #[error("{url}: 401 Unauthorized even with a fresh token")]
+    Unauthorized { url: String },
+    #[error("the EHR does not support what the configuration needs: {0}")]
+    Capability(String),
+    #[error("authentication: {0}")]
+    Auth(String),
+}
+
+impl FhirError {
+    /// Worth trying again later (the work item is retried, not dead-lettered).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FhirError::Status { status, .. } => *status == 429 || *status >= 500,
+            FhirError::Timeout { .. } | FhirError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Whether a request may be sent again after a failure whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    Idempotent,
+    /// Creates and other non-idempotent writes: never retried blindly.
+    Once,
+}
+
+pub struct FhirClient {
+    base: String,
+    http: reqwest::Client,
+    media_type: String,
+    auth: Auth,
+    limiter: Arc<Semaphore>,
+    max_retries: u32,
+    retry_base: Duration,
+    timeout_secs: u64,
+    page_size: u32,
+    max_pages: u32,
+}
+
+impl FhirClient {
+    pub fn new(base_url: &str, settings: &FhirSettings, auth: Auth) -> Result<Self, FhirError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .timeout(Duration::from_secs(settings.request_timeout_secs))
+            .user_agent(concat!("trd-sentinel/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FhirError::Transport {
+                method: "-".into(),
+                url: base_url.into(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+            media_type: settings.media_type.clone(),
+            auth,
+            limiter: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
+            max_retries: settings.max_retries,
+            retry_base: Duration::from_millis(settings.retry_base_ms),
+            timeout_secs: settings.request_timeout_secs,
+            page_size: settings.page_size,
+            max_pages: settings.max_pages,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    /// Sends one request, retrying as its idempotency allows; returns the parsed body
+    /// (Null for an empty body).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<Value, FhirError> {
+        let url = self.url(path);
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            let result = self.send_once(&method, &url, body).await;
+            match result {
+                Err(FhirError::Status { status: 401, .. })
+                    if !refreshed && self.auth.refresh_after_401().await =>
+                {
+                    // The request was refused, not processed: safe to send again once.
+                    refreshed = true;
+                    tracing::info!(%url, "401: fetching a fresh token");
+                }
+                Err(FhirError::Status { status: 401, .. }) => {
+                    return Err(FhirError::Unauthorized { url })
+                }
+                Err(e)
+                    if e.is_transient()
+                        && idempotency == Idempotency::Idempotent
+                        && attempt < self.max_retries =>
+                {
+                    let delay = self.backoff(attempt);
+                    attempt += 1;
+                    tracing::warn!(%url, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter: a random delay in [base * 2^n / 2, base * 2^n].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.retry_base.saturating_mul(2u32.saturating_pow(attempt));
+        let half = ceiling / 2;
+        half + ceiling.saturating_sub(half).mul_f64(rand::random::<f64>())
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, FhirError> {
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|e| FhirError::Transport {
+                method: method.to_string(),
+                url: url.to_string(),
+                detail: e.to_string(),
+            })?;
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .header("Accept", &self.media_type);
+        if let Some(header) = self.auth.header(&self.http, &self.base).await? {
+            request = request.header("Authorization", header);
+        }
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).map_err(|e| FhirError::Malformed {
+                url: url.into(),
+                detail: e.to_string(),
+            })?;
+            request = request.header("Content-Type", &self.media_type).body(bytes);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                FhirError::Timeout {
+                    method: method.to_string(),
+                    url: url.into(),
+                    secs: self.timeout_secs,
+                }
+            } else {
+                FhirError::Transport {
+                    method: method.to_string(),
+                    url: url.into(),
+                    detail: e.to_string(),
+                }
+            }
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| FhirError::Transport {
+            method: method.to_string(),
+            url: url.into(),
+            detail: e.to_string(),
+        })?;
+        if !status.is_success() {
+            return Err(FhirError::Status {
+                method: method.to_string(),
+                url: url.into(),
+                status: status.as_u16(),
+                detail: outcome_text(&bytes, status),
+            });
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| FhirError::Malformed {
+            url: url.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// All pages of a search, as Bundles; follows `next` links (which must not repeat).
+    pub async fn search(
+        &self,
+        resource_type: &str,
+        params: &[(&str, String)],
+    ) -> Result<Vec<Value>, FhirError> {
+        let mut query: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        query.push(("_count".into(), self.page_size.to_string()));
+        let first =
+            reqwest::Url::parse_with_params(&self.url(resource_type), &query).map_err(|e| {
+                FhirError::Malformed {
+                    url: resource_type.into(),
+                    detail: e.to_string(),
+                }
+            })?;
+        let mut next = Some(first.to_string());
+        let mut seen = HashSet::new();
+        let mut pages = Vec::new();
+        while let Some(url) = next.take() {
+            if !seen.insert(url.clone()) {
+                return Err(FhirError::PagingLoop { url });
+            }
+            if pages.len() as u32 >= self.max_pages {
+                return Err(FhirError::TooManyPages {
+                    url,
+                    pages: self.max_pages,
+                });
+            }
+            let page = self
+                .send(Method::GET, &url, None, Idempotency::Idempotent)
+                .await?;
+            if page.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+                return Err(FhirError::Malformed {
+                    url,
+                    detail: "a search answered with something other than a Bundle".into(),
+                });
+            }
+            next = page
+                .get("link")
+                .and_then(Value::as_array)
+                .and_then(|links| {
+                    links
+                        .iter()
+                        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+                })
+                .and_then(|l| l.get("url").and_then(Value::as_str))
+                .map(str::to_string);
+            pages.push(page);
+        }
+        Ok(pages)
+    }
+
+    /// A transaction Bundle; `idempotent` when every entry is a conditional update or
+    /// a create guarded by ifNoneExist, so a retry cannot duplicate anything.
+    pub async fn transaction(
+        &self,
+        bundle: &Value,
+        idempotency: Idempotency,
+    ) -> Result<Value, FhirError> {
+        let answer = self
+            .send(Method::POST, "", Some(bundle), idempotency)
+            .await?;
+        if answer.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return Err(FhirError::Malformed {
+                url: self.base.clone(),
+                detail: "transaction answer is not a Bundle".into(),
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Reads the CapabilityStatement and checks that each `(type, interaction)`
+    /// the configuration needs is supported (a server-level `transaction` as
+    /// `("*", "transaction")`).
+    pub async fn check_capabilities(&self, needed: &[(&str, &str)]) -> Result<(), FhirError> {
+        let statement = self
+            .send(Method::GET, "metadata", None, Idempotency::Idempotent)
+            .await?;
+        let missing = missing_capabilities(&statement, needed);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(FhirError::Capability(missing.join(", ")))
+        }
+    }
+}
+
+/// The interactions in `needed` that a CapabilityStatement does not list.
+pub fn missing_capabilities(statement: &Value, needed: &[(&str, &str)]) -> Vec<String> {
+    let rest = statement.pointer("/rest/0");
+    let codes = |list: Option<&Value>| -> Vec<String> {
+        list.and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.get("code").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    needed
+        .iter()
+        .filter(|(kind, interaction)| {
+            if *kind == "*" {
+                return !codes(rest.and_then(|r| r.get("interaction")))
+                    .iter()
+                    .any(|c| c == interaction);
+            }
+            let resource = rest
+                .and_then(|r| r.get("resource"))
+                .and_then(Value::as_array)
+                .and_then(|rs| {
+                    rs.iter()
+                        .find(|r| r.get("type").and_then(Value::as_str) == Some(kind))
+                });
+            !codes(resource.and_then(|r| r.get("interaction")))
+                .iter()
+                .any(|c| c == interaction)
+        })
+        .map(|(kind, interaction)| format!("{interaction} on {kind}"))
+        .collect()
+}
+
+/// The text of an OperationOutcome, else the start of the body.
+fn outcome_text(bytes: &[u8], status: StatusCode) -> String {
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        if value.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
+            let texts: Vec<String> = value
+                .get("issue")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|issue| {
+                    issue
+                        .get("diagnostics")
+                        .and_then(Value::as_str)
+                        .or_else(|| issue.pointer("/details/text").and_then(Value::as_str))
+                        .map(str::to_string)
+                })
+                .collect();
+            if !texts.is_empty() {
+                return texts.join("; ");
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let short: String = text.chars().take(200).collect();
+    if short.trim().is_empty() {
+        status.canonical_reason().unwrap_or("no detail").to_string()
+    } else {
+        short
+    }
+}
