@@ -150,3 +150,20 @@ fn every_code_system_has_a_value_set() {
         );
     }
 }
+
+#[test]
+fn write_back_codes_are_defined() {
+    let assessment = defined("trd-assessment");
+    for code in [
+        "trd-assessment",
+        "failed-adequate-trials",
+        "adequate-trials",
+        "thase-rush-stage",
+        "msm-score",
+        "msm-band",
+        "mgh-s-score",
+    ] {
+        assert!(assessment.contains(code), "{code}");
+    }
+    assert!(defined("trd-meta").contains(trd_sentinel::fhir::writeback::OWN_TAG_CODE));
+}

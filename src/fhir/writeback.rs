@@ -559,15 +559,20 @@ fn provenance(
     sources.sort();
     sources.dedup();
     let content: Vec<&Value> = bodies.iter().map(|(_, _, _, b)| b).collect();
-    let identifier = format!(
-        "{}/provenance/{}",
-        a.patient,
+    // Provenance has no identifier in R4: a tag names this write, and the create is
+    // conditional on it, so a retried transaction cannot add a second Provenance.
+    let write_tag = format!(
+        "write-{}-{}",
+        a.as_of,
         short_hash(&serde_json::to_string(&content).unwrap_or_default())
     );
+    let mut meta = own_meta();
+    if let Some(tags) = meta["tag"].as_array_mut() {
+        tags.push(json!({ "system": OWN_TAG_SYSTEM, "code": write_tag }));
+    }
     let mut body = json!({
         "resourceType": "Provenance",
-        "identifier": [{ "system": system, "value": identifier }],
-        "meta": own_meta(),
+        "meta": meta,
         "target": bodies.iter().map(|(url, ..)| json!({ "reference": url })).collect::<Vec<_>>(),
         "recorded": format!("{}T00:00:00Z", a.as_of),
         "policy": [format!("https://fhir.trd-sentinel.org/policy/{}", a.policy)],
@@ -584,9 +589,9 @@ fn provenance(
             .collect();
     }
     json!({
-        "fullUrl": urn_for(&identifier),
+        "fullUrl": urn_for(&format!("{}|{write_tag}", a.patient)),
         "resource": body,
-        "request": { "method": "POST", "url": "Provenance", "ifNoneExist": format!("identifier={}", query_escape(&format!("{system}|{identifier}"))) },
+        "request": { "method": "POST", "url": "Provenance", "ifNoneExist": format!("_tag={}", query_escape(&format!("{OWN_TAG_SYSTEM}|{write_tag}"))) },
     })
 }
 

@@ -1,0 +1,339 @@
+//! Write-back planning: what an assessment writes, that a second run writes nothing,
+//! what gets retired, and that every written resource passes an independent FHIR
+//! validator (fhir.resources R4B models, provisioned by scripts/provision).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+use time::macros::date;
+use trd_sentinel::clinical::policy::PolicyBook;
+use trd_sentinel::clinical::{assess, Assessment, Knowledge};
+use trd_sentinel::config::WritebackSettings;
+use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::writeback::{desired_resources, existing_from, plan, Existing, Plan};
+
+fn assessment(fixture: &str, policy: &str) -> Assessment {
+    let knowledge = Knowledge::embedded().expect("knowledge");
+    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    pool.add_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/patients")
+            .join(format!("{fixture}.json")),
+    )
+    .expect("fixture");
+    let record = pool.records().pop().expect("patient");
+    let policy = PolicyBook::embedded()
+        .expect("policies")
+        .get(policy)
+        .expect("policy")
+        .clone();
+    assess(&record, &policy, &knowledge, date!(2024 - 10 - 20))
+}
+
+fn settings() -> WritebackSettings {
+    WritebackSettings::default()
+}
+
+/// What the server would hold after applying a plan (ids assigned).
+fn applied(plan: &Plan, settings: &WritebackSettings) -> Vec<Existing> {
+    plan.entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| {
+            let mut resource = entry["resource"].clone();
+            resource["id"] = json!(format!("srv{i}"));
+            existing_from(&resource, &settings.identifier_system)
+        })
+        .collect()
+}
+
+fn types(plan: &Plan) -> Vec<String> {
+    plan.entries
+        .iter()
+        .map(|e| {
+            e["resource"]["resourceType"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_trd_assessment_writes_flag_observation_issues_proposals_and_provenance() {
+    let a = assessment("trd-two-ssris", "default");
+    let s = settings();
+    let plan = plan(&a, desired_resources(&a, &s), &[], &s);
+    let kinds = types(&plan);
+    assert_eq!(kinds.iter().filter(|k| *k == "Flag").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "Observation").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "DetectedIssue").count(),
+        2,
+        "no recent TSH, no recent vitamin D"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "ServiceRequest").count(), 7);
+    assert_eq!(kinds.last().map(String::as_str), Some("Provenance"));
+
+    let flag = plan
+        .entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Flag")
+        .expect("flag");
+    assert_eq!(flag["request"]["method"], "PUT");
+    assert_eq!(
+        flag["request"]["url"],
+        "Flag?identifier=https://fhir.trd-sentinel.org/id%7CPatient/trd-two-ssris/trd"
+    );
+    assert_eq!(flag["resource"]["status"], "active");
+    assert_eq!(flag["resource"]["code"]["coding"][0]["code"], "trd");
+    assert_eq!(
+        flag["resource"]["period"]["start"], "2024-07-06",
+        "outcome date of the second failure"
+    );
+    let observation = plan
+        .entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Observation")
+        .expect("observation");
+    assert_eq!(
+        flag["resource"]["extension"][0]["valueReference"]["reference"], observation["fullUrl"],
+        "flag-detail points at the assessment"
+    );
+    let proposal = plan
+        .entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
+        .expect("proposal");
+    assert_eq!(proposal["resource"]["intent"], "proposal");
+    assert_eq!(
+        proposal["resource"]["reasonReference"][0]["reference"],
+        observation["fullUrl"]
+    );
+    let provenance = &plan.entries.last().expect("provenance")["resource"];
+    assert_eq!(
+        provenance["target"].as_array().map(Vec::len),
+        Some(plan.entries.len() - 1)
+    );
+    assert!(provenance["entity"].as_array().is_some_and(|e| e
+        .iter()
+        .any(|x| x["what"]["reference"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("MedicationDispense/")))));
+    assert!(
+        plan.entries.last().expect("provenance")["request"]["ifNoneExist"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("_tag="))
+    );
+    for entry in &plan.entries {
+        assert_eq!(
+            entry["resource"]["meta"]["tag"][0]["code"], "trd-sentinel",
+            "every resource is tagged as the service's own"
+        );
+    }
+}
+
+#[test]
+fn a_second_run_with_the_same_content_writes_nothing() {
+    let s = settings();
+    let a = assessment("trd-two-ssris", "default");
+    let first = plan(&a, desired_resources(&a, &s), &[], &s);
+    let existing = applied(&first, &s);
+    let second = plan(&a, desired_resources(&a, &s), &existing, &s);
+    assert!(
+        second.entries.is_empty(),
+        "unchanged content is not rewritten: {:?}",
+        second.written
+    );
+    assert_eq!(
+        second.unchanged,
+        first.entries.len() - 1,
+        "everything but the provenance"
+    );
+
+    // A later as-of date alone (same findings, same months) changes nothing either.
+    let mut later = a.clone();
+    later.as_of = date!(2024 - 10 - 25);
+    assert!(plan(&later, desired_resources(&later, &s), &existing, &s)
+        .entries
+        .is_empty());
+}
+
+#[test]
+fn changed_data_updates_and_what_no_longer_applies_is_retired() {
+    let s = settings();
+    let trd = assessment("trd-two-ssris", "default");
+    let existing = applied(&plan(&trd, desired_resources(&trd, &s), &[], &s), &s);
+
+    // The same patient now has a TSH on record and is assessed under EMA (not TRD).
+    let mut at_risk = assessment("ema-same-class", "ema");
+    at_risk.patient = trd.patient.clone();
+    let mut reassessed = assess_again(&at_risk, &trd);
+    reassessed.findings.retain(|f| f.code != "no-recent-tsh");
+    let second = plan(
+        &reassessed,
+        desired_resources(&reassessed, &s),
+        &existing,
+        &s,
+    );
+
+    let flag = second
+        .entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Flag")
+        .expect("flag updated");
+    assert_eq!(
+        flag["resource"]["code"]["coding"][0]["code"],
+        "one-failed-trial"
+    );
+    assert!(
+        second.retired.iter().any(|r| r.starts_with("DetectedIssue")
+            && r.contains("no-recent-tsh")
+            && r.ends_with("-> cancelled")),
+        "{:?}",
+        second.retired
+    );
+    assert!(
+        second
+            .retired
+            .iter()
+            .any(|r| r.contains("suggestion/183524004") && r.ends_with("-> revoked")),
+        "{:?}",
+        second.retired
+    );
+    let revoked = second
+        .entries
+        .iter()
+        .find(|e| {
+            e["resource"]["resourceType"] == "ServiceRequest"
+                && e["resource"]["status"] == "revoked"
+        })
+        .expect("revoked");
+    assert_eq!(
+        revoked["request"]["method"], "PUT",
+        "retired by update, never deleted"
+    );
+    assert!(second
+        .entries
+        .iter()
+        .all(|e| e["request"]["method"] != "DELETE"));
+}
+
+/// The at-risk assessment as if made for the TRD patient (same patient reference).
+fn assess_again(at_risk: &Assessment, trd: &Assessment) -> Assessment {
+    let mut a = at_risk.clone();
+    a.patient = trd.patient.clone();
+    a
+}
+
+#[test]
+fn a_patient_who_recovers_gets_the_flag_inactivated() {
+    let s = settings();
+    let trd = assessment("trd-two-ssris", "default");
+    let existing = applied(&plan(&trd, desired_resources(&trd, &s), &[], &s), &s);
+    let mut recovered = assessment("remission-after-second", "default");
+    recovered.patient = trd.patient.clone();
+    let update = plan(&recovered, desired_resources(&recovered, &s), &existing, &s);
+    let flag = update
+        .entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Flag")
+        .expect("flag");
+    assert_eq!(flag["resource"]["status"], "inactive");
+    assert_eq!(flag["resource"]["period"]["end"], "2024-10-20");
+}
+
+#[test]
+fn a_patient_never_flagged_gets_no_inactive_flag() {
+    let s = settings();
+    let a = assessment("remission-after-second", "default");
+    let plan = plan(&a, desired_resources(&a, &s), &[], &s);
+    assert!(!types(&plan).contains(&"Flag".to_string()));
+}
+
+#[test]
+fn only_the_configured_types_are_written() {
+    let s = WritebackSettings {
+        resources: vec!["Flag".into()],
+        ..settings()
+    };
+    let a = assessment("trd-two-ssris", "default");
+    let plan = plan(&a, desired_resources(&a, &s), &[], &s);
+    assert_eq!(types(&plan), vec!["Flag"]);
+    assert!(
+        plan.entries[0]["resource"]
+            .get("extension")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e.len() == 1),
+        "only the hash: no flag-detail to an unwritten Observation"
+    );
+}
+
+fn python() -> String {
+    std::env::var("TRD_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/trd-sentinel/venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+/// Runs the independent validator over written transactions.
+pub fn validate_with_fhir_resources(files: &[PathBuf]) {
+    let python = python();
+    assert!(
+        Path::new(&python).exists(),
+        "independent FHIR validator missing at {python}: run scripts/provision (or scripts/test)"
+    );
+    let output = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/validate_fhir.py"
+        ))
+        .args(files)
+        .output()
+        .expect("run validator");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "validator rejected written resources:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_written_resource_passes_the_independent_validator() {
+    let s = settings();
+    let dir = std::env::temp_dir().join(format!("trd-written-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut files = Vec::new();
+    for (fixture, policy) in [
+        ("trd-two-ssris", "default"),
+        ("thase-rush-v", "default"),
+        ("bipolar-ii-history", "default"),
+        ("subtherapeutic-ongoing", "default"),
+        ("high-tsh", "default"),
+        ("failure-plus-too-short", "default"),
+        ("malformed-resource", "default"),
+    ] {
+        let a = assessment(fixture, policy);
+        let first = plan(&a, desired_resources(&a, &s), &[], &s);
+        let path = dir.join(format!("{fixture}.json"));
+        std::fs::write(&path, first.transaction().to_string()).expect("write");
+        files.push(path);
+        // Retirements too: the same patient recovered.
+        let mut recovered = assessment("remission-after-second", "default");
+        recovered.patient = a.patient.clone();
+        let retire = plan(
+            &recovered,
+            desired_resources(&recovered, &s),
+            &applied(&first, &s),
+            &s,
+        );
+        let path = dir.join(format!("{fixture}-retired.json"));
+        std::fs::write(&path, retire.transaction().to_string()).expect("write");
+        files.push(path);
+    }
+    validate_with_fhir_resources(&files);
+}
