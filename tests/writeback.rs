@@ -337,3 +337,32 @@ fn every_written_resource_passes_the_independent_validator() {
     }
     validate_with_fhir_resources(&files);
 }
+
+#[test]
+fn the_profiles_are_valid_fhir_and_cover_every_written_type() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut files = Vec::new();
+    for folder in ["structuredefinitions", "codesystems", "valuesets"] {
+        for entry in std::fs::read_dir(root.join(folder)).expect("folder") {
+            files.push(entry.expect("entry").path());
+        }
+    }
+    validate_with_fhir_resources(&files);
+    let s = settings();
+    let a = assessment("trd-two-ssris", "default");
+    for entry in plan(&a, desired_resources(&a, &s), &[], &s).entries {
+        let profile = entry["resource"]["meta"]["profile"][0]
+            .as_str()
+            .expect("profile")
+            .to_string();
+        let id = profile.rsplit('/').next().expect("id");
+        let sd: Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join(format!(
+                "structuredefinitions/StructureDefinition-{id}.json"
+            )))
+            .expect("profile file"),
+        )
+        .expect("json");
+        assert_eq!(sd["type"], entry["resource"]["resourceType"], "{profile}");
+    }
+}

@@ -106,6 +106,18 @@ fn own_meta() -> Value {
     json!({ "tag": [{ "system": OWN_TAG_SYSTEM, "code": OWN_TAG_CODE, "display": "Written by trd-sentinel" }] })
 }
 
+/// The profile (profiles/structuredefinitions) each written type claims.
+fn profile_of(resource_type: &str) -> String {
+    let id = match resource_type {
+        "Flag" => "trd-flag",
+        "Observation" => "trd-assessment",
+        "DetectedIssue" => "trd-detected-issue",
+        "ServiceRequest" => "trd-service-request-proposal",
+        _ => "trd-provenance",
+    };
+    format!("https://fhir.trd-sentinel.org/StructureDefinition/{id}")
+}
+
 fn desired(
     resource_type: &'static str,
     system: &str,
@@ -115,6 +127,7 @@ fn desired(
 ) -> Desired {
     body["identifier"] = json!([{ "system": system, "value": identifier }]);
     body["meta"] = own_meta();
+    body["meta"]["profile"] = json!([profile_of(resource_type)]);
     let hash = hash_of(&body);
     Desired {
         resource_type,
@@ -494,6 +507,7 @@ pub fn plan(
         }
         body["status"] = json!(status);
         body["meta"] = own_meta();
+        body["meta"]["profile"] = json!([profile_of(&e.resource_type)]);
         if e.resource_type == "Flag" {
             set_path(&mut body, "period/end", json!(a.as_of.to_string()));
         }
@@ -570,6 +584,7 @@ fn provenance(
     if let Some(tags) = meta["tag"].as_array_mut() {
         tags.push(json!({ "system": OWN_TAG_SYSTEM, "code": write_tag }));
     }
+    meta["profile"] = json!([profile_of("Provenance")]);
     let mut body = json!({
         "resourceType": "Provenance",
         "meta": meta,

@@ -1,0 +1,317 @@
+//! Against a real FHIR server (Helios FHIR Server, started per test): patient-scoped
+//! searches, write-back content, idempotence (second run writes nothing), updates on
+//! changed data, inactivation on recovery, concurrent runs, the `assess` command.
+
+#[path = "support/hfs.rs"]
+mod hfs;
+
+use serde_json::{json, Value};
+use time::macros::date;
+use trd_sentinel::config::Config;
+use trd_sentinel::ehr::Ehr;
+
+use hfs::{as_transaction, fixture, Hfs};
+
+const AS_OF: time::Date = date!(2024 - 10 - 20);
+
+async fn post(base: &str, body: &Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(base)
+        .header("Content-Type", "application/fhir+json")
+        .header("Accept", "application/fhir+json")
+        .json(body)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(status.is_success(), "POST failed {status}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn get(url: &str) -> Value {
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("Accept", "application/fhir+json")
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.json().await.expect("json")
+}
+
+async fn put(base: &str, resource: &Value) {
+    let url = format!(
+        "{base}/{}/{}",
+        resource["resourceType"].as_str().expect("type"),
+        resource["id"].as_str().expect("id")
+    );
+    let response = reqwest::Client::new()
+        .put(&url)
+        .header("Content-Type", "application/fhir+json")
+        .json(resource)
+        .send()
+        .await
+        .expect("put");
+    assert!(
+        response.status().is_success(),
+        "PUT {url}: {}",
+        response.status()
+    );
+}
+
+async fn load(server: &Hfs, name: &str) {
+    post(&server.base, &as_transaction(&fixture(name))).await;
+}
+
+async fn search(server: &Hfs, query: &str) -> Vec<Value> {
+    let bundle = get(&format!("{}/{query}", server.base)).await;
+    bundle["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+fn ehr(server: &Hfs) -> Ehr {
+    let config = Config::load_from(
+        None,
+        vec![("TRD_FHIR_BASE_URL".to_string(), server.base.clone())],
+    )
+    .expect("config");
+    Ehr::from_config(&config).expect("ehr")
+}
+
+fn ours(resources: &[Value]) -> Vec<&Value> {
+    resources
+        .iter()
+        .filter(|r| trd_sentinel::ehr::is_own_resource(r))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_patient_search_returns_only_that_patient() {
+    let server = Hfs::start();
+    load(&server, "trd-two-ssris").await;
+    load(&server, "dose-too-low").await;
+    let orders = search(
+        &server,
+        "MedicationDispense?patient=Patient/dose-too-low&_count=100",
+    )
+    .await;
+    assert_eq!(orders.len(), 4, "only dose-too-low's four dispenses");
+    assert!(orders
+        .iter()
+        .all(|o| o["subject"]["reference"] == "Patient/dose-too-low"));
+    let gathered = trd_sentinel::fhir::gather::gather(
+        &ehr(&server).client,
+        "Patient/dose-too-low",
+        &ehr(&server).knowledge,
+        60,
+        AS_OF,
+    )
+    .await
+    .expect("gather");
+    assert_eq!(gathered.record.dispenses.len(), 4);
+    assert!(gathered.record.observations.is_empty());
+}
+
+#[tokio::test]
+async fn write_back_is_right_idempotent_and_follows_changes() {
+    let server = Hfs::start();
+    load(&server, "trd-two-ssris").await;
+    let patient = "Patient/trd-two-ssris";
+    let ehr = ehr(&server);
+    ehr.check_capabilities()
+        .await
+        .expect("hfs supports what we need");
+
+    // First run: everything written.
+    let first = ehr.run_patient(patient, AS_OF).await.expect("first run");
+    assert_eq!(first.assessment.trd_status.code(), "trd");
+    let flags = search(&server, &format!("Flag?patient={patient}")).await;
+    assert_eq!(flags.len(), 1);
+    let flag = &flags[0];
+    assert_eq!(flag["status"], "active");
+    assert_eq!(flag["code"]["coding"][0]["code"], "trd");
+    assert_eq!(flag["identifier"][0]["value"], "Patient/trd-two-ssris/trd");
+    let observations = search(&server, &format!("Observation?patient={patient}&code=https://fhir.trd-sentinel.org/CodeSystem/trd-assessment|trd-assessment")).await;
+    assert_eq!(observations.len(), 1);
+    let assessment = &observations[0];
+    assert_eq!(
+        assessment["valueCodeableConcept"]["coding"][0]["code"],
+        "trd"
+    );
+    let detail = flag["extension"]
+        .as_array()
+        .expect("extensions")
+        .iter()
+        .find(|e| e["url"] == "http://hl7.org/fhir/StructureDefinition/flag-detail")
+        .expect("flag-detail");
+    assert_eq!(
+        detail["valueReference"]["reference"],
+        format!("Observation/{}", assessment["id"].as_str().expect("id")),
+        "urn:uuid resolved to the stored Observation"
+    );
+    assert_eq!(
+        ours(&search(&server, &format!("DetectedIssue?patient={patient}")).await).len(),
+        2
+    );
+    assert_eq!(
+        ours(&search(&server, &format!("ServiceRequest?patient={patient}")).await).len(),
+        7
+    );
+    let version = flag["meta"]["versionId"].clone();
+
+    // Second run: nothing written, no new versions.
+    let second = ehr.run_patient(patient, AS_OF).await.expect("second run");
+    assert!(
+        second.write.transaction.is_none(),
+        "wrote again: {:?}",
+        second.write.plan.written
+    );
+    let flag_again = get(&format!(
+        "{}/Flag/{}",
+        server.base,
+        flag["id"].as_str().expect("id")
+    ))
+    .await;
+    assert_eq!(flag_again["meta"]["versionId"], version, "no new version");
+
+    // New data: a TSH on record, the no-recent-TSH issue is cancelled.
+    put(&server.base, &json!({ "resourceType": "Observation", "id": "tsh-new", "status": "final", "subject": { "reference": patient },
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "3016-3" }] }, "effectiveDateTime": "2024-09-01",
+        "valueQuantity": { "value": 2.1, "unit": "mIU/L", "system": "http://unitsofmeasure.org", "code": "mIU/L" } })).await;
+    let third = ehr.run_patient(patient, AS_OF).await.expect("third run");
+    assert!(
+        third
+            .write
+            .plan
+            .retired
+            .iter()
+            .any(|r| r.contains("no-recent-tsh")),
+        "{:?}",
+        third.write.plan.retired
+    );
+    let issues = search(&server, &format!("DetectedIssue?patient={patient}")).await;
+    let tsh_issue = issues
+        .iter()
+        .find(|i| i["code"]["text"] == "no-recent-tsh")
+        .expect("kept, not deleted");
+    assert_eq!(tsh_issue["status"], "cancelled");
+
+    // Recovery: the second trial's outcome becomes a remission; the Flag goes inactive.
+    let scores = search(
+        &server,
+        &format!("Observation?patient={patient}&code=http://loinc.org|44261-6"),
+    )
+    .await;
+    let mut last = scores
+        .iter()
+        .max_by_key(|o| o["effectiveDateTime"].as_str().unwrap_or("").to_string())
+        .expect("score")
+        .clone();
+    last["valueInteger"] = json!(3);
+    put(&server.base, &last).await;
+    let fourth = ehr.run_patient(patient, AS_OF).await.expect("fourth run");
+    assert_eq!(fourth.assessment.trd_status.code(), "remission");
+    let flags = search(&server, &format!("Flag?patient={patient}")).await;
+    assert_eq!(flags.len(), 1, "still one Flag");
+    assert_eq!(flags[0]["status"], "inactive");
+    let proposals = ours(&search(&server, &format!("ServiceRequest?patient={patient}")).await)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(
+        proposals.iter().all(|s| s["status"] == "revoked"),
+        "{proposals:?}"
+    );
+    assert!(
+        !search(&server, &format!("Provenance?patient={patient}"))
+            .await
+            .is_empty()
+            || !search(&server, "Provenance").await.is_empty()
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_leave_exactly_one_flag() {
+    let server = Hfs::start();
+    load(&server, "chronic-psychotic").await;
+    let patient = "Patient/chronic-psychotic";
+    let (a, b) = (ehr(&server), ehr(&server));
+    let (first, second) =
+        tokio::join!(a.run_patient(patient, AS_OF), b.run_patient(patient, AS_OF));
+    first.expect("first");
+    second.expect("second");
+    let flags = search(&server, &format!("Flag?patient={patient}")).await;
+    assert_eq!(flags.len(), 1, "{flags:#?}");
+    let assessments = search(&server, &format!("Observation?patient={patient}&code=https://fhir.trd-sentinel.org/CodeSystem/trd-assessment|trd-assessment")).await;
+    assert_eq!(assessments.len(), 1);
+}
+
+#[tokio::test]
+async fn the_assess_command_works_from_the_environment_alone() {
+    let server = Hfs::start();
+    load(&server, "one-failure-at-risk").await;
+    let run = |dry: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trd-sentinel"));
+        command
+            .args([
+                "assess",
+                "--patient",
+                "Patient/one-failure-at-risk",
+                "--as-of",
+                "2024-10-20",
+            ])
+            .env("TRD_FHIR_BASE_URL", &server.base)
+            .env("RUST_LOG", "warn");
+        if dry {
+            command.env("TRD_WRITEBACK_DRY_RUN", "true");
+        }
+        command.output().expect("run")
+    };
+    let dry = run(true);
+    let out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        out.contains("one-failed-trial")
+            && out.contains("dry run: would write")
+            && out.contains("\"type\": \"transaction\""),
+        "{out}"
+    );
+    assert!(
+        search(&server, "Flag?patient=Patient/one-failure-at-risk")
+            .await
+            .is_empty(),
+        "dry run writes nothing"
+    );
+
+    let real = run(false);
+    let out = String::from_utf8_lossy(&real.stdout);
+    assert!(
+        real.status.success(),
+        "{}",
+        String::from_utf8_lossy(&real.stderr)
+    );
+    assert!(
+        out.contains("wrote Flag Patient/one-failure-at-risk/trd"),
+        "{out}"
+    );
+    assert_eq!(
+        search(&server, "Flag?patient=Patient/one-failure-at-risk")
+            .await
+            .len(),
+        1
+    );
+}

@@ -1,0 +1,179 @@
+//! Helios FHIR Server for tests: started on a free loopback port with an in-memory
+//! SQLite database and the R4 search parameters, stopped when dropped. The binary
+//! and data come from scripts/provision (TRD_TEST_HFS_BIN, TRD_TEST_HFS_DATA).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub struct Hfs {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+fn cache() -> String {
+    format!(
+        "{}/.cache/trd-sentinel",
+        std::env::var("HOME").unwrap_or_default()
+    )
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Hfs {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let bin = std::env::var("TRD_TEST_HFS_BIN")
+            .unwrap_or_else(|_| format!("{}/hfs/bin/hfs", cache()));
+        let data =
+            std::env::var("TRD_TEST_HFS_DATA").unwrap_or_else(|_| format!("{}/hfs-data", cache()));
+        assert!(
+            PathBuf::from(&bin).is_file(),
+            "Helios FHIR Server not found at {bin}: run scripts/provision (scripts/test does)"
+        );
+        assert!(
+            PathBuf::from(&data)
+                .join("search-parameters-r4.json")
+                .is_file(),
+            "search parameters missing in {data}: run scripts/provision"
+        );
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("hfs-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(&bin);
+        command
+            .args([
+                "--port",
+                &port.to_string(),
+                "--database-url",
+                ":memory:",
+                "--data-dir",
+                &data,
+                "--seed-conformance",
+            ])
+            .env("HFS_SUBSCRIPTIONS_ENABLED", "true")
+            .env("HFS_SUBSCRIPTION_ALLOW_PRIVATE_ENDPOINTS", "true")
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start hfs");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if http_status(&format!("{}/metadata", self.base))
+                .is_some_and(|s| (200..300).contains(&s))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "hfs did not answer /metadata within 120 s; log: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Hfs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status of a plain HTTP GET over std (readiness checks need no runtime).
+fn http_status(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/fhir+json\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 32];
+    let n = stream.read(&mut head).ok()?;
+    String::from_utf8_lossy(&head[..n])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A fixture bundle as a transaction of `PUT Type/id` entries, with urn:uuid
+/// references rewritten to `Type/id` (as an EHR would store them).
+pub fn as_transaction(bundle: &Value) -> Value {
+    let mut names: HashMap<String, String> = HashMap::new();
+    for entry in bundle["entry"].as_array().into_iter().flatten() {
+        let r = &entry["resource"];
+        if let (Some(url), Some(kind), Some(id)) = (
+            entry["fullUrl"].as_str(),
+            r["resourceType"].as_str(),
+            r["id"].as_str(),
+        ) {
+            names.insert(url.to_string(), format!("{kind}/{id}"));
+        }
+    }
+    let entries: Vec<Value> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let mut resource = entry["resource"].clone();
+            rewrite(&mut resource, &names);
+            let url = format!(
+                "{}/{}",
+                resource["resourceType"].as_str().unwrap_or(""),
+                resource["id"].as_str().unwrap_or("")
+            );
+            json!({ "resource": resource, "request": { "method": "PUT", "url": url } })
+        })
+        .collect();
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
+}
+
+fn rewrite(value: &mut Value, names: &HashMap<String, String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get_mut("reference") {
+                if let Some(name) = names.get(reference.as_str()) {
+                    *reference = name.clone();
+                }
+            }
+            map.values_mut().for_each(|v| rewrite(v, names));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite(v, names)),
+        _ => {}
+    }
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/patients")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+}
