@@ -12,6 +12,10 @@ pub mod clinical;
 pub mod config;
 pub mod ehr;
 pub mod fhir;
+pub mod intake;
+pub mod metrics;
+pub mod pipeline;
+pub mod queue;
 pub mod report;
 
 pub use fhir_sdk;

@@ -711,6 +711,8 @@ pub async fn fetch_existing(
 #[derive(Debug, Clone, Default)]
 pub struct WriteOutcome {
     pub plan: Plan,
+    /// The TRD status of the assessment Observation found on the EHR before this write.
+    pub previous_status: Option<String>,
     /// The transaction, when something was (or in dry-run would be) written.
     pub transaction: Option<Value>,
     pub requests: usize,
@@ -724,9 +726,21 @@ pub async fn write_back(
     settings: &WritebackSettings,
 ) -> Result<WriteOutcome, FhirError> {
     let (existing, mut requests) = fetch_existing(client, &a.patient, settings).await?;
+    let previous_status = existing
+        .iter()
+        .find(|e| {
+            e.resource_type == "Observation" && e.identifier == format!("{}/assessment", a.patient)
+        })
+        .and_then(|e| {
+            e.body
+                .pointer("/valueCodeableConcept/coding/0/code")
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string);
     let plan = plan(a, desired_resources(a, settings), &existing, settings);
     if plan.entries.is_empty() {
         return Ok(WriteOutcome {
+            previous_status,
             plan,
             transaction: None,
             requests,
@@ -742,6 +756,7 @@ pub async fn write_back(
         requests += 1;
     }
     Ok(WriteOutcome {
+        previous_status,
         plan,
         transaction: Some(transaction),
         requests,

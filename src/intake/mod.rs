@@ -1,0 +1,5 @@
+//! Intake: notifications, intake-queue messages and reconciliation, reduced to work.
+
+pub mod notification;
+pub mod reconcile;
+pub mod work;

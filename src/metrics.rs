@@ -1,0 +1,102 @@
+//! Prometheus metrics: what operators watch (see README "Operations").
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Notifications received, by shape and outcome (queued, ignored, rejected, unavailable, unauthorized).
+    pub notifications: IntCounterVec,
+    /// Intake-queue messages, by outcome.
+    pub intake_messages: IntCounterVec,
+    pub queue_depth: IntGauge,
+    /// Assessments by TRD status.
+    pub assessments: IntCounterVec,
+    /// Write-backs by result: written, unchanged, dry-run.
+    pub writebacks: IntCounterVec,
+    pub retries: IntCounter,
+    pub dead_letters: IntCounter,
+    /// One work item, taken from the queue to settled.
+    pub processing_seconds: Histogram,
+    /// From first queued to settled.
+    pub end_to_end_seconds: Histogram,
+    pub coalesced: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("trd".into()), None).expect("registry");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+            registry.register(Box::new(c.clone())).expect("register");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("metric");
+            registry.register(Box::new(c.clone())).expect("register");
+            c
+        };
+        let histogram = |name: &str, help: &str| {
+            let buckets = vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ];
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("metric");
+            registry.register(Box::new(h.clone())).expect("register");
+            h
+        };
+        let queue_depth = IntGauge::new(
+            "queue_depth",
+            "Messages waiting in the intake and work queues",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(queue_depth.clone()))
+            .expect("register");
+        Self {
+            notifications: counter_vec(
+                "notifications_total",
+                "Subscription notifications by shape and outcome",
+                &["shape", "outcome"],
+            ),
+            intake_messages: counter_vec(
+                "intake_messages_total",
+                "Intake-queue messages by outcome",
+                &["outcome"],
+            ),
+            queue_depth,
+            assessments: counter_vec(
+                "assessments_total",
+                "Assessments by TRD status",
+                &["status"],
+            ),
+            writebacks: counter_vec("writebacks_total", "Write-backs by result", &["result"]),
+            retries: counter("retries_total", "Work items scheduled for a delayed retry"),
+            dead_letters: counter("dead_letters_total", "Work or intake items dead-lettered"),
+            processing_seconds: histogram("processing_seconds", "Time to process one work item"),
+            end_to_end_seconds: histogram(
+                "end_to_end_seconds",
+                "Time from first queued to settled",
+            ),
+            coalesced: counter(
+                "coalesced_total",
+                "Work items absorbed by another for the same patient",
+            ),
+            registry,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
