@@ -17,14 +17,27 @@ use time::macros::date;
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
 
-const TEMPLATES: &[&str] = &["trd-two-ssris", "one-failure-at-risk", "thase-rush-iii", "partial-response", "remission-after-second", "dose-too-low"];
+const TEMPLATES: &[&str] = &[
+    "trd-two-ssris",
+    "one-failure-at-risk",
+    "thase-rush-iii",
+    "partial-response",
+    "remission-after-second",
+    "dose-too-low",
+];
 
 /// A fixture patient copied under a new id (every resource id and reference renamed).
 fn copy_of(template: &str, n: usize) -> (String, Value) {
     let text = serde_json::to_string(&hfs::fixture(template)).expect("json");
     let id = format!("{template}-{n}");
-    let renamed = text.replace(&format!("\"{template}"), &format!("\"{id}")).replace(&format!("/{template}"), &format!("/{id}")).replace(&format!("patient-{template}"), &format!("patient-{id}"));
-    (format!("Patient/{id}"), serde_json::from_str(&renamed).expect("json"))
+    let renamed = text
+        .replace(&format!("\"{template}"), &format!("\"{id}"))
+        .replace(&format!("/{template}"), &format!("/{id}"))
+        .replace(&format!("patient-{template}"), &format!("patient-{id}"));
+    (
+        format!("Patient/{id}"),
+        serde_json::from_str(&renamed).expect("json"),
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -34,7 +47,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
-    let count: usize = if benchmarking { std::env::var("PATIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000) } else { 12 };
+    let count: usize = if benchmarking {
+        std::env::var("PATIENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000)
+    } else {
+        12
+    };
     let server = hfs::Hfs::start();
     let http = reqwest::Client::new();
 
@@ -45,15 +65,37 @@ async fn main() {
         for &n in chunk {
             let (patient, bundle) = copy_of(TEMPLATES[n % TEMPLATES.len()], n);
             patients.push(patient);
-            entries.extend(hfs::as_transaction(&bundle)["entry"].as_array().cloned().unwrap_or_default());
+            entries.extend(
+                hfs::as_transaction(&bundle)["entry"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
         }
         let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
-        let response = http.post(&server.base).header("Content-Type", "application/fhir+json").json(&tx).send().await.expect("load");
-        assert!(response.status().is_success(), "load failed: {}", response.status());
+        let response = http
+            .post(&server.base)
+            .header("Content-Type", "application/fhir+json")
+            .json(&tx)
+            .send()
+            .await
+            .expect("load");
+        assert!(
+            response.status().is_success(),
+            "load failed: {}",
+            response.status()
+        );
     }
-    eprintln!("loaded {count} patients in {:.1} s", load_started.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {count} patients in {:.1} s",
+        load_started.elapsed().as_secs_f64()
+    );
 
-    let config = Config::load_from(None, vec![("TRD_FHIR_BASE_URL".to_string(), server.base.clone())]).expect("config");
+    let config = Config::load_from(
+        None,
+        vec![("TRD_FHIR_BASE_URL".to_string(), server.base.clone())],
+    )
+    .expect("config");
     let ehr = Ehr::from_config(&config).expect("ehr");
     for round in ["first run (writes)", "second run (unchanged)"] {
         let mut latencies = Vec::with_capacity(count);
@@ -62,7 +104,10 @@ async fn main() {
         let started = Instant::now();
         for patient in &patients {
             let t = Instant::now();
-            let run = ehr.run_patient(patient, date!(2024 - 10 - 20)).await.expect("run");
+            let run = ehr
+                .run_patient(patient, date!(2024 - 10 - 20))
+                .await
+                .expect("run");
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
             requests += run.requests;
             written += run.write.plan.written.len();

@@ -30,8 +30,20 @@ impl fmt::Debug for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// Environment values that look like numbers (a numeric token) are still secrets.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Integer(i64),
+            Float(f64),
+        }
+        Ok(Secret(match Scalar::deserialize(d)? {
+            Scalar::Text(s) => s,
+            Scalar::Integer(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+        }))
     }
 }
 
@@ -156,12 +168,194 @@ impl Default for EngineSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpSettings {
+    /// amqp://user:password@host:5672/vhost: a secret, from TRD_AMQP_URL or `url_file`.
+    /// Without it `serve` runs an in-process queue (not durable).
+    pub url: Option<Secret>,
+    pub url_file: Option<PathBuf>,
+    pub intake_queue: String,
+    /// Work queues are `{work_queue}.0` .. `{work_queue}.{shards-1}`.
+    pub work_queue: String,
+    pub dead_letter: String,
+    pub events_exchange: String,
+    /// Every replica must use the same number.
+    pub shards: u16,
+    pub prefetch: u16,
+    pub max_attempts: u32,
+    pub retry_delay_ms: u64,
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        let q = crate::queue::QueueSettings::default();
+        Self {
+            url: None,
+            url_file: None,
+            intake_queue: q.intake,
+            work_queue: q.work,
+            dead_letter: q.dead,
+            events_exchange: q.events,
+            shards: q.shards,
+            prefetch: q.prefetch,
+            max_attempts: q.max_attempts,
+            retry_delay_ms: q.retry_delay_ms,
+        }
+    }
+}
+
+impl AmqpSettings {
+    pub fn queue_settings(&self) -> crate::queue::QueueSettings {
+        crate::queue::QueueSettings {
+            intake: self.intake_queue.clone(),
+            work: self.work_queue.clone(),
+            dead: self.dead_letter.clone(),
+            events: self.events_exchange.clone(),
+            shards: self.shards,
+            prefetch: self.prefetch,
+            max_attempts: self.max_attempts,
+            retry_delay_ms: self.retry_delay_ms,
+        }
+    }
+
+    /// The broker URL, from the environment or its file.
+    pub fn resolved_url(&self) -> Result<Option<Secret>, String> {
+        match (&self.url, &self.url_file) {
+            (Some(url), _) => Ok(Some(url.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Some(Secret::new(t.trim().to_string())))
+                .map_err(|e| format!("amqp.url_file {}: {e}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address for notifications, health and metrics.
+    pub addr: String,
+    /// The URL at which the EHR reaches this service (for Subscription endpoints).
+    pub public_base_url: Option<String>,
+    /// Larger notification bodies get 413.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: "0.0.0.0:8080".into(),
+            public_base_url: None,
+            body_limit_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Shared token the EHR sends (header or `?token=`): from TRD_NOTIFY_TOKEN or `token_file`.
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    /// Header carrying the token (a `Bearer ` prefix is accepted).
+    pub header: String,
+    /// HMAC-SHA256 secret for signed notifications (TRD_NOTIFY_HMAC_SECRET).
+    pub hmac_secret: Option<Secret>,
+    pub hmac_header: String,
+    /// Only for development: accept unauthenticated notifications.
+    pub allow_unauthenticated: bool,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            token_file: None,
+            header: "authorization".into(),
+            hmac_secret: None,
+            hmac_header: "x-signature".into(),
+            allow_unauthenticated: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub concurrency: usize,
+    pub coalesce_ms: u64,
+    /// Shutdown: how long in-flight work may take; keep the pod's grace period longer.
+    pub drain_secs: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            coalesce_ms: 300,
+            drain_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileSettings {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub state_file: PathBuf,
+    pub initial_look_back_days: i64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_secs: 300,
+            state_file: PathBuf::from("state/reconcile-watermark"),
+            initial_look_back_days: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriptionMode {
+    /// Backport topic subscriptions where the server has topics, else classic.
+    Auto,
+    Classic,
+    Backport,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionSettings {
+    pub ensure_on_start: bool,
+    pub mode: SubscriptionMode,
+}
+
+impl Default for SubscriptionSettings {
+    fn default() -> Self {
+        Self {
+            ensure_on_start: false,
+            mode: SubscriptionMode::Auto,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub fhir: FhirSettings,
     pub writeback: WritebackSettings,
     pub engine: EngineSettings,
+    pub amqp: AmqpSettings,
+    pub http: HttpSettings,
+    pub notify: NotifySettings,
+    pub pipeline: PipelineConfig,
+    pub reconcile: ReconcileSettings,
+    pub subscriptions: SubscriptionSettings,
 }
 
 fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -188,8 +382,23 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
-const SECTIONS: &[&str] = &["fhir", "writeback", "engine"];
-const SECRETS_IN_FILE: &[(&str, &str)] = &[("fhir", "token")];
+const SECTIONS: &[&str] = &[
+    "fhir",
+    "writeback",
+    "engine",
+    "amqp",
+    "http",
+    "notify",
+    "pipeline",
+    "reconcile",
+    "subscriptions",
+];
+const SECRETS_IN_FILE: &[(&str, &str)] = &[
+    ("fhir", "token"),
+    ("amqp", "url"),
+    ("notify", "token"),
+    ("notify", "hmac_secret"),
+];
 
 impl Config {
     /// Loads from an optional file and the process environment.
@@ -235,7 +444,10 @@ impl Config {
                 continue;
             };
             if !SECTIONS.contains(&section) {
-                // Other components' settings (e.g. the service's) are theirs to check.
+                problems.push(format!(
+                    "environment {name}: unknown section `{section}` (known: {})",
+                    SECTIONS.join(", ")
+                ));
                 continue;
             }
             let entry = table
@@ -305,6 +517,54 @@ impl Config {
             out.push("writeback.identifier_system must be a URI".into());
         }
         out
+    }
+
+    /// What `serve` needs beyond `problems()`.
+    pub fn serve_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.fhir.base_url.is_none() {
+            out.push("fhir.base_url is required to serve (set TRD_FHIR_BASE_URL)".into());
+        }
+        if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
+            out.push(format!("http.addr `{}` is not host:port", self.http.addr));
+        }
+        let has_auth = self.notify.token.is_some()
+            || self.notify.token_file.is_some()
+            || self.notify.hmac_secret.is_some();
+        if !has_auth && !self.notify.allow_unauthenticated {
+            out.push("notifications need authentication: set TRD_NOTIFY_TOKEN (or notify.token_file, TRD_NOTIFY_HMAC_SECRET)".into());
+        }
+        match &self.http.public_base_url {
+            Some(url) if reqwest::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) => {
+                out.push(format!("http.public_base_url `{url}` is not an http(s) URL"))
+            }
+            None if self.subscriptions.ensure_on_start => {
+                out.push("subscriptions.ensure_on_start needs http.public_base_url (TRD_HTTP_PUBLIC_BASE_URL)".into())
+            }
+            _ => {}
+        }
+        if let Err(e) = self.amqp.resolved_url() {
+            out.push(e);
+        }
+        if let Ok(Some(url)) = self.amqp.resolved_url() {
+            if !url.expose().starts_with("amqp://") && !url.expose().starts_with("amqps://") {
+                out.push("amqp.url must start with amqp:// or amqps://".into());
+            }
+        }
+        if self.amqp.shards == 0 || self.pipeline.concurrency == 0 {
+            out.push("amqp.shards and pipeline.concurrency must be > 0".into());
+        }
+        out
+    }
+
+    /// The notification token, from the environment or its file.
+    pub fn notify_token(&self) -> Option<Secret> {
+        self.notify.token.clone().or_else(|| {
+            let path = self.notify.token_file.as_ref()?;
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|t| Secret::new(t.trim().to_string()))
+        })
     }
 
     pub fn auth_mode(&self) -> AuthMode {

@@ -19,3 +19,5 @@ pub mod queue;
 pub mod report;
 
 pub use fhir_sdk;
+pub mod http;
+pub mod service;

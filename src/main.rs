@@ -31,13 +31,33 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Gather one patient's record from the EHR, assess it and write the result back.
     Assess(AssessArgs),
-    /// Load and validate the configuration (file + TRD_* environment), then exit.
+    /// Run the service: notification endpoint, intake queue, pipeline, health, metrics.
+    Serve {
+        #[arg(long, env = "TRD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage the Subscriptions the service needs on the EHR.
+    Subscriptions {
+        #[command(subcommand)]
+        action: SubscriptionAction,
+        #[arg(long, env = "TRD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Load and validate the configuration `serve` would use (file + TRD_* environment), then exit.
     CheckConfig {
         #[arg(long, env = "TRD_CONFIG")]
         config: Option<PathBuf>,
     },
     /// List the policy presets and their thresholds.
     Policies,
+}
+
+#[derive(Subcommand)]
+enum SubscriptionAction {
+    /// Create or update the Subscriptions (idempotent).
+    Ensure,
+    /// List the service's Subscriptions on the EHR and their status.
+    Status,
 }
 
 #[derive(clap::Args)]
@@ -96,10 +116,28 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Evaluate(args) => evaluate(args),
         Command::Assess(args) => assess(args),
+        Command::Serve { config } => {
+            let config = Config::load(config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(trd_sentinel::service::serve(config))?;
+            Ok(())
+        }
+        Command::Subscriptions { action, config } => subscriptions(action, config),
         Command::CheckConfig { config } => {
             let config = Config::load(config.as_deref())?;
+            let problems = config.serve_problems();
+            if !problems.is_empty() {
+                bail!(trd_sentinel::config::ConfigError { problems });
+            }
+            let queue = if config.amqp.resolved_url().ok().flatten().is_some() {
+                "RabbitMQ"
+            } else {
+                "in-process (no broker)"
+            };
             println!(
-                "configuration is valid (EHR: {})",
+                "configuration is valid (EHR: {}, queue: {queue})",
                 config.fhir.base_url.as_deref().unwrap_or("not set")
             );
             Ok(())
@@ -256,6 +294,44 @@ fn assess(args: AssessArgs) -> Result<()> {
                 "nothing to write: {} unchanged, {} requests",
                 plan.unchanged, run.requests
             ),
+        }
+        Ok(())
+    })
+}
+
+fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<()> {
+    let config = Config::load(config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let ehr = Ehr::from_config(&config)?;
+        match action {
+            SubscriptionAction::Ensure => {
+                let report =
+                    trd_sentinel::intake::subscriptions::ensure(&ehr.client, &config).await?;
+                println!(
+                    "subscriptions: {} created, {} updated, {} unchanged",
+                    report.created, report.updated, report.unchanged
+                );
+            }
+            SubscriptionAction::Status => {
+                for s in trd_sentinel::intake::subscriptions::current(&ehr.client).await? {
+                    let field = |p: &str| {
+                        s.pointer(p)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("-")
+                            .to_string()
+                    };
+                    println!(
+                        "Subscription/{}  {}  {}  {}",
+                        field("/id"),
+                        field("/status"),
+                        field("/criteria"),
+                        field("/channel/type")
+                    );
+                }
+            }
         }
         Ok(())
     })

@@ -152,6 +152,16 @@ impl Rabbit {
         Ok(rabbit)
     }
 
+    /// A handle that connects on first use (publishing fails until the broker answers).
+    pub fn lazy(url: &str, settings: QueueSettings) -> Self {
+        Self {
+            url: url.to_string(),
+            settings,
+            link: Mutex::new(None),
+            connected: AtomicBool::new(false),
+        }
+    }
+
     /// The publishing channel, reconnecting (and re-declaring) after a failure.
     async fn channel(&self) -> Result<Channel, QueueError> {
         let mut link = self.link.lock().await;

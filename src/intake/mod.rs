@@ -2,4 +2,5 @@
 
 pub mod notification;
 pub mod reconcile;
+pub mod subscriptions;
 pub mod work;

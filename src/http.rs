@@ -1,0 +1,240 @@
+//! The HTTP surface (actix-web): the Subscription notification endpoint, health,
+//! readiness and metrics. Thin: authenticate, reduce, enqueue, answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::Mutex;
+
+use crate::config::Secret;
+use crate::fhir::client::Idempotency;
+use crate::intake::notification::{reduce, Target};
+use crate::intake::work::WorkItem;
+use crate::metrics::Metrics;
+use crate::queue::WorkQueue;
+
+/// How a notification proves it comes from the EHR.
+#[derive(Clone, Default)]
+pub struct NotifyAuth {
+    pub token: Option<Secret>,
+    pub header: String,
+    pub hmac_secret: Option<Secret>,
+    pub hmac_header: String,
+    pub allow_unauthenticated: bool,
+}
+
+/// Compares without leaking where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl NotifyAuth {
+    fn accepts(&self, request: &HttpRequest, body: &[u8]) -> bool {
+        if let Some(token) = &self.token {
+            let from_header = request
+                .headers()
+                .get(self.header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
+            // EHRs that cannot send a header put it in the endpoint URL.
+            let from_query =
+                web::Query::<HashMap<String, String>>::from_query(request.query_string())
+                    .ok()
+                    .and_then(|q| q.get("token").cloned());
+            if from_header
+                .into_iter()
+                .chain(from_query)
+                .any(|given| same(given.as_bytes(), token.expose().as_bytes()))
+            {
+                return true;
+            }
+        }
+        if let Some(secret) = &self.hmac_secret {
+            let signature = request
+                .headers()
+                .get(self.hmac_header.as_str())
+                .and_then(|v| v.to_str().ok());
+            if let Some(hex) = signature.map(|s| s.trim_start_matches("sha256=")) {
+                if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
+                    mac.update(body);
+                    let expected: String = mac
+                        .finalize()
+                        .into_bytes()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    if same(expected.as_bytes(), hex.to_ascii_lowercase().as_bytes()) {
+                        return true;
+                    }
+                }
+            }
+        }
+        self.token.is_none() && self.hmac_secret.is_none() && self.allow_unauthenticated
+    }
+}
+
+/// Is the EHR reachable? Cached briefly so probes do not hammer it.
+pub struct EhrProbe {
+    ehr: Arc<crate::ehr::Ehr>,
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+impl EhrProbe {
+    pub fn new(ehr: Arc<crate::ehr::Ehr>) -> Self {
+        Self {
+            ehr,
+            last: Mutex::new(None),
+        }
+    }
+
+    async fn reachable(&self) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last {
+            if at.elapsed() < Duration::from_secs(10) {
+                return ok;
+            }
+        }
+        let ok = self
+            .ehr
+            .client
+            .send(reqwest::Method::GET, "metadata", None, Idempotency::Once)
+            .await
+            .is_ok();
+        *last = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+pub struct AppState {
+    pub queue: Arc<WorkQueue>,
+    pub metrics: Arc<Metrics>,
+    pub auth: NotifyAuth,
+    pub ehr: Option<EhrProbe>,
+    /// Highest events-since-subscription-start seen per subscription.
+    pub event_counts: Mutex<HashMap<String, u64>>,
+}
+
+pub fn configure(config: &mut web::ServiceConfig, body_limit: usize) {
+    config
+        .app_data(web::PayloadConfig::new(body_limit))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/notify", web::post().to(notify))
+        .route("/notify/{resource_type}/{id}", web::put().to(notify_put))
+        .route("/notify/{resource_type}/{id}", web::post().to(notify_put));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let broker = state.queue.is_ready();
+    let ehr = match &state.ehr {
+        Some(probe) => probe.reachable().await,
+        None => true,
+    };
+    let status = if broker && ehr {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status).json(serde_json::json!({ "broker": broker, "ehr": ehr }))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+async fn notify(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    handle(&request, &body, None, &state).await
+}
+
+async fn notify_put(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (kind, id) = path.into_inner();
+    handle(&request, &body, Some((&kind, &id)), &state).await
+}
+
+async fn handle(
+    request: &HttpRequest,
+    body: &[u8],
+    path: Option<(&str, &str)>,
+    state: &AppState,
+) -> HttpResponse {
+    let count = |shape: &str, outcome: &str| {
+        state
+            .metrics
+            .notifications
+            .with_label_values(&[shape, outcome])
+            .inc()
+    };
+    if !state.auth.accepts(request, body) {
+        count("unknown", "unauthorized");
+        return HttpResponse::Unauthorized().finish();
+    }
+    let reduced = match reduce(body, path) {
+        Ok(r) => r,
+        Err(e) => {
+            count("unknown", "rejected");
+            tracing::warn!(error = %e, "notification rejected");
+            return HttpResponse::BadRequest()
+                .content_type("text/plain")
+                .body(e.to_string());
+        }
+    };
+    let shape = reduced.shape.label();
+    let mut targets = reduced.targets.clone();
+    if let (Some(subscription), Some(n)) = (&reduced.subscription, reduced.events_since_start) {
+        let mut counts = state.event_counts.lock().await;
+        let last = counts.get(subscription).copied();
+        if let Some(last) = last.filter(|last| {
+            n > last + 1 && reduced.notification_type.as_deref() != Some("handshake")
+        }) {
+            tracing::warn!(subscription = %subscription, last, now = n, "notification gap: re-querying");
+            targets.push(Target::Requery {
+                subscription: Some(subscription.clone()),
+            });
+        }
+        counts.insert(subscription.clone(), last.map_or(n, |l| l.max(n)));
+    }
+    for target in &targets {
+        if let Err(e) = state.queue.enqueue(&WorkItem::from(target.clone())).await {
+            count(shape, "unavailable");
+            tracing::error!(error = %e, "could not queue a notification: answering 503 so the EHR retries");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    count(
+        shape,
+        if targets.is_empty() {
+            "ignored"
+        } else {
+            "queued"
+        },
+    );
+    tracing::info!(
+        shape,
+        queued = targets.len(),
+        ignored_own = reduced.ignored_own,
+        kind = reduced.notification_type.as_deref().unwrap_or("-"),
+        "notification"
+    );
+    HttpResponse::Ok().json(serde_json::json!({ "queued": targets.len() }))
+}

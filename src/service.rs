@@ -1,0 +1,210 @@
+//! `trd-sentinel serve`: intake (HTTP notifications, the intake queue, optional
+//! reconciliation) feeding the work queue, the pipeline consuming it, and a graceful
+//! shutdown on SIGTERM: stop intake, finish or return in-flight work, close the
+//! broker connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::ehr::{Ehr, EhrError};
+use crate::http::{configure, AppState, EhrProbe, NotifyAuth};
+use crate::intake::reconcile::Reconciler;
+use crate::intake::work::WorkItem;
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::queue::{LocalQueue, QueueError, Rabbit, WorkQueue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Ehr(#[from] EhrError),
+    #[error("RabbitMQ unreachable at start: {0}")]
+    Broker(QueueError),
+    #[error("http: {0}")]
+    Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Subscriptions(#[from] crate::intake::subscriptions::SubscriptionError),
+}
+
+/// Connects to the broker, retrying for up to a minute (it may start after us).
+async fn connect_queue(config: &Config) -> Result<WorkQueue, ServiceError> {
+    let url = config
+        .amqp
+        .resolved_url()
+        .map_err(|problem| crate::config::ConfigError {
+            problems: vec![problem],
+        })?;
+    let Some(url) = url else {
+        return Ok(WorkQueue::Local(Arc::new(LocalQueue::new(
+            Duration::from_millis(config.amqp.retry_delay_ms),
+        ))));
+    };
+    let mut delay = Duration::from_millis(500);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match Rabbit::connect(url.expose(), config.amqp.queue_settings()).await {
+            Ok(rabbit) => return Ok(WorkQueue::Rabbit(Box::new(rabbit))),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "broker not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            Err(e) => return Err(ServiceError::Broker(e)),
+        }
+    }
+}
+
+pub async fn serve(config: Config) -> Result<(), ServiceError> {
+    let problems = config.serve_problems();
+    if !problems.is_empty() {
+        return Err(crate::config::ConfigError { problems }.into());
+    }
+    let ehr = Arc::new(Ehr::from_config(&config)?);
+    ehr.check_capabilities().await?;
+    let queue = Arc::new(connect_queue(&config).await?);
+    tracing::info!(queue = queue.describe(), ehr = ehr.client.base_url(), policy = %ehr.policy.name, "starting");
+    if matches!(queue.as_ref(), WorkQueue::Local(_)) {
+        tracing::warn!(
+            "no broker configured (TRD_AMQP_URL): using an in-process queue; it is NOT durable"
+        );
+    }
+    if config.subscriptions.ensure_on_start {
+        let report = crate::intake::subscriptions::ensure(&ehr.client, &config).await?;
+        tracing::info!(
+            created = report.created,
+            updated = report.updated,
+            unchanged = report.unchanged,
+            "subscriptions ensured"
+        );
+    }
+    let metrics = Arc::new(Metrics::new());
+    let reconciler = config.reconcile.enabled.then(|| {
+        Arc::new(Reconciler {
+            state_file: config.reconcile.state_file.clone(),
+            initial_look_back_days: config.reconcile.initial_look_back_days,
+        })
+    });
+    let pipeline = Arc::new(Pipeline {
+        ehr: ehr.clone(),
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+        reconciler: reconciler.clone(),
+        settings: PipelineSettings {
+            concurrency: config.pipeline.concurrency,
+            coalesce: Duration::from_millis(config.pipeline.coalesce_ms),
+            drain: Duration::from_secs(config.pipeline.drain_secs),
+        },
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(pipeline.run(stopped.clone()));
+    let depth = tokio::spawn(watch_depth(queue.clone(), metrics.clone(), stopped.clone()));
+    let poller = reconciler.map(|_| {
+        tokio::spawn(poll_periodically(
+            queue.clone(),
+            Duration::from_secs(config.reconcile.interval_secs),
+            stopped.clone(),
+        ))
+    });
+
+    let state = web::Data::new(AppState {
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+        auth: NotifyAuth {
+            token: config.notify_token(),
+            header: config.notify.header.clone(),
+            hmac_secret: config.notify.hmac_secret.clone(),
+            hmac_header: config.notify.hmac_header.clone(),
+            allow_unauthenticated: config.notify.allow_unauthenticated,
+        },
+        ehr: Some(EhrProbe::new(ehr.clone())),
+        event_counts: Default::default(),
+    });
+    let limit = config.http.body_limit_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(|c| configure(c, limit))
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(&config.http.addr)?
+    .run();
+    let handle = server.handle();
+    let http = tokio::spawn(server);
+    tracing::info!(addr = %config.http.addr, "listening");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: intake stops, in-flight work finishes or returns to the queue");
+    handle.stop(true).await;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    let _ = depth.await;
+    if let Some(poller) = poller {
+        let _ = poller.await;
+    }
+    let _ = http.await;
+    queue.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn watch_depth(
+    queue: Arc<WorkQueue>,
+    metrics: Arc<Metrics>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if let Some(depth) = queue.depth().await {
+            metrics.queue_depth.set(i64::from(depth));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Queues a re-query now and then; the pipeline runs it like any other item, so only
+/// one replica polls at a time (the item lands on one shard).
+async fn poll_periodically(
+    queue: Arc<WorkQueue>,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = queue
+            .enqueue(&WorkItem::Requery { subscription: None })
+            .await
+        {
+            tracing::warn!(error = %e, "could not queue the reconciliation poll");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
