@@ -72,6 +72,10 @@ pub struct FhirSettings {
     pub request_timeout_secs: u64,
     /// Requests in flight at once against this EHR.
     pub max_concurrency: usize,
+    /// Write transactions in flight at once (0 = only `max_concurrency` applies). Set 1
+    /// for servers that serialise writes (SQLite-backed test servers answer lock
+    /// conflicts with errors).
+    pub max_concurrent_transactions: usize,
     /// Retries of idempotent requests after 5xx, 429, timeouts and connection errors.
     pub max_retries: u32,
     pub retry_base_ms: u64,
@@ -102,6 +106,7 @@ impl Default for FhirSettings {
             connect_timeout_secs: 5,
             request_timeout_secs: 30,
             max_concurrency: 4,
+            max_concurrent_transactions: 0,
             max_retries: 3,
             retry_base_ms: 200,
             page_size: 100,

@@ -66,21 +66,12 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         return Err(crate::config::ConfigError { problems }.into());
     }
     let ehr = Arc::new(Ehr::from_config(&config)?);
-    ehr.check_capabilities().await?;
+    wait_for_ehr(&ehr).await?;
     let queue = Arc::new(connect_queue(&config).await?);
     tracing::info!(queue = queue.describe(), ehr = ehr.client.base_url(), policy = %ehr.policy.name, "starting");
     if matches!(queue.as_ref(), WorkQueue::Local(_)) {
         tracing::warn!(
             "no broker configured (TRD_AMQP_URL): using an in-process queue; it is NOT durable"
-        );
-    }
-    if config.subscriptions.ensure_on_start {
-        let report = crate::intake::subscriptions::ensure(&ehr.client, &config).await?;
-        tracing::info!(
-            created = report.created,
-            updated = report.updated,
-            unchanged = report.unchanged,
-            "subscriptions ensured"
         );
     }
     let metrics = Arc::new(Metrics::new());
@@ -140,6 +131,26 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     let http = tokio::spawn(server);
     tracing::info!(addr = %config.http.addr, "listening");
 
+    // Only now: the EHR's handshake must find the endpoint listening.
+    if config.subscriptions.ensure_on_start {
+        match crate::intake::subscriptions::ensure(&ehr.client, &config).await {
+            Ok(report) => tracing::info!(
+                created = report.created,
+                updated = report.updated,
+                unchanged = report.unchanged,
+                "subscriptions ensured"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not ensure subscriptions; stopping");
+                handle.stop(true).await;
+                let _ = stop.send(true);
+                let _ = worker.await;
+                queue.close().await;
+                return Err(e.into());
+            }
+        }
+    }
+
     wait_for_signal().await;
     tracing::info!("shutting down: intake stops, in-flight work finishes or returns to the queue");
     handle.stop(true).await;
@@ -153,6 +164,26 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     queue.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checks the EHR's capabilities; an EHR that is briefly down at start (5xx,
+/// timeouts) is waited for, up to two minutes, but a missing capability fails at once.
+async fn wait_for_ehr(ehr: &Ehr) -> Result<(), ServiceError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match ehr.check_capabilities().await {
+            Ok(()) => return Ok(()),
+            Err(EhrError::Fhir(e))
+                if e.is_transient() && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "EHR not available yet; waiting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn wait_for_signal() {

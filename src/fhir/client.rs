@@ -73,6 +73,8 @@ pub struct FhirClient {
     media_type: String,
     auth: Auth,
     limiter: Arc<Semaphore>,
+    /// Limits concurrent transactions when configured.
+    writers: Option<Arc<Semaphore>>,
     max_retries: u32,
     retry_base: Duration,
     timeout_secs: u64,
@@ -98,6 +100,8 @@ impl FhirClient {
             media_type: settings.media_type.clone(),
             auth,
             limiter: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
+            writers: (settings.max_concurrent_transactions > 0)
+                .then(|| Arc::new(Semaphore::new(settings.max_concurrent_transactions))),
             max_retries: settings.max_retries,
             retry_base: Duration::from_millis(settings.retry_base_ms),
             timeout_secs: settings.request_timeout_secs,
@@ -298,6 +302,17 @@ impl FhirClient {
         bundle: &Value,
         idempotency: Idempotency,
     ) -> Result<Value, FhirError> {
+        let _writer =
+            match &self.writers {
+                Some(writers) => Some(writers.clone().acquire_owned().await.map_err(|e| {
+                    FhirError::Transport {
+                        method: "POST".into(),
+                        url: self.base.clone(),
+                        detail: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
         let answer = self
             .send(Method::POST, "", Some(bundle), idempotency)
             .await?;

@@ -1,10 +1,12 @@
 //! Subscription management: the service creates or updates the Subscriptions it
-//! needs on the EHR, idempotently (found again by its tag and criteria).
+//! needs on the EHR, idempotently (found again by its tag and criteria). Classic R4
+//! criteria subscriptions, or an R4 Backport topic (a `Basic` SubscriptionTopic) and
+//! one Subscription on it with id-only payloads.
 
 use serde_json::{json, Value};
 
 use super::reconcile::WATCHED_TYPES;
-use crate::config::Config;
+use crate::config::{Config, SubscriptionMode};
 use crate::fhir::client::{FhirClient, FhirError, Idempotency};
 use crate::fhir::writeback::{OWN_TAG_CODE, OWN_TAG_SYSTEM};
 
@@ -23,8 +25,35 @@ pub struct EnsureReport {
     pub unchanged: usize,
 }
 
-/// The classic R4 rest-hook Subscriptions this service wants.
-pub fn desired(config: &Config) -> Result<Vec<Value>, SubscriptionError> {
+/// The R4 Backport topic the service subscribes to.
+pub const TOPIC_URL: &str = "https://fhir.trd-sentinel.org/topic/antidepressant-data";
+const PAYLOAD_CONTENT: &str =
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content";
+
+fn tag() -> Value {
+    json!({ "tag": [{ "system": OWN_TAG_SYSTEM, "code": OWN_TAG_CODE }] })
+}
+
+/// The topic as an R4 `Basic` with the 5.0/4.3 cross-version extensions.
+pub fn topic() -> Value {
+    let mut extension = vec![
+        json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.url", "valueUri": TOPIC_URL }),
+        json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.title", "valueString": "Antidepressant treatment and symptom-score data (trd-sentinel)" }),
+    ];
+    extension.extend(WATCHED_TYPES.iter().map(|kind| {
+        json!({ "url": "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic.resourceTrigger", "extension": [
+            { "url": "resource", "valueUri": format!("http://hl7.org/fhir/StructureDefinition/{kind}") },
+            { "url": "supportedInteraction", "valueCode": "create" },
+            { "url": "supportedInteraction", "valueCode": "update" } ] })
+    }));
+    json!({ "resourceType": "Basic", "meta": tag(),
+        "code": { "coding": [{ "system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic" }] },
+        "extension": extension })
+}
+
+/// The Subscriptions this service wants: one per watched type (classic criteria), or
+/// one on the Backport topic (id-only payloads: the service reads what changed).
+pub fn desired(config: &Config, backport: bool) -> Result<Vec<Value>, SubscriptionError> {
     let base = config
         .http
         .public_base_url
@@ -41,19 +70,50 @@ pub fn desired(config: &Config) -> Result<Vec<Value>, SubscriptionError> {
         .iter()
         .map(|t| format!("Authorization: Bearer {}", t.expose()))
         .collect();
+    let subscription = |criteria: String, reason: String| {
+        let mut s = json!({ "resourceType": "Subscription", "meta": tag(), "status": "requested", "reason": reason, "criteria": criteria,
+            "channel": { "type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json", "header": header } });
+        if backport {
+            s["channel"]["_payload"] =
+                json!({ "extension": [{ "url": PAYLOAD_CONTENT, "valueCode": "id-only" }] });
+        }
+        s
+    };
+    if backport {
+        return Ok(vec![subscription(
+            TOPIC_URL.to_string(),
+            "trd-sentinel: antidepressant data changes trigger a TRD assessment".into(),
+        )]);
+    }
     Ok(WATCHED_TYPES
         .iter()
         .map(|kind| {
-            json!({
-                "resourceType": "Subscription",
-                "meta": { "tag": [{ "system": OWN_TAG_SYSTEM, "code": OWN_TAG_CODE }] },
-                "status": "requested",
-                "reason": format!("trd-sentinel: {kind} changes trigger a TRD assessment"),
-                "criteria": format!("{kind}?"),
-                "channel": { "type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json", "header": header }
-            })
+            subscription(
+                format!("{kind}?"),
+                format!("trd-sentinel: {kind} changes trigger a TRD assessment"),
+            )
         })
         .collect())
+}
+
+/// Whether to use Backport topics: asked for, or (auto) advertised by the server.
+async fn use_backport(client: &FhirClient, config: &Config) -> Result<bool, FhirError> {
+    Ok(match config.subscriptions.mode {
+        SubscriptionMode::Backport => true,
+        SubscriptionMode::Classic => false,
+        SubscriptionMode::Auto => {
+            let statement = client
+                .send(
+                    reqwest::Method::GET,
+                    "metadata",
+                    None,
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            let text = statement.to_string();
+            text.contains("subscriptions-backport") || text.contains("\"SubscriptionTopic\"")
+        }
+    })
 }
 
 fn same_channel(existing: &Value, wanted: &Value) -> bool {
@@ -71,9 +131,47 @@ pub async fn ensure(
     client: &FhirClient,
     config: &Config,
 ) -> Result<EnsureReport, SubscriptionError> {
-    let wanted = desired(config)?;
-    let existing = current(client).await?;
+    let backport = use_backport(client, config).await?;
+    let wanted = desired(config, backport)?;
     let mut report = EnsureReport::default();
+    if backport {
+        let topics = client
+            .search(
+                "Basic",
+                &[("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"))],
+            )
+            .await?;
+        let has_topic = topics
+            .iter()
+            .flat_map(|p| {
+                p.get("entry")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .any(|e| {
+                e.pointer("/resource/extension")
+                    .and_then(Value::as_array)
+                    .is_some_and(|x| {
+                        x.iter()
+                            .any(|x| x.get("valueUri").and_then(Value::as_str) == Some(TOPIC_URL))
+                    })
+            });
+        if has_topic {
+            report.unchanged += 1;
+        } else {
+            client
+                .send(
+                    reqwest::Method::POST,
+                    "Basic",
+                    Some(&topic()),
+                    Idempotency::Once,
+                )
+                .await?;
+            report.created += 1;
+        }
+    }
+    let existing = current(client).await?;
     for subscription in wanted {
         let criteria = subscription.get("criteria").cloned();
         match existing

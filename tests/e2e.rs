@@ -1,0 +1,609 @@
+//! End to end with real parts: RabbitMQ on 127.0.0.1:5672, Helios FHIR Server, and
+//! `trd-sentinel serve` as a real process. Each test has its own queue names; the
+//! tests run one at a time (one restarts the broker).
+
+#[path = "support/hfs.rs"]
+mod hfs;
+
+use std::process::{Child, Command, Stdio};
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::{json, Value};
+
+use hfs::{as_transaction, fixture, free_port, Hfs};
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const TOKEN: &str = "e2e-token";
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Service {
+    child: Child,
+    pub http: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Service {
+    fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Self {
+        let port = extra
+            .iter()
+            .find(|(k, _)| *k == "TRD_HTTP_ADDR")
+            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(free_port);
+        let log = std::env::temp_dir().join(format!("trd-e2e-{name}-{}.log", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trd-sentinel"));
+        command
+            .arg("serve")
+            .env("TRD_FHIR_BASE_URL", fhir)
+            .env("TRD_AMQP_URL", AMQP)
+            .env("TRD_AMQP_INTAKE_QUEUE", format!("{name}.intake"))
+            .env("TRD_AMQP_WORK_QUEUE", format!("{name}.work"))
+            .env("TRD_AMQP_DEAD_LETTER", format!("{name}.dead"))
+            .env("TRD_AMQP_EVENTS_EXCHANGE", format!("{name}.events"))
+            .env("TRD_AMQP_RETRY_DELAY_MS", "1000")
+            .env("TRD_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("TRD_NOTIFY_TOKEN", TOKEN)
+            .env("TRD_PIPELINE_COALESCE_MS", "50")
+            .env("TRD_PIPELINE_CONCURRENCY", "2")
+            // Helios on SQLite answers overlapping reads and writes with lock errors
+            // (as HTTP 400): one request at a time, and the tests poll the service,
+            // not Helios, while it works.
+            .env("TRD_FHIR_MAX_CONCURRENCY", "1")
+            .env("TRD_FHIR_RETRY_BASE_MS", "100")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(file.try_clone().expect("log")))
+            .stderr(Stdio::from(file));
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("serve");
+        let service = Self {
+            child,
+            http: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        service.wait_healthy();
+        service
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(self.http.trim_start_matches("http://")).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "service did not start; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("exit")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn broker() -> Connection {
+    Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ at 127.0.0.1:5672 (scripts/provision starts it)")
+}
+
+async fn publish_intake(connection: &Connection, queue: &str, bodies: &[Vec<u8>]) {
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            quorum,
+        )
+        .await
+        .expect("declare");
+    for body in bodies {
+        channel
+            .basic_publish(
+                "",
+                queue,
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+}
+
+async fn load(server: &Hfs, names: &[&str]) {
+    let http = reqwest::Client::new();
+    for name in names {
+        let response = http
+            .post(&server.base)
+            .header("Content-Type", "application/fhir+json")
+            .json(&as_transaction(&fixture(name)))
+            .send()
+            .await
+            .expect("load");
+        assert!(response.status().is_success());
+    }
+}
+
+async fn search(base: &str, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut url = Some(format!("{base}/{query}"));
+    while let Some(u) = url.take() {
+        let bundle: Value = reqwest::Client::new()
+            .get(&u)
+            .header("Accept", "application/fhir+json")
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        out.extend(
+            bundle["entry"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e["resource"].clone()),
+        );
+        url = bundle["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str())
+            .map(str::to_string);
+    }
+    out
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn flags(base: &str, patient: &str) -> Vec<Value> {
+    search(base, &format!("Flag?patient={patient}")).await
+}
+
+/// The sum of a Prometheus metric's series on the service.
+async fn metric(service: &Service, name: &str) -> f64 {
+    let text = match reqwest::get(format!("{}/metrics", service.http)).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0.0,
+    };
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Ready messages left in a test's queues.
+async fn backlog(connection: &Connection, name: &str) -> u32 {
+    let channel = connection.create_channel().await.expect("channel");
+    let mut total = 0;
+    let mut queues = vec![format!("{name}.intake")];
+    for shard in 0..4 {
+        queues.push(format!("{name}.work.{shard}"));
+        queues.push(format!("{name}.work.{shard}.retry"));
+    }
+    for queue in queues {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        if let Ok(q) = channel
+            .queue_declare(&queue, passive, FieldTable::default())
+            .await
+        {
+            total += q.message_count();
+        }
+    }
+    total
+}
+
+fn no_phi_in(log: &std::path::Path) {
+    let text = std::fs::read_to_string(log).expect("log");
+    assert!(!text.is_empty());
+    for phi in ["Fixture", "1980-02-29"] {
+        assert!(
+            !text.contains(phi),
+            "the log contains `{phi}` (a fixture name or birth date)"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_message_leads_to_a_flag_and_logs_carry_no_phi() {
+    let _serial = SERIAL.lock().await;
+    let server = Hfs::start();
+    load(&server, &["trd-two-ssris"]).await;
+    let name = format!("e2e{}-intake", std::process::id());
+    let service = Service::start(&name, &server.base, &[]);
+    let connection = broker().await;
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &[br#"{"patient": "Patient/trd-two-ssris"}"#.to_vec()],
+    )
+    .await;
+    wait_for("the Flag", Duration::from_secs(30), || async {
+        flags(&server.base, "Patient/trd-two-ssris").await.len() == 1
+    })
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", service.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("trd_assessments_total{status=\"trd\"} 1"),
+        "{metrics}"
+    );
+    no_phi_in(&service.log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_is_dead_lettered_with_a_reason_and_nothing_else_is_affected() {
+    let _serial = SERIAL.lock().await;
+    let server = Hfs::start();
+    load(&server, &["one-failure-at-risk"]).await;
+    let name = format!("e2e{}-dead", std::process::id());
+    let _service = Service::start(&name, &server.base, &[]);
+    let connection = broker().await;
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &[
+            b"this is not json".to_vec(),
+            br#"{"patient": "Patient/one-failure-at-risk"}"#.to_vec(),
+        ],
+    )
+    .await;
+    wait_for(
+        "the good message's Flag",
+        Duration::from_secs(30),
+        || async {
+            flags(&server.base, "Patient/one-failure-at-risk")
+                .await
+                .len()
+                == 1
+        },
+    )
+    .await;
+
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer = channel
+        .basic_consume(
+            &format!("{name}.dead"),
+            "test",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume dead");
+    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a dead letter")
+        .expect("stream")
+        .expect("delivery");
+    assert_eq!(delivery.data, b"this is not json");
+    let headers = delivery.properties.headers().clone().expect("headers");
+    let reason = match headers.inner().get("x-trd-reason") {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("no reason header: {other:?}"),
+    };
+    assert!(reason.contains("not JSON"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_with_1000_patients_queued_then_restarted_every_patient_is_assessed_once() {
+    let _serial = SERIAL.lock().await;
+    const PATIENTS: usize = 1000;
+    let server = Hfs::start();
+    // 1000 copies of one small at-risk patient.
+    let template = serde_json::to_string(&fixture("one-failure-at-risk")).expect("json");
+    let http = reqwest::Client::new();
+    for chunk in (0..PATIENTS).collect::<Vec<_>>().chunks(100) {
+        let mut entries = Vec::new();
+        for n in chunk {
+            let copy: Value =
+                serde_json::from_str(&template.replace("one-failure-at-risk", &format!("k{n}")))
+                    .expect("json");
+            entries.extend(
+                as_transaction(&copy)["entry"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
+        assert!(http
+            .post(&server.base)
+            .header("Content-Type", "application/fhir+json")
+            .json(&tx)
+            .send()
+            .await
+            .expect("load")
+            .status()
+            .is_success());
+    }
+    let name = format!("e2e{}-kill", std::process::id());
+    let connection = broker().await;
+    let messages: Vec<Vec<u8>> = (0..PATIENTS)
+        .map(|n| format!("{{\"patient\": \"Patient/k{n}\"}}").into_bytes())
+        .collect();
+    publish_intake(&connection, &format!("{name}.intake"), &messages).await;
+
+    let mut service = Service::start(&name, &server.base, &[]);
+    wait_for("some progress", Duration::from_secs(120), || async {
+        metric(&service, "trd_assessments_total").await >= 50.0
+    })
+    .await;
+    service.kill9();
+
+    let restarted = Service::start(&name, &server.base, &[]);
+    // Done when the queues are empty and the service has been idle for a while.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last = -1.0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "queues did not drain; log: {}",
+            restarted.log.display()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let processed = metric(&restarted, "trd_processing_seconds_count").await;
+        if backlog(&connection, &name).await == 0 && processed == last && processed > 0.0 {
+            break;
+        }
+        last = processed;
+    }
+    assert_eq!(
+        metric(&restarted, "trd_dead_letters_total").await,
+        0.0,
+        "nothing dead-lettered"
+    );
+    let flags = search(&server.base, "Flag?_count=1000").await;
+    let mut subjects: Vec<String> = flags
+        .iter()
+        .filter_map(|f| f["subject"]["reference"].as_str().map(str::to_string))
+        .collect();
+    subjects.sort();
+    let total = subjects.len();
+    subjects.dedup();
+    assert_eq!(
+        (total, subjects.len()),
+        (PATIENTS, PATIENTS),
+        "exactly one Flag per patient"
+    );
+    let assessments = search(&server.base, "Observation?code=https://fhir.trd-sentinel.org/CodeSystem/trd-assessment|trd-assessment&_count=1000").await;
+    assert_eq!(
+        assessments.len(),
+        PATIENTS,
+        "exactly one assessment Observation per patient"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_reconnects_after_a_broker_restart_and_finishes() {
+    let _serial = SERIAL.lock().await;
+    let server = Hfs::start();
+    load(&server, &["trd-two-ssris", "one-failure-at-risk"]).await;
+    let name = format!("e2e{}-restart", std::process::id());
+    let _service = Service::start(&name, &server.base, &[]);
+    let connection = broker().await;
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &[br#"{"patient": "Patient/trd-two-ssris"}"#.to_vec()],
+    )
+    .await;
+    wait_for("the first Flag", Duration::from_secs(30), || async {
+        flags(&server.base, "Patient/trd-two-ssris").await.len() == 1
+    })
+    .await;
+
+    assert!(Command::new("rabbitmqctl")
+        .arg("stop_app")
+        .status()
+        .expect("rabbitmqctl")
+        .success());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(Command::new("rabbitmqctl")
+        .arg("start_app")
+        .status()
+        .expect("rabbitmqctl")
+        .success());
+    let connection = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Connection::connect(AMQP, ConnectionProperties::default()).await {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Err(e) => panic!("broker did not come back: {e}"),
+            }
+        }
+    };
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &[br#"{"patient": "Patient/one-failure-at-risk"}"#.to_vec()],
+    )
+    .await;
+    wait_for(
+        "a Flag after the restart",
+        Duration::from_secs(90),
+        || async {
+            flags(&server.base, "Patient/one-failure-at-risk")
+                .await
+                .len()
+                == 1
+        },
+    )
+    .await;
+}
+
+/// Answers 503 until `healthy_at`, then forwards to the real server.
+async fn flaky_proxy(target: String, healthy_at: Instant) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                if Instant::now() < healthy_at {
+                    let mut buf = [0u8; 8192];
+                    let _ = tokio::io::AsyncReadExt::read(&mut inbound, &mut buf).await;
+                    let _ = inbound.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                    return;
+                }
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(target.trim_start_matches("http://")).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ehr_answering_503_for_a_while_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let server = Hfs::start();
+    load(&server, &["trd-two-ssris", "partial-response"]).await;
+    let name = format!("e2e{}-flaky", std::process::id());
+    // The service starts against the real server (capability check), then the proxy fails for 6 s.
+    let proxy = flaky_proxy(server.base.clone(), Instant::now() + Duration::from_secs(6)).await;
+    let _service = Service::start(&name, &proxy, &[("TRD_FHIR_MAX_RETRIES", "1")]);
+    let connection = broker().await;
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &[
+            br#"{"patient": "Patient/trd-two-ssris"}"#.to_vec(),
+            br#"{"patient": "Patient/partial-response"}"#.to_vec(),
+        ],
+    )
+    .await;
+    wait_for(
+        "both Flags after the outage",
+        Duration::from_secs(60),
+        || async {
+            flags(&server.base, "Patient/trd-two-ssris").await.len() == 1
+                && flags(&server.base, "Patient/partial-response").await.len() == 1
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_medication_order_reaches_the_service_through_a_real_subscription() {
+    let _serial = SERIAL.lock().await;
+    let server = Hfs::start();
+    load(&server, &["trd-two-ssris"]).await;
+    let name = format!("e2e{}-sub", std::process::id());
+    let port = free_port();
+    let mut service = Service::start(
+        &name,
+        &server.base,
+        &[
+            ("TRD_HTTP_ADDR", &format!("127.0.0.1:{port}")),
+            (
+                "TRD_HTTP_PUBLIC_BASE_URL",
+                &format!("http://127.0.0.1:{port}"),
+            ),
+            ("TRD_SUBSCRIPTIONS_ENSURE_ON_START", "true"),
+            ("TRD_SUBSCRIPTIONS_MODE", "backport"),
+        ],
+    );
+    assert!(flags(&server.base, "Patient/trd-two-ssris")
+        .await
+        .is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await; // handshake
+                                                      // The EHR records a new order: the subscription notifies, the service assesses.
+    let order = json!({ "resourceType": "MedicationRequest", "id": "new-order", "status": "active", "intent": "order",
+        "subject": { "reference": "Patient/trd-two-ssris" }, "authoredOn": "2024-10-01",
+        "medicationCodeableConcept": { "coding": [{ "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312938" }] } });
+    let response = reqwest::Client::new()
+        .put(format!("{}/MedicationRequest/new-order", server.base))
+        .header("Content-Type", "application/fhir+json")
+        .json(&order)
+        .send()
+        .await
+        .expect("put");
+    assert!(response.status().is_success());
+    wait_for(
+        "the Flag from the subscription",
+        Duration::from_secs(60),
+        || async { flags(&server.base, "Patient/trd-two-ssris").await.len() == 1 },
+    )
+    .await;
+    // Our own writes notified too, and were ignored: still exactly one Flag, no loop.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(flags(&server.base, "Patient/trd-two-ssris").await.len(), 1);
+    assert!(service.terminate().success(), "graceful exit on SIGTERM");
+    let log = std::fs::read_to_string(&service.log).expect("log");
+    assert!(
+        log.contains("shutting down") && log.contains("\"stopped\""),
+        "{log}"
+    );
+}
