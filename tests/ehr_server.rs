@@ -315,3 +315,63 @@ async fn the_assess_command_works_from_the_environment_alone() {
         1
     );
 }
+
+#[tokio::test]
+async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
+    use trd_sentinel::intake::reconcile::Reconciler;
+    use trd_sentinel::intake::work::WorkItem;
+    use trd_sentinel::queue::{LocalQueue, WorkQueue};
+
+    let server = Hfs::start();
+    load(&server, "one-failure-at-risk").await;
+    let state = std::env::temp_dir().join(format!("trd-watermark-{}", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+    let reconciler = Reconciler {
+        state_file: state.clone(),
+        initial_look_back_days: 1,
+    };
+    let queue = WorkQueue::Local(std::sync::Arc::new(LocalQueue::new(
+        std::time::Duration::from_millis(10),
+    )));
+    let ehr = ehr(&server);
+
+    assert_eq!(
+        reconciler
+            .poll_once(&ehr.client, &queue)
+            .await
+            .expect("poll"),
+        1
+    );
+    let mark = reconciler.watermark().expect("readable").expect("saved");
+    let mut receiver = queue.take_local_receiver().await.expect("receiver");
+    assert_eq!(
+        receiver.try_recv().expect("queued").item,
+        WorkItem::Patient {
+            patient: "Patient/one-failure-at-risk".into()
+        }
+    );
+
+    // The watermark survives a restart (a new reconciler reads the same file) and
+    // the next poll sees only what changed since.
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await; // past the 1-minute overlap
+    load(&server, "dose-too-low").await;
+    let restarted = Reconciler {
+        state_file: state.clone(),
+        initial_look_back_days: 1,
+    };
+    assert_eq!(restarted.watermark().expect("readable"), Some(mark));
+    assert_eq!(
+        restarted
+            .poll_once(&ehr.client, &queue)
+            .await
+            .expect("poll"),
+        1
+    );
+    assert_eq!(
+        receiver.try_recv().expect("queued").item,
+        WorkItem::Patient {
+            patient: "Patient/dose-too-low".into()
+        }
+    );
+    let _ = std::fs::remove_file(&state);
+}

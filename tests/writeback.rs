@@ -271,7 +271,7 @@ fn only_the_configured_types_are_written() {
 }
 
 fn python() -> String {
-    std::env::var("TRD_TEST_PYTHON").unwrap_or_else(|_| {
+    std::env::var("FHIR_VALIDATOR_PYTHON").unwrap_or_else(|_| {
         format!(
             "{}/.cache/trd-sentinel/venv/bin/python",
             std::env::var("HOME").unwrap_or_default()

@@ -1,6 +1,6 @@
 //! Helios FHIR Server for tests: started on a free loopback port with an in-memory
 //! SQLite database and the R4 search parameters, stopped when dropped. The binary
-//! and data come from scripts/provision (TRD_TEST_HFS_BIN, TRD_TEST_HFS_DATA).
+//! and data come from scripts/provision (HFS_TEST_BIN, HFS_TEST_DATA).
 
 #![allow(dead_code)]
 
@@ -38,10 +38,10 @@ impl Hfs {
     }
 
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let bin = std::env::var("TRD_TEST_HFS_BIN")
-            .unwrap_or_else(|_| format!("{}/hfs/bin/hfs", cache()));
+        let bin =
+            std::env::var("HFS_TEST_BIN").unwrap_or_else(|_| format!("{}/hfs/bin/hfs", cache()));
         let data =
-            std::env::var("TRD_TEST_HFS_DATA").unwrap_or_else(|_| format!("{}/hfs-data", cache()));
+            std::env::var("HFS_TEST_DATA").unwrap_or_else(|_| format!("{}/hfs-data", cache()));
         assert!(
             PathBuf::from(&bin).is_file(),
             "Helios FHIR Server not found at {bin}: run scripts/provision (scripts/test does)"
