@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::clinical;
 use crate::ehr::{is_own_resource, Ehr, EhrError, PatientRun};
 use crate::fhir::client::{FhirError, Idempotency};
-use crate::fhir::mapping::normalise_reference;
+use crate::fhir::mapping::patient_of;
 use crate::fhir::read::{ObservationCodes, ResourcePool};
 use crate::fhir::writeback::write_back;
 use crate::intake::reconcile::Reconciler;
@@ -440,24 +440,6 @@ impl Pipeline {
             .await?;
         Ok(())
     }
-}
-
-fn patient_of(resource: &Value) -> Option<String> {
-    if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
-        return resource
-            .get("id")
-            .and_then(Value::as_str)
-            .map(|id| format!("Patient/{id}"));
-    }
-    ["subject", "patient"]
-        .iter()
-        .filter_map(|f| {
-            resource
-                .pointer(&format!("/{f}/reference"))
-                .and_then(Value::as_str)
-        })
-        .map(normalise_reference)
-        .find(|r| r.starts_with("Patient/"))
 }
 
 fn tokio_stream_of<T: Send + 'static>(

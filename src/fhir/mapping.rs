@@ -45,6 +45,27 @@ pub fn normalise_reference(reference: &str) -> String {
     }
 }
 
+/// The patient a raw resource is about: itself if a Patient, else its subject or
+/// patient reference (notifications, reconciliation and the pipeline all ask this).
+pub fn patient_of(resource: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
+        return resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|id| format!("Patient/{id}"));
+    }
+    ["subject", "patient"]
+        .iter()
+        .filter_map(|field| {
+            resource
+                .pointer(&format!("/{field}/reference"))
+                .and_then(Value::as_str)
+        })
+        .map(normalise_reference)
+        .find(|r| r.starts_with("Patient/"))
+}
+
 pub fn reference_of(reference: &Reference) -> Option<String> {
     reference.reference.as_deref().map(normalise_reference)
 }

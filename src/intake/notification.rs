@@ -12,7 +12,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::fhir::mapping::normalise_reference;
+use crate::fhir::mapping::{normalise_reference, patient_of};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -223,23 +223,7 @@ fn add_resource(reduced: &mut Reduced, resource: Option<&Value>, full_url: Optio
         .and_then(Value::as_str)
         .unwrap_or("");
     let id = resource.get("id").and_then(Value::as_str);
-    if kind == "Patient" {
-        if let Some(id) = id {
-            reduced.targets.push(Target::Patient {
-                patient: format!("Patient/{id}"),
-            });
-        }
-        return;
-    }
-    let patient = ["subject", "patient"]
-        .iter()
-        .filter_map(|field| {
-            resource
-                .pointer(&format!("/{field}/reference"))
-                .and_then(Value::as_str)
-        })
-        .map(normalise_reference)
-        .find(|r| r.starts_with("Patient/"));
+    let patient = patient_of(resource);
     match (patient, id, full_url) {
         (Some(patient), _, _) => reduced.targets.push(Target::Patient { patient }),
         (None, Some(id), _) if !kind.is_empty() => reduced.targets.push(Target::Resource {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::work::WorkItem;
 use crate::ehr::is_own_resource;
 use crate::fhir::client::{FhirClient, FhirError};
-use crate::fhir::mapping::normalise_reference;
+use crate::fhir::mapping::patient_of;
 use crate::queue::{QueueError, WorkQueue};
 
 pub const WATCHED_TYPES: &[&str] = &[
@@ -107,15 +107,7 @@ impl Reconciler {
                     if is_own_resource(resource) {
                         continue;
                     }
-                    let patient = ["subject", "patient"]
-                        .iter()
-                        .filter_map(|f| {
-                            resource
-                                .pointer(&format!("/{f}/reference"))
-                                .and_then(Value::as_str)
-                        })
-                        .map(normalise_reference)
-                        .find(|r| r.starts_with("Patient/"));
+                    let patient = patient_of(resource);
                     if let Some(p) = patient {
                         patients.insert(p);
                     }
