@@ -451,6 +451,7 @@ pub struct LocalQueue {
     sender: mpsc::UnboundedSender<Job>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
     pub retry_delay: Duration,
+    pub max_attempts: u32,
     pub dead: Mutex<Vec<(String, String)>>,
 }
 
@@ -461,6 +462,7 @@ impl LocalQueue {
             sender,
             receiver: Mutex::new(Some(receiver)),
             retry_delay,
+            max_attempts: QueueSettings::default().max_attempts,
             dead: Mutex::new(Vec::new()),
         }
     }
@@ -552,7 +554,7 @@ impl WorkQueue {
     pub fn max_attempts(&self) -> u32 {
         match self {
             WorkQueue::Rabbit(r) => r.settings.max_attempts,
-            WorkQueue::Local(_) => 5,
+            WorkQueue::Local(l) => l.max_attempts,
         }
     }
 

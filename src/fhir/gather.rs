@@ -6,7 +6,7 @@ use time::{Date, Duration};
 
 use super::client::{FhirClient, FhirError};
 use super::read::{ObservationCodes, ResourcePool};
-use crate::clinical::knowledge::{Knowledge, LAB_VALUE_SETS};
+use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::PatientRecord;
 
 #[derive(Debug)]
@@ -18,16 +18,11 @@ pub struct Gathered {
 
 /// The `system|code` list of every score and lab the engine reads.
 pub fn observation_code_param(knowledge: &Knowledge) -> String {
-    let mut codes: Vec<String> = knowledge
-        .instruments
-        .iter()
-        .map(|i| i.value_set.as_str())
-        .chain(LAB_VALUE_SETS.iter().copied())
-        .flat_map(|url| knowledge.value_sets.exact_codes(url))
+    let codes: Vec<String> = knowledge
+        .observation_codes()
+        .into_iter()
         .map(|(system, code)| format!("{system}|{code}"))
         .collect();
-    codes.sort();
-    codes.dedup();
     codes.join(",")
 }
 

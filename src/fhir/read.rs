@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
-use crate::clinical::knowledge::{Knowledge, LAB_VALUE_SETS};
+use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};
 
 /// Why an input file could not be read at all (a bad resource inside a good file is
@@ -68,15 +68,9 @@ pub struct ObservationCodes {
 
 impl ObservationCodes {
     pub fn from_knowledge(knowledge: &Knowledge) -> Self {
-        let urls = knowledge
-            .instruments
-            .iter()
-            .map(|i| i.value_set.as_str())
-            .chain(LAB_VALUE_SETS.iter().copied());
-        let codes = urls
-            .flat_map(|url| knowledge.value_sets.exact_codes(url))
-            .collect();
-        Self { codes }
+        Self {
+            codes: knowledge.observation_codes().into_iter().collect(),
+        }
     }
 
     fn wants(&self, head: &ObservationHead<'_>) -> bool {

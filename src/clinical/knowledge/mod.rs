@@ -116,6 +116,21 @@ impl Knowledge {
         })
     }
 
+    /// Every (system, code) of the scores and labs the engine reads: what to fetch
+    /// from an EHR and which Observations to type in bulk input.
+    pub fn observation_codes(&self) -> Vec<(String, String)> {
+        let mut codes: Vec<(String, String)> = self
+            .instruments
+            .iter()
+            .map(|i| i.value_set.as_str())
+            .chain(LAB_VALUE_SETS.iter().copied())
+            .flat_map(|url| self.value_sets.exact_codes(url))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     pub fn instrument(&self, id: &str) -> Option<&Instrument> {
         self.instruments.iter().find(|i| i.id == id)
     }
