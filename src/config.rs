@@ -8,7 +8,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::fhir::writeback::WRITTEN_TYPES;
 
 /// A secret that never prints.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -26,6 +28,13 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// Printed configurations show that a secret is set, never what it is.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
     }
 }
 
@@ -47,7 +56,7 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     None,
@@ -55,13 +64,13 @@ pub enum AuthMode {
     SmartBackend,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum JwtAlgorithm {
     RS384,
     ES384,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FhirSettings {
     /// The EHR's FHIR base URL (no trailing slash needed).
@@ -125,15 +134,7 @@ impl Default for FhirSettings {
     }
 }
 
-pub const WRITABLE_TYPES: &[&str] = &[
-    "Flag",
-    "Observation",
-    "DetectedIssue",
-    "ServiceRequest",
-    "Provenance",
-];
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WritebackSettings {
     /// Print the transaction instead of sending it.
@@ -149,13 +150,13 @@ impl Default for WritebackSettings {
     fn default() -> Self {
         Self {
             dry_run: false,
-            resources: WRITABLE_TYPES.iter().map(|s| s.to_string()).collect(),
+            resources: WRITTEN_TYPES.iter().map(|s| s.to_string()).collect(),
             identifier_system: "https://fhir.trd-sentinel.org/id".into(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineSettings {
     pub policy: String,
@@ -173,7 +174,7 @@ impl Default for EngineSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpSettings {
     /// amqp://user:password@host:5672/vhost: a secret, from TRD_AMQP_URL or `url_file`.
@@ -236,7 +237,7 @@ impl AmqpSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// Listen address for notifications, health and metrics.
@@ -257,7 +258,7 @@ impl Default for HttpSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifySettings {
     /// Shared token the EHR sends (header or `?token=`): from TRD_NOTIFY_TOKEN or `token_file`.
@@ -285,7 +286,7 @@ impl Default for NotifySettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     pub concurrency: usize,
@@ -304,7 +305,7 @@ impl Default for PipelineConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReconcileSettings {
     pub enabled: bool,
@@ -324,7 +325,7 @@ impl Default for ReconcileSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubscriptionMode {
     /// Backport topic subscriptions where the server has topics, else classic.
@@ -333,7 +334,7 @@ pub enum SubscriptionMode {
     Backport,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SubscriptionSettings {
     pub ensure_on_start: bool,
@@ -349,7 +350,7 @@ impl Default for SubscriptionSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub fhir: FhirSettings,
@@ -411,9 +412,23 @@ impl Config {
         Self::load_from(file, std::env::vars())
     }
 
+    /// Loads as `serve` needs it: also checks the settings only the service needs,
+    /// still listing every problem at once.
+    pub fn load_for_serve(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_checked(file, std::env::vars(), Config::serve_problems)
+    }
+
     pub fn load_from(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        Self::load_checked(file, env, |_| Vec::new())
+    }
+
+    fn load_checked(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        more_problems: fn(&Config) -> Vec<String>,
     ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let mut table = toml::Table::new();
@@ -470,6 +485,7 @@ impl Config {
             }
         };
         problems.extend(config.problems());
+        problems.extend(more_problems(&config));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -511,10 +527,10 @@ impl Config {
             }
         }
         for kind in &self.writeback.resources {
-            if !WRITABLE_TYPES.contains(&kind.as_str()) {
+            if !WRITTEN_TYPES.contains(&kind.as_str()) {
                 out.push(format!(
                     "writeback.resources: `{kind}` is not one of {}",
-                    WRITABLE_TYPES.join(", ")
+                    WRITTEN_TYPES.join(", ")
                 ));
             }
         }

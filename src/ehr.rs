@@ -83,7 +83,7 @@ impl Ehr {
         .collect();
         if !self.writeback.dry_run {
             needed.push(("*", "transaction"));
-            for kind in crate::config::WRITABLE_TYPES
+            for kind in crate::fhir::writeback::WRITTEN_TYPES
                 .iter()
                 .filter(|k| self.writeback.resources.iter().any(|r| r == *k))
             {

@@ -47,6 +47,10 @@ enum Command {
     CheckConfig {
         #[arg(long, env = "TRD_CONFIG")]
         config: Option<PathBuf>,
+        /// Also print the effective settings as JSON (secrets as "***"): what the
+        /// file and the environment add up to, e.g. to check a Helm chart's rendering.
+        #[arg(long)]
+        print: bool,
     },
     /// List the policy presets and their thresholds.
     Policies,
@@ -117,7 +121,7 @@ fn main() -> Result<()> {
         Command::Evaluate(args) => evaluate(args),
         Command::Assess(args) => assess(args),
         Command::Serve { config } => {
-            let config = Config::load(config.as_deref())?;
+            let config = Config::load_for_serve(config.as_deref())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -125,18 +129,17 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Subscriptions { action, config } => subscriptions(action, config),
-        Command::CheckConfig { config } => {
-            let config = Config::load(config.as_deref())?;
-            let problems = config.serve_problems();
-            if !problems.is_empty() {
-                bail!(trd_sentinel::config::ConfigError { problems });
+        Command::CheckConfig { config, print } => {
+            let config = Config::load_for_serve(config.as_deref())?;
+            if print {
+                println!("{}", serde_json::to_string_pretty(&config)?);
             }
             let queue = if config.amqp.resolved_url().ok().flatten().is_some() {
                 "RabbitMQ"
             } else {
                 "in-process (no broker)"
             };
-            println!(
+            eprintln!(
                 "configuration is valid (EHR: {}, queue: {queue})",
                 config.fhir.base_url.as_deref().unwrap_or("not set")
             );

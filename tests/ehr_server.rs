@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use time::macros::date;
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
+use trd_sentinel::fhir::writeback::{OWN_TAG_CODE, OWN_TAG_SYSTEM};
 
 use hfs::{as_transaction, fixture, Hfs};
 
@@ -232,12 +233,24 @@ async fn write_back_is_right_idempotent_and_follows_changes() {
         proposals.iter().all(|s| s["status"] == "revoked"),
         "{proposals:?}"
     );
-    assert!(
-        !search(&server, &format!("Provenance?patient={patient}"))
-            .await
-            .is_empty()
-            || !search(&server, "Provenance").await.is_empty()
-    );
+    // One Provenance per transaction that changed something (runs 1, 3 and 4; run 2
+    // wrote nothing), each with its own write tag, each naming what it wrote.
+    let provenances = search(
+        &server,
+        &format!("Provenance?_tag={OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"),
+    )
+    .await;
+    let write_tags: std::collections::BTreeSet<&str> = provenances
+        .iter()
+        .flat_map(|p| p["meta"]["tag"].as_array().into_iter().flatten())
+        .filter_map(|t| t["code"].as_str())
+        .filter(|code| code.starts_with("write-"))
+        .collect();
+    assert_eq!(provenances.len(), 3, "{provenances:#?}");
+    assert_eq!(write_tags.len(), 3, "{write_tags:?}");
+    assert!(provenances
+        .iter()
+        .all(|p| p["target"].as_array().is_some_and(|t| !t.is_empty())));
 }
 
 #[tokio::test]

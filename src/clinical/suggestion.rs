@@ -175,52 +175,36 @@ pub fn suggest_all(
             ));
         }
     }
-    if has(codes::NON_ADHERENCE) {
-        let text = "check adherence: supply gaps or a statement of not taking";
-        out.push(suggest(
-            kinds::CHECK_ADHERENCE,
-            text,
-            vec![codes::NON_ADHERENCE.into()],
-            evidence_of(codes::NON_ADHERENCE),
-        ));
-    }
-    if has("no-recent-tsh") || has("high-tsh") || has("hypothyroidism") {
-        let because: Vec<String> = ["no-recent-tsh", "high-tsh", "hypothyroidism"]
+    // Checks and work-ups: suggested when any of their findings is present, citing those.
+    let when_found = |code: SuggestionCode, text: &str, triggers: &[&str]| {
+        let because: Vec<String> = triggers
             .iter()
             .filter(|c| has(c))
             .map(|c| c.to_string())
             .collect();
         let evidence = because.iter().flat_map(|c| evidence_of(c)).collect();
-        out.push(suggest(
-            kinds::THYROID_WORK_UP,
-            "check thyroid function (TSH, free T4)",
-            because,
-            evidence,
-        ));
-    }
-    if has("no-recent-vitamin-d") || has("low-vitamin-d") {
-        let because: Vec<String> = ["no-recent-vitamin-d", "low-vitamin-d"]
-            .iter()
-            .filter(|c| has(c))
-            .map(|c| c.to_string())
-            .collect();
-        let evidence = because.iter().flat_map(|c| evidence_of(c)).collect();
-        out.push(suggest(
-            kinds::VITAMIN_D_WORK_UP,
-            "check 25-OH vitamin D",
-            because,
-            evidence,
-        ));
-    }
-    if has("sleep-apnea") {
-        let text = "sleep study or review of OSA treatment: untreated OSA mimics depression";
-        out.push(suggest(
-            kinds::SLEEP_STUDY,
-            text,
-            vec!["sleep-apnea".into()],
-            evidence_of("sleep-apnea"),
-        ));
-    }
+        (!because.is_empty()).then(|| suggest(code, text, because, evidence))
+    };
+    out.extend(when_found(
+        kinds::CHECK_ADHERENCE,
+        "check adherence: supply gaps or a statement of not taking",
+        &[codes::NON_ADHERENCE],
+    ));
+    out.extend(when_found(
+        kinds::THYROID_WORK_UP,
+        "check thyroid function (TSH, free T4)",
+        &["no-recent-tsh", "high-tsh", "hypothyroidism"],
+    ));
+    out.extend(when_found(
+        kinds::VITAMIN_D_WORK_UP,
+        "check 25-OH vitamin D",
+        &["no-recent-vitamin-d", "low-vitamin-d"],
+    ));
+    out.extend(when_found(
+        kinds::SLEEP_STUDY,
+        "sleep study or review of OSA treatment: untreated OSA mimics depression",
+        &["sleep-apnea"],
+    ));
     if status.status.at_risk_or_trd() {
         let text = "consider augmentation (aripiprazole, bupropion, lithium, T3) versus switching; VAST-D favoured augmentation";
         out.push(suggest(

@@ -21,6 +21,26 @@ use crate::config::WritebackSettings;
 
 pub const OWN_TAG_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-meta";
 pub const OWN_TAG_CODE: &str = "trd-sentinel";
+
+/// Every resource type the service can write. All but Provenance are kept in step with
+/// the latest assessment (updated, retired); a Provenance is only ever added.
+pub const WRITTEN_TYPES: &[&str] = &[
+    "Flag",
+    "Observation",
+    "DetectedIssue",
+    "ServiceRequest",
+    "Provenance",
+];
+
+fn kept_in_step() -> impl Iterator<Item = &'static str> {
+    WRITTEN_TYPES.iter().copied().filter(|k| *k != "Provenance")
+}
+
+/// The search parameter that finds the service's own resources (Flags, Subscriptions,
+/// topics...): everything it writes carries this tag.
+pub fn own_tag_search() -> (&'static str, String) {
+    ("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"))
+}
 pub const HASH_EXTENSION: &str = "https://fhir.trd-sentinel.org/StructureDefinition/content-hash";
 pub const ASSESSMENT_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment";
 const STATUS_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-status";
@@ -513,10 +533,8 @@ pub fn plan(
         }
         let hash = hash_of(&body);
         with_hash(&mut body, &hash);
-        let kind: &'static str = WRITABLE
-            .iter()
-            .find(|k| **k == e.resource_type)
-            .copied()
+        let kind: &'static str = kept_in_step()
+            .find(|k| *k == e.resource_type)
             .unwrap_or("Flag");
         bodies.push((
             urn_for(&format!("{}|{}", e.resource_type, e.identifier)),
@@ -556,8 +574,6 @@ pub fn plan(
     }
     plan
 }
-
-const WRITABLE: &[&str] = &["Flag", "Observation", "DetectedIssue", "ServiceRequest"];
 
 fn provenance(
     a: &Assessment,
@@ -679,14 +695,8 @@ pub async fn fetch_existing(
 ) -> Result<(Vec<Existing>, usize), FhirError> {
     let mut out = Vec::new();
     let mut requests = 0;
-    for kind in WRITABLE
-        .iter()
-        .filter(|k| settings.resources.iter().any(|r| r == *k))
-    {
-        let params = [
-            ("patient", patient.to_string()),
-            ("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}")),
-        ];
+    for kind in kept_in_step().filter(|k| settings.resources.iter().any(|r| r == k)) {
+        let params = [("patient", patient.to_string()), own_tag_search()];
         let pages = client.search(kind, &params).await?;
         requests += pages.len();
         for page in pages {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::reconcile::WATCHED_TYPES;
 use crate::config::{Config, SubscriptionMode};
 use crate::fhir::client::{FhirClient, FhirError, Idempotency};
-use crate::fhir::writeback::{OWN_TAG_CODE, OWN_TAG_SYSTEM};
+use crate::fhir::writeback::{own_tag_search, OWN_TAG_CODE, OWN_TAG_SYSTEM};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
@@ -135,12 +135,7 @@ pub async fn ensure(
     let wanted = desired(config, backport)?;
     let mut report = EnsureReport::default();
     if backport {
-        let topics = client
-            .search(
-                "Basic",
-                &[("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"))],
-            )
-            .await?;
+        let topics = client.search("Basic", &[own_tag_search()]).await?;
         let has_topic = topics
             .iter()
             .flat_map(|p| {
@@ -211,12 +206,7 @@ pub async fn ensure(
 
 /// The service's Subscriptions on the EHR.
 pub async fn current(client: &FhirClient) -> Result<Vec<Value>, FhirError> {
-    let pages = client
-        .search(
-            "Subscription",
-            &[("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"))],
-        )
-        .await?;
+    let pages = client.search("Subscription", &[own_tag_search()]).await?;
     Ok(pages
         .iter()
         .flat_map(|p| {
