@@ -4,9 +4,10 @@
 
 #[path = "support/hfs.rs"]
 mod hfs;
+#[path = "support/service.rs"]
+mod service;
 
-use std::process::{Child, Command, Stdio};
-
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -16,97 +17,19 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 
 use hfs::{as_transaction, fixture, free_port, Hfs};
+use service::{Service, AMQP};
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const TOKEN: &str = "e2e-token";
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Service {
-    child: Child,
-    pub http: String,
-    pub log: std::path::PathBuf,
-}
-
-impl Service {
-    fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Self {
-        let port = extra
-            .iter()
-            .find(|(k, _)| *k == "TRD_HTTP_ADDR")
-            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
-            .unwrap_or_else(free_port);
-        let log = std::env::temp_dir().join(format!("trd-e2e-{name}-{}.log", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_trd-sentinel"));
-        command
-            .arg("serve")
-            .env("TRD_FHIR_BASE_URL", fhir)
-            .env("TRD_AMQP_URL", AMQP)
-            .env("TRD_AMQP_INTAKE_QUEUE", format!("{name}.intake"))
-            .env("TRD_AMQP_WORK_QUEUE", format!("{name}.work"))
-            .env("TRD_AMQP_DEAD_LETTER", format!("{name}.dead"))
-            .env("TRD_AMQP_EVENTS_EXCHANGE", format!("{name}.events"))
-            .env("TRD_AMQP_RETRY_DELAY_MS", "1000")
-            .env("TRD_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("TRD_NOTIFY_TOKEN", TOKEN)
-            .env("TRD_PIPELINE_COALESCE_MS", "50")
-            .env("TRD_PIPELINE_CONCURRENCY", "2")
-            // Helios on SQLite answers overlapping reads and writes with lock errors
-            // (as HTTP 400): one request at a time, and the tests poll the service,
-            // not Helios, while it works.
-            .env("TRD_FHIR_MAX_CONCURRENCY", "1")
-            .env("TRD_FHIR_RETRY_BASE_MS", "100")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(file.try_clone().expect("log")))
-            .stderr(Stdio::from(file));
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("serve");
-        let service = Self {
-            child,
-            http: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        service.wait_healthy();
-        service
-    }
-
-    fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(self.http.trim_start_matches("http://")).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "service did not start; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().expect("exit")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Quick retries and a short coalescing window, so the tests run in seconds.
+fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Service {
+    let tuning = [
+        ("TRD_AMQP_RETRY_DELAY_MS", "1000"),
+        ("TRD_PIPELINE_COALESCE_MS", "50"),
+        ("TRD_PIPELINE_CONCURRENCY", "2"),
+        ("TRD_FHIR_RETRY_BASE_MS", "100"),
+    ];
+    Service::start(name, fhir, &[&tuning[..], extra].concat())
 }
 
 async fn broker() -> Connection {
@@ -216,18 +139,6 @@ async fn flags(base: &str, patient: &str) -> Vec<Value> {
     search(base, &format!("Flag?patient={patient}")).await
 }
 
-/// The sum of a Prometheus metric's series on the service.
-async fn metric(service: &Service, name: &str) -> f64 {
-    let text = match reqwest::get(format!("{}/metrics", service.http)).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => return 0.0,
-    };
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Ready messages left in a test's queues.
 async fn backlog(connection: &Connection, name: &str) -> u32 {
     let channel = connection.create_channel().await.expect("channel");
@@ -269,7 +180,7 @@ async fn an_intake_message_leads_to_a_flag_and_logs_carry_no_phi() {
     let server = Hfs::start();
     load(&server, &["trd-two-ssris"]).await;
     let name = format!("e2e{}-intake", std::process::id());
-    let service = Service::start(&name, &server.base, &[]);
+    let service = start(&name, &server.base, &[]);
     let connection = broker().await;
     publish_intake(
         &connection,
@@ -300,7 +211,7 @@ async fn a_malformed_message_is_dead_lettered_with_a_reason_and_nothing_else_is_
     let server = Hfs::start();
     load(&server, &["one-failure-at-risk"]).await;
     let name = format!("e2e{}-dead", std::process::id());
-    let _service = Service::start(&name, &server.base, &[]);
+    let _service = start(&name, &server.base, &[]);
     let connection = broker().await;
     publish_intake(
         &connection,
@@ -386,14 +297,14 @@ async fn killed_with_1000_patients_queued_then_restarted_every_patient_is_assess
         .collect();
     publish_intake(&connection, &format!("{name}.intake"), &messages).await;
 
-    let mut service = Service::start(&name, &server.base, &[]);
+    let mut service = start(&name, &server.base, &[]);
     wait_for("some progress", Duration::from_secs(120), || async {
-        metric(&service, "trd_assessments_total").await >= 50.0
+        service.metric("trd_assessments_total").await >= 50.0
     })
     .await;
     service.kill9();
 
-    let restarted = Service::start(&name, &server.base, &[]);
+    let restarted = start(&name, &server.base, &[]);
     // Done when the queues are empty and the service has been idle for a while.
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut last = -1.0;
@@ -404,14 +315,14 @@ async fn killed_with_1000_patients_queued_then_restarted_every_patient_is_assess
             restarted.log.display()
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let processed = metric(&restarted, "trd_processing_seconds_count").await;
+        let processed = restarted.metric("trd_processing_seconds_count").await;
         if backlog(&connection, &name).await == 0 && processed == last && processed > 0.0 {
             break;
         }
         last = processed;
     }
     assert_eq!(
-        metric(&restarted, "trd_dead_letters_total").await,
+        restarted.metric("trd_dead_letters_total").await,
         0.0,
         "nothing dead-lettered"
     );
@@ -442,7 +353,7 @@ async fn the_service_reconnects_after_a_broker_restart_and_finishes() {
     let server = Hfs::start();
     load(&server, &["trd-two-ssris", "one-failure-at-risk"]).await;
     let name = format!("e2e{}-restart", std::process::id());
-    let _service = Service::start(&name, &server.base, &[]);
+    let _service = start(&name, &server.base, &[]);
     let connection = broker().await;
     publish_intake(
         &connection,
@@ -533,7 +444,7 @@ async fn an_ehr_answering_503_for_a_while_loses_nothing() {
     let name = format!("e2e{}-flaky", std::process::id());
     // The service starts against the real server (capability check), then the proxy fails for 6 s.
     let proxy = flaky_proxy(server.base.clone(), Instant::now() + Duration::from_secs(6)).await;
-    let _service = Service::start(&name, &proxy, &[("TRD_FHIR_MAX_RETRIES", "1")]);
+    let _service = start(&name, &proxy, &[("TRD_FHIR_MAX_RETRIES", "1")]);
     let connection = broker().await;
     publish_intake(
         &connection,
@@ -562,7 +473,7 @@ async fn a_medication_order_reaches_the_service_through_a_real_subscription() {
     load(&server, &["trd-two-ssris"]).await;
     let name = format!("e2e{}-sub", std::process::id());
     let port = free_port();
-    let mut service = Service::start(
+    let mut service = start(
         &name,
         &server.base,
         &[

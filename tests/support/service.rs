@@ -1,0 +1,161 @@
+//! `trd-sentinel serve` as a real process for end-to-end tests and the load harness:
+//! its own queue names (so runs never share a queue), a free port, the log in a file,
+//! killed when dropped. Also reads its Prometheus metrics.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::hfs::free_port;
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const TOKEN: &str = "test-notify-token";
+
+pub struct Service {
+    child: Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts `serve` against `fhir` with queues named `{name}.*`; `env` adds or
+    /// overrides settings (`TRD_HTTP_ADDR` there fixes the port, e.g. for a restart).
+    pub fn start(name: &str, fhir: &str, env: &[(&str, &str)]) -> Self {
+        let port = env
+            .iter()
+            .find(|(k, _)| *k == "TRD_HTTP_ADDR")
+            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(free_port);
+        let log = std::env::temp_dir().join(format!("trd-{name}-{}.log", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trd-sentinel"));
+        command
+            .arg("serve")
+            .env("TRD_FHIR_BASE_URL", fhir)
+            .env("TRD_AMQP_URL", AMQP)
+            .env("TRD_AMQP_INTAKE_QUEUE", format!("{name}.intake"))
+            .env("TRD_AMQP_WORK_QUEUE", format!("{name}.work"))
+            .env("TRD_AMQP_DEAD_LETTER", format!("{name}.dead"))
+            .env("TRD_AMQP_EVENTS_EXCHANGE", format!("{name}.events"))
+            .env("TRD_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("TRD_NOTIFY_TOKEN", TOKEN)
+            // Helios on SQLite answers overlapping reads and writes with lock errors
+            // (as HTTP 400): one request at a time.
+            .env("TRD_FHIR_MAX_CONCURRENCY", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(file.try_clone().expect("log")))
+            .stderr(Stdio::from(file));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("serve");
+        let service = Self {
+            child,
+            http: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        service.wait_listening();
+        service
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(self.http.trim_start_matches("http://")).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "service did not start; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("exit")
+    }
+
+    /// The service's /metrics text (empty when it does not answer).
+    pub async fn metrics(&self) -> String {
+        match reqwest::get(format!("{}/metrics", self.http)).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The sum of a metric's series.
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric_sum(&self.metrics().await, name)
+    }
+
+    /// Peak resident memory so far, in MB (Linux).
+    pub fn peak_rss_mb(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sum of a Prometheus metric's series in a /metrics text.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A quantile from a Prometheus histogram's cumulative buckets: the upper bound of
+/// the bucket it falls in.
+pub fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= q * total)
+        .map(|b| b.0)
+        .unwrap_or(f64::NAN)
+}
