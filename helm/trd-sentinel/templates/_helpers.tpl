@@ -1,0 +1,189 @@
+{{/*
+Names and labels, as well-kept charts spell them (app.kubernetes.io/*).
+*/}}
+
+{{- define "trd-sentinel.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-scoped name; the release name alone when it already contains the chart name. */}}
+{{- define "trd-sentinel.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "trd-sentinel.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "trd-sentinel.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "trd-sentinel.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "trd-sentinel.labels" -}}
+helm.sh/chart: {{ include "trd-sentinel.chart" . }}
+{{ include "trd-sentinel.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: trd-sentinel
+{{- end }}
+
+{{- define "trd-sentinel.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "trd-sentinel.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "trd-sentinel.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{- define "trd-sentinel.secretName" -}}
+{{- default (include "trd-sentinel.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* Where things live inside the container. */}}
+{{- define "trd-sentinel.configDir" -}}/etc/trd-sentinel/config{{- end }}
+{{- define "trd-sentinel.stateDir" -}}/var/lib/trd-sentinel{{- end }}
+{{- define "trd-sentinel.smartKeyDir" -}}/etc/trd-sentinel/smart{{- end }}
+
+{{/*
+The service's config.toml: `.Values.config` plus the settings the chart owns. `null`
+values are left out (the service's default applies). toJson is used for each value
+because JSON scalars and arrays are valid TOML, and it prints whole numbers without
+the `.0` that Helm's float64 values would otherwise get.
+*/}}
+{{- define "trd-sentinel.configToml" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $_ := set $config.http "addr" (printf "0.0.0.0:%d" (int .Values.containerPort)) }}
+{{- $_ := set $config.reconcile "state_file" (printf "%s/reconcile-watermark" (include "trd-sentinel.stateDir" .)) }}
+{{- if .Values.secrets.smartPrivateKey.existingSecret }}
+{{- $_ := set $config.fhir "smart_private_key_file" (printf "%s/%s" (include "trd-sentinel.smartKeyDir" .) .Values.secrets.smartPrivateKey.key) }}
+{{- end }}
+# Rendered by the trd-sentinel chart from `.Values.config`; secrets come from the
+# environment (TRD_FHIR_TOKEN, TRD_AMQP_URL, TRD_NOTIFY_TOKEN, TRD_NOTIFY_HMAC_SECRET).
+{{- range $section := keys $config | sortAlpha }}
+{{- $settings := get $config $section }}
+
+[{{ $section }}]
+{{- range $key := keys $settings | sortAlpha }}
+{{- $value := get $settings $key }}
+{{- if not (kindIs "invalid" $value) }}
+{{ $key }} = {{ toJson $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Secret references as environment variables; an empty key name is not used. */}}
+{{- define "trd-sentinel.secretEnv" -}}
+{{- $secret := include "trd-sentinel.secretName" . }}
+{{- range $env, $key := dict "TRD_FHIR_TOKEN" .Values.secrets.keys.fhirToken "TRD_AMQP_URL" .Values.secrets.keys.amqpUrl "TRD_NOTIFY_TOKEN" .Values.secrets.keys.notifyToken "TRD_NOTIFY_HMAC_SECRET" .Values.secrets.keys.notifyHmacSecret }}
+{{- if $key }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* What the service container and the subscriptions Job share: config, secrets, volumes. */}}
+{{- define "trd-sentinel.env" -}}
+- name: TRD_CONFIG
+  value: {{ include "trd-sentinel.configDir" . }}/config.toml
+- name: RUST_LOG
+  value: {{ .Values.logLevel | quote }}
+{{- include "trd-sentinel.secretEnv" . }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "trd-sentinel.volumeMounts" -}}
+- name: config
+  mountPath: {{ include "trd-sentinel.configDir" . }}
+  readOnly: true
+- name: state
+  mountPath: {{ include "trd-sentinel.stateDir" . }}
+{{- if .Values.secrets.smartPrivateKey.existingSecret }}
+- name: smart-key
+  mountPath: {{ include "trd-sentinel.smartKeyDir" . }}
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "trd-sentinel.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "trd-sentinel.fullname" . }}
+- name: state
+{{- if .Values.state.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.state.existingClaim }}
+{{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.state.sizeLimit }}
+{{- end }}
+{{- if .Values.secrets.smartPrivateKey.existingSecret }}
+- name: smart-key
+  secret:
+    secretName: {{ .Values.secrets.smartPrivateKey.existingSecret }}
+    defaultMode: 0400
+    items:
+      - key: {{ .Values.secrets.smartPrivateKey.key }}
+        path: {{ .Values.secrets.smartPrivateKey.key }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks across values that a JSON schema cannot express; each failure says what to change.
+*/}}
+{{- define "trd-sentinel.validate" -}}
+{{- $drain := int .Values.config.pipeline.drain_secs }}
+{{- $needed := add $drain 10 (int .Values.preStopSleepSeconds) }}
+{{- if le (int .Values.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed config.pipeline.drain_secs + 10 s HTTP shutdown + preStopSleepSeconds (= %d), or in-flight work is cut off" (int .Values.terminationGracePeriodSeconds) $needed) }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled .Values.keda.enabled }}
+{{- fail "autoscaling.enabled and keda.enabled are mutually exclusive: KEDA creates its own HorizontalPodAutoscaler" }}
+{{- end }}
+{{- $broker := .Values.secrets.keys.amqpUrl }}
+{{- if and (not $broker) (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled .Values.keda.enabled) }}
+{{- fail "without a broker (secrets.keys.amqpUrl empty) each pod has its own in-process queue: use replicaCount 1 and no autoscaling" }}
+{{- end }}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.maxReplicas) (int .Values.config.amqp.shards)) }}
+{{- fail (printf "keda.maxReplicas (%d) is more than config.amqp.shards (%d): the extra pods would have no shard to consume" (int .Values.keda.maxReplicas) (int .Values.config.amqp.shards)) }}
+{{- end }}
+{{- if and (or .Values.subscriptionsJob.enabled .Values.config.subscriptions.ensure_on_start) (not .Values.config.http.public_base_url) }}
+{{- fail "subscriptions need config.http.public_base_url: the URL at which the EHR reaches /notify" }}
+{{- end }}
+{{- if and (eq (toString .Values.config.fhir.auth) "smart-backend") (not .Values.secrets.smartPrivateKey.existingSecret) }}
+{{- fail "config.fhir.auth = smart-backend needs secrets.smartPrivateKey.existingSecret" }}
+{{- end }}
+{{- if and .Values.secrets.create .Values.secrets.existingSecret }}
+{{- fail "secrets.create and secrets.existingSecret are mutually exclusive" }}
+{{- end }}
+{{- end }}
