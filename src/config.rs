@@ -339,6 +339,9 @@ pub enum SubscriptionMode {
 pub struct SubscriptionSettings {
     pub ensure_on_start: bool,
     pub mode: SubscriptionMode,
+    /// Also put the notification token in the endpoint URL (`?token=`), for EHRs that
+    /// do not send channel headers. Off by default: URLs end up in access logs.
+    pub token_in_url: bool,
 }
 
 impl Default for SubscriptionSettings {
@@ -346,6 +349,7 @@ impl Default for SubscriptionSettings {
         Self {
             ensure_on_start: false,
             mode: SubscriptionMode::Auto,
+            token_in_url: false,
         }
     }
 }
@@ -526,6 +530,21 @@ impl Config {
                 out.push(format!("secret file {} does not exist", path.display()));
             }
         }
+        for (name, secret) in [
+            ("fhir.token", &f.token),
+            ("amqp.url", &self.amqp.url),
+            ("notify.token", &self.notify.token),
+            ("notify.hmac_secret", &self.notify.hmac_secret),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose().trim().is_empty())
+            {
+                out.push(format!(
+                    "{name} is set but empty: set a value or leave it unset"
+                ));
+            }
+        }
         for kind in &self.writeback.resources {
             if !WRITTEN_TYPES.contains(&kind.as_str()) {
                 out.push(format!(
@@ -552,6 +571,17 @@ impl Config {
         let has_auth = self.notify.token.is_some()
             || self.notify.token_file.is_some()
             || self.notify.hmac_secret.is_some();
+        if let Some(path) = &self.notify.token_file {
+            if self
+                .notify_token()
+                .is_none_or(|t| t.expose().trim().is_empty())
+            {
+                out.push(format!(
+                    "notify.token_file {} is empty or unreadable",
+                    path.display()
+                ));
+            }
+        }
         if !has_auth && !self.notify.allow_unauthenticated {
             out.push("notifications need authentication: set TRD_NOTIFY_TOKEN (or notify.token_file, TRD_NOTIFY_HMAC_SECRET)".into());
         }
@@ -683,6 +713,18 @@ mod tests {
         );
         assert!(text.contains("`Patient` is not one of"), "{text}");
         assert!(text.contains("needs TRD_FHIR_TOKEN"), "{text}");
+    }
+
+    #[test]
+    fn empty_secrets_are_refused() {
+        let text = Config::load_from(
+            None,
+            env(&[("TRD_NOTIFY_TOKEN", " "), ("TRD_AMQP_URL", "")]),
+        )
+        .expect_err("empty secrets")
+        .to_string();
+        assert!(text.contains("notify.token is set but empty"), "{text}");
+        assert!(text.contains("amqp.url is set but empty"), "{text}");
     }
 
     #[test]

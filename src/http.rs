@@ -35,7 +35,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 impl NotifyAuth {
     fn accepts(&self, request: &HttpRequest, body: &[u8]) -> bool {
-        if let Some(token) = &self.token {
+        // An empty token would let anyone in (`?token=`): it authenticates nothing.
+        if let Some(token) = self.token.as_ref().filter(|t| !t.expose().is_empty()) {
             let from_header = request
                 .headers()
                 .get(self.header.as_str())
@@ -54,7 +55,7 @@ impl NotifyAuth {
                 return true;
             }
         }
-        if let Some(secret) = &self.hmac_secret {
+        if let Some(secret) = self.hmac_secret.as_ref().filter(|s| !s.expose().is_empty()) {
             let signature = request
                 .headers()
                 .get(self.hmac_header.as_str())
@@ -99,12 +100,15 @@ impl EhrProbe {
                 return ok;
             }
         }
-        let ok = self
-            .ehr
-            .client
-            .send(reqwest::Method::GET, "metadata", None, Idempotency::Once)
-            .await
-            .is_ok();
+        // Answer within the readiness probe's timeout even when the EHR hangs.
+        let ok = tokio::time::timeout(
+            Duration::from_secs(3),
+            self.ehr
+                .client
+                .send(reqwest::Method::GET, "metadata", None, Idempotency::Once),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
         *last = Some((Instant::now(), ok));
         ok
     }

@@ -91,6 +91,48 @@ async fn a_wrong_or_missing_token_gets_401_without_detail() {
 }
 
 #[actix_web::test]
+async fn an_empty_configured_token_or_secret_lets_no_one_in() {
+    let state = web::Data::new(AppState {
+        queue: Arc::new(local()),
+        metrics: Arc::new(Metrics::new()),
+        auth: NotifyAuth {
+            token: Some(Secret::new("")),
+            header: "authorization".into(),
+            hmac_secret: Some(Secret::new("")),
+            hmac_header: "x-signature".into(),
+            allow_unauthenticated: false,
+        },
+        ehr: None,
+        event_counts: Default::default(),
+    });
+    let app = app!(state);
+    let body = serde_json::to_vec(&order("Patient/1")).expect("json");
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"").expect("key");
+    mac.update(&body);
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let signature = format!("sha256={signature}");
+    for request in [
+        test::TestRequest::post().uri("/notify?token="),
+        test::TestRequest::post()
+            .uri("/notify")
+            .insert_header(("authorization", "Bearer ")),
+        test::TestRequest::post()
+            .uri("/notify")
+            .insert_header(("x-signature", signature.as_str())),
+    ] {
+        let response =
+            test::call_service(&app, request.set_payload(body.clone()).to_request()).await;
+        assert_eq!(response.status(), 401);
+    }
+    assert!(queued(&state).await.is_empty());
+}
+
+#[actix_web::test]
 async fn tokens_in_the_header_or_the_endpoint_url_are_accepted() {
     let state = state(local(), None);
     let app = app!(state);

@@ -61,10 +61,12 @@ pub fn desired(config: &Config, backport: bool) -> Result<Vec<Value>, Subscripti
         .ok_or(SubscriptionError::NoPublicUrl)?
         .trim_end_matches('/');
     let token = config.notify_token();
-    // The token rides in the endpoint too: some servers do not send channel headers.
+    // Some servers do not send channel headers: for them the token rides in the URL.
     let endpoint = match &token {
-        Some(t) => format!("{base}/notify?token={}", t.expose()),
-        None => format!("{base}/notify"),
+        Some(t) if config.subscriptions.token_in_url => {
+            format!("{base}/notify?token={}", t.expose())
+        }
+        _ => format!("{base}/notify"),
     };
     let header: Vec<String> = token
         .iter()
