@@ -204,6 +204,17 @@ class SchemaRefusals(unittest.TestCase):
         self.refused("secrets.keys.amqpUrl=", message=r"in-process queue")
         self.refused("subscriptionsJob.enabled=true", message=r"public_base_url")
         self.refused("config.fhir.auth=smart-backend", message=r"smartPrivateKey")
+        self.refused("state.existingClaim=pvc", message=r"existingClaim is for one pod")
+        self.refused("secrets.create=true", "secrets.values.amqpUrl=amqp://x", message=r"notifyToken is empty")
+
+    def test_integers_beyond_what_the_service_reads_are_refused(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("config:\n  fhir:\n    request_timeout_secs: 1.0e+23\n  amqp:\n    shards: 70000\n")
+            f.flush()
+            result = helm("template", "t", str(CHART), "-f", f.name, check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("request_timeout_secs", result.stderr)
+        self.assertIn("shards", result.stderr)
 
 
 class Security(unittest.TestCase):
@@ -232,6 +243,9 @@ class Security(unittest.TestCase):
                         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
                         self.assertIn("/var/lib/trd-sentinel", mounts, "writable state volume")
                         self.assertTrue(mounts["/etc/trd-sentinel/config"]["readOnly"])
+                    if workload["kind"] == "Job":
+                        state = next(v for v in pod["volumes"] if v["name"] == "state")
+                        self.assertIn("emptyDir", state, "the Job never mounts the watermark claim")
 
     def test_probes_grace_period_and_rollout(self):
         for values in ALL_VALUE_SETS:
@@ -245,8 +259,11 @@ class Security(unittest.TestCase):
                 self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/readyz")
                 self.assertEqual(container["startupProbe"]["httpGet"]["path"], "/healthz")
                 startup = container["startupProbe"]
-                self.assertGreater(startup["periodSeconds"] * startup["failureThreshold"], 180,
-                                   "the service waits up to 2 min for the EHR and 1 min for the broker")
+                # serve waits 120 s for the EHR, then one more request with its retries,
+                # then up to 60 s for the broker, before it listens.
+                fhir = {"request_timeout_secs": 30, "max_retries": 3, **config.get("fhir", {})}
+                worst = 120 + (fhir["max_retries"] + 1) * fhir["request_timeout_secs"] + 60
+                self.assertGreater(startup["periodSeconds"] * startup["failureThreshold"], worst)
                 pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
                 self.assertGreater(pod["terminationGracePeriodSeconds"],
                                    config["pipeline"]["drain_secs"] + 10 + pre_stop)
@@ -259,6 +276,29 @@ class Security(unittest.TestCase):
             return one(render(None, *sets), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
         self.assertNotEqual(checksum(), checksum("config.engine.policy=ema"))
         self.assertEqual(checksum(), checksum("replicaCount=3"), "only config changes roll the pods")
+
+    def test_the_deployment_selects_only_its_own_pods(self):
+        manifests = render(CHART / "ci" / "ingress-values.yaml")
+        selector = one(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
+        job_labels = one(manifests, "Job")["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(selector["app.kubernetes.io/component"], "service")
+        self.assertFalse(all(job_labels.get(k) == v for k, v in selector.items()),
+                         "the subscriptions Job's pod would count as a Deployment pod")
+        self.assertEqual(one(manifests, "PodDisruptionBudget")["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow")
+
+    def test_egress_ports_follow_the_configured_urls(self):
+        policy = one(render(CHART / "ci" / "smart-values.yaml"), "NetworkPolicy")
+        self.assertEqual(sorted(p["port"] for p in policy["spec"]["egress"][0]["ports"]), [443, 8443])
+        policy = one(render(None, "config.fhir.base_url=http://ehr.ehr.svc:8080/fhir"), "NetworkPolicy")
+        self.assertEqual([p["port"] for p in policy["spec"]["egress"][0]["ports"]], [8080])
+
+    def test_a_hospital_ca_bundle_is_mounted_and_used(self):
+        manifests = render(CHART / "ci" / "smart-values.yaml")
+        container = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        self.assertEqual(env["SSL_CERT_FILE"], "/etc/trd-sentinel/ca/ca.crt")
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        self.assertTrue(mounts["/etc/trd-sentinel/ca"]["readOnly"])
 
     def test_network_policy_limits_egress_to_ehr_broker_and_dns(self):
         policy = one(render(CHART / "ci" / "ingress-values.yaml"), "NetworkPolicy")

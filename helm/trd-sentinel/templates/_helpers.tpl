@@ -61,6 +61,7 @@ app.kubernetes.io/part-of: trd-sentinel
 {{- define "trd-sentinel.configDir" -}}/etc/trd-sentinel/config{{- end }}
 {{- define "trd-sentinel.stateDir" -}}/var/lib/trd-sentinel{{- end }}
 {{- define "trd-sentinel.smartKeyDir" -}}/etc/trd-sentinel/smart{{- end }}
+{{- define "trd-sentinel.caDir" -}}/etc/trd-sentinel/ca{{- end }}
 
 {{/*
 The service's config.toml: `.Values.config` plus the settings the chart owns. `null`
@@ -110,6 +111,10 @@ the `.0` that Helm's float64 values would otherwise get.
   value: {{ include "trd-sentinel.configDir" . }}/config.toml
 - name: RUST_LOG
   value: {{ .Values.logLevel | quote }}
+{{- if .Values.caBundle.configMap }}
+- name: SSL_CERT_FILE
+  value: {{ include "trd-sentinel.caDir" . }}/{{ .Values.caBundle.key }}
+{{- end }}
 {{- include "trd-sentinel.secretEnv" . }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
@@ -127,33 +132,47 @@ the `.0` that Helm's float64 values would otherwise get.
   mountPath: {{ include "trd-sentinel.smartKeyDir" . }}
   readOnly: true
 {{- end }}
+{{- if .Values.caBundle.configMap }}
+- name: ca-bundle
+  mountPath: {{ include "trd-sentinel.caDir" . }}
+  readOnly: true
+{{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
+{{/* The pod's volumes; `.job` true for the subscriptions Job (no persistent state). */}}
 {{- define "trd-sentinel.volumes" -}}
 - name: config
   configMap:
-    name: {{ include "trd-sentinel.fullname" . }}
+    name: {{ include "trd-sentinel.fullname" .root }}
 - name: state
-{{- if .Values.state.existingClaim }}
+{{- if and .root.Values.state.existingClaim (not .job) }}
   persistentVolumeClaim:
-    claimName: {{ .Values.state.existingClaim }}
+    claimName: {{ .root.Values.state.existingClaim }}
 {{- else }}
   emptyDir:
-    sizeLimit: {{ .Values.state.sizeLimit }}
+    sizeLimit: {{ .root.Values.state.sizeLimit }}
 {{- end }}
-{{- if .Values.secrets.smartPrivateKey.existingSecret }}
+{{- if .root.Values.secrets.smartPrivateKey.existingSecret }}
 - name: smart-key
   secret:
-    secretName: {{ .Values.secrets.smartPrivateKey.existingSecret }}
+    secretName: {{ .root.Values.secrets.smartPrivateKey.existingSecret }}
     defaultMode: 0400
     items:
-      - key: {{ .Values.secrets.smartPrivateKey.key }}
-        path: {{ .Values.secrets.smartPrivateKey.key }}
+      - key: {{ .root.Values.secrets.smartPrivateKey.key }}
+        path: {{ .root.Values.secrets.smartPrivateKey.key }}
 {{- end }}
-{{- with .Values.extraVolumes }}
+{{- if .root.Values.caBundle.configMap }}
+- name: ca-bundle
+  configMap:
+    name: {{ .root.Values.caBundle.configMap }}
+    items:
+      - key: {{ .root.Values.caBundle.key }}
+        path: {{ .root.Values.caBundle.key }}
+{{- end }}
+{{- with .root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -183,7 +202,43 @@ Checks across values that a JSON schema cannot express; each failure says what t
 {{- if and (eq (toString .Values.config.fhir.auth) "smart-backend") (not .Values.secrets.smartPrivateKey.existingSecret) }}
 {{- fail "config.fhir.auth = smart-backend needs secrets.smartPrivateKey.existingSecret" }}
 {{- end }}
+{{- if and .Values.state.existingClaim (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled .Values.keda.enabled) }}
+{{- fail "state.existingClaim is for one pod: with more replicas or autoscaling every pod would mount the same claim (use the emptyDir default)" }}
+{{- end }}
+{{- if .Values.secrets.create }}
+{{- range $name, $key := .Values.secrets.keys }}
+{{- if and $key (not (get $.Values.secrets.values $name)) }}
+{{- fail (printf "secrets.create: secrets.values.%s is empty but secrets.keys.%s is used (an empty token would let anyone in)" $name $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.secrets.create .Values.secrets.existingSecret }}
 {{- fail "secrets.create and secrets.existingSecret are mutually exclusive" }}
 {{- end }}
+{{- end }}
+
+{{/*
+Ports the pods reach the EHR on: those of config.fhir.base_url and smart_token_url
+(explicit, or 443/80 by scheme) plus networkPolicy.egress.ehrPorts; 443 when none is known.
+*/}}
+{{- define "trd-sentinel.ehrPorts" -}}
+{{- $ports := list }}
+{{- range $url := list .Values.config.fhir.base_url .Values.config.fhir.smart_token_url }}
+{{- if $url }}
+{{- $parsed := urlParse $url }}
+{{- $hostPort := splitList ":" $parsed.host }}
+{{- if gt (len $hostPort) 1 }}
+{{- $ports = append $ports (last $hostPort | int) }}
+{{- else }}
+{{- $ports = append $ports (ternary 443 80 (eq $parsed.scheme "https")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range .Values.networkPolicy.egress.ehrPorts }}
+{{- $ports = append $ports (int .) }}
+{{- end }}
+{{- if not $ports }}
+{{- $ports = list 443 }}
+{{- end }}
+{{- toJson (uniq $ports) }}
 {{- end }}
