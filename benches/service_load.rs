@@ -42,35 +42,6 @@ fn cpu_seconds(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Loads `count` copies of a fixture patient (`l0` ..) into the FHIR server.
-async fn load_patients(server: &hfs::Hfs, count: usize) {
-    let http = reqwest::Client::new();
-    let template = serde_json::to_string(&hfs::fixture("one-failure-at-risk")).expect("json");
-    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
-        let mut entries = Vec::new();
-        for n in chunk {
-            let copy: Value =
-                serde_json::from_str(&template.replace("one-failure-at-risk", &format!("l{n}")))
-                    .expect("json");
-            entries.extend(
-                hfs::as_transaction(&copy)["entry"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-        }
-        let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
-        let response = http
-            .post(&server.base)
-            .header("Content-Type", "application/fhir+json")
-            .json(&tx)
-            .send()
-            .await
-            .expect("load");
-        assert!(response.status().is_success(), "loading patients failed");
-    }
-}
-
 fn percentile(sorted: &[f64], p: usize) -> f64 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
@@ -143,7 +114,7 @@ async fn main() {
         10
     };
     let server = hfs::Hfs::start();
-    load_patients(&server, count).await;
+    server.load_copies("one-failure-at-risk", "l", count).await;
 
     let name = format!("load{}", std::process::id());
     let service = Service::start(&name, &server.base, &[("RUST_LOG", "warn")]);

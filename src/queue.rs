@@ -1,7 +1,8 @@
 //! The durable work queue. With a broker: RabbitMQ via lapin, publisher confirms on
 //! every publish, work sharded by patient over quorum queues with
-//! single-active-consumer (one patient, one consumer at a time, across replicas),
-//! delayed retries through TTL queues, dead letters with the reason in headers.
+//! single-active-consumer (one patient, one consumer at a time, across replicas) and
+//! spread over the replicas ([`shards`]), delayed retries through TTL queues, dead
+//! letters with the reason in headers.
 //! Without one: an in-process queue for a single `serve` on one machine (not
 //! durable: said clearly at start).
 
@@ -20,6 +21,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::intake::work::WorkItem;
+
+pub mod shards;
+use shards::{owned, Membership, HEARTBEAT};
 
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
@@ -40,7 +44,7 @@ impl Default for QueueSettings {
             work: "trd.work".into(),
             dead: "trd.dead".into(),
             events: "trd.events".into(),
-            shards: 4,
+            shards: 16,
             prefetch: 32,
             max_attempts: 5,
             retry_delay_ms: 5_000,
@@ -58,6 +62,8 @@ pub enum QueueError {
     Closed,
     #[error("work item: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the broker ended a consumer")]
+    ConsumerEnded,
 }
 
 pub const HEADER_ATTEMPTS: &str = "x-trd-attempts";
@@ -110,6 +116,22 @@ pub struct Rabbit {
     pub settings: QueueSettings,
     link: Mutex<Option<(Connection, Channel)>>,
     connected: AtomicBool,
+    /// This replica's name among those sharing the work shards.
+    member: String,
+}
+
+/// A replica's name: the pod (host) name, the process and a random part.
+fn member_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "replica".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+fn shard_queue_name(work: &str, shard: u16) -> String {
+    format!("{work}.{shard}")
 }
 
 fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -133,7 +155,12 @@ fn durable() -> QueueDeclareOptions {
 
 impl Rabbit {
     pub fn shard_queue(&self, shard: u16) -> String {
-        format!("{}.{shard}", self.settings.work)
+        shard_queue_name(&self.settings.work, shard)
+    }
+
+    /// The fanout exchange replicas announce themselves on.
+    fn members_exchange(&self) -> String {
+        format!("{}.members", self.settings.work)
     }
 
     fn retry_queue(&self, shard: u16) -> String {
@@ -147,6 +174,7 @@ impl Rabbit {
             settings,
             link: Mutex::new(None),
             connected: AtomicBool::new(false),
+            member: member_name(),
         };
         rabbit.channel().await?;
         Ok(rabbit)
@@ -159,6 +187,7 @@ impl Rabbit {
             settings,
             link: Mutex::new(None),
             connected: AtomicBool::new(false),
+            member: member_name(),
         }
     }
 
@@ -216,6 +245,17 @@ impl Rabbit {
             .exchange_declare(
                 &s.events,
                 ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                &self.members_exchange(),
+                ExchangeKind::Fanout,
                 ExchangeDeclareOptions {
                     durable: true,
                     ..Default::default()
@@ -336,7 +376,9 @@ impl Rabbit {
             .await
     }
 
-    /// Consumes the intake queue and every work shard on a fresh connection.
+    /// Consumes, on a fresh connection, the intake queue and the work shards this
+    /// replica owns (which change as replicas come and go: [`shards`]). The stream
+    /// fails when the connection does.
     pub async fn consume(
         &self,
         tag: &str,
@@ -347,7 +389,6 @@ impl Rabbit {
         channel
             .basic_qos(self.settings.prefetch, BasicQosOptions::default())
             .await?;
-        let mut streams: Vec<BoxStream<'static, Result<Incoming, QueueError>>> = Vec::new();
         let intake = channel
             .basic_consume(
                 &self.settings.intake,
@@ -355,33 +396,66 @@ impl Rabbit {
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
-            .await?;
-        streams.push(
-            intake
-                .map(|d| {
-                    d.map_err(QueueError::from).map(|d| Incoming::Intake {
-                        body: d.data,
-                        settle: IntakeSettle(d.acker),
-                    })
+            .await?
+            .map(|d| {
+                d.map_err(QueueError::from).map(|d| Incoming::Intake {
+                    body: d.data,
+                    settle: IntakeSettle(d.acker),
                 })
-                .boxed(),
-        );
-        for shard in 0..self.settings.shards {
-            let consumer = channel
-                .basic_consume(
-                    &self.shard_queue(shard),
-                    &format!("{tag}-{shard}"),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            streams.push(
-                consumer
-                    .map(|d| d.map_err(QueueError::from).and_then(decode_job))
-                    .boxed(),
-            );
-        }
-        Ok((connection, select_all(streams).boxed()))
+            })
+            .boxed();
+        let heartbeats = self.hear_members(&channel).await?;
+        let (work, mut received) = mpsc::unbounded_channel();
+        let manager = ShardManager {
+            channel,
+            work_queue: self.settings.work.clone(),
+            members_exchange: self.members_exchange(),
+            shards: self.settings.shards,
+            tag: tag.to_string(),
+            membership: Membership::new(self.member.clone()),
+            consumers: Default::default(),
+            work,
+        };
+        tokio::spawn(manager.run(heartbeats));
+        let work = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx)).boxed();
+        Ok((connection, select_all([intake, work]).boxed()))
+    }
+
+    /// A queue of this replica's own that hears every replica's heartbeat; it goes
+    /// with the connection.
+    async fn hear_members(&self, channel: &Channel) -> Result<lapin::Consumer, QueueError> {
+        let queue = format!("{}.{}", self.members_exchange(), self.member);
+        channel
+            .queue_declare(
+                &queue,
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                &queue,
+                &self.members_exchange(),
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(channel
+            .basic_consume(
+                &queue,
+                &queue,
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?)
     }
 
     pub fn is_connected(&self) -> bool {
@@ -441,6 +515,128 @@ fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError
             body: delivery.data,
             settle: IntakeSettle(delivery.acker),
         }),
+    }
+}
+
+/// Keeps this replica's consumers on the shards it owns: announces the replica,
+/// hears the others, and consumes or cancels shards as ownership moves.
+struct ShardManager {
+    channel: Channel,
+    work_queue: String,
+    members_exchange: String,
+    shards: u16,
+    tag: String,
+    membership: Membership,
+    /// Consumer tags by shard.
+    consumers: std::collections::BTreeMap<u16, String>,
+    work: mpsc::UnboundedSender<Result<Incoming, QueueError>>,
+}
+
+impl ShardManager {
+    async fn run(mut self, mut heartbeats: lapin::Consumer) {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut rounds = 0u32;
+        let failure = loop {
+            tokio::select! {
+                _ = self.work.closed() => break None,
+                _ = tick.tick() => {
+                    rounds += 1;
+                    if let Err(e) = self.announce().await {
+                        break Some(e);
+                    }
+                    // Hear the others for a round before claiming shards.
+                    if rounds > 1 {
+                        if let Err(e) = self.rebalance().await {
+                            break Some(e);
+                        }
+                    }
+                }
+                heard = heartbeats.next() => match heard {
+                    Some(Ok(delivery)) => {
+                        if let Ok(member) = std::str::from_utf8(&delivery.data) {
+                            self.membership.heard(member, std::time::Instant::now());
+                        }
+                    }
+                    Some(Err(e)) => break Some(e.into()),
+                    None => break Some(QueueError::ConsumerEnded),
+                },
+            }
+        };
+        if let Some(e) = failure {
+            let _ = self.work.send(Err(e));
+        }
+    }
+
+    async fn announce(&self) -> Result<(), QueueError> {
+        // Heartbeats are fire-and-forget: a lost one only delays a rebalance.
+        self.channel
+            .basic_publish(
+                &self.members_exchange,
+                "",
+                BasicPublishOptions::default(),
+                self.membership.me().as_bytes(),
+                BasicProperties::default()
+                    .with_expiration(ShortString::from(shards::EXPIRY.as_millis().to_string())),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn rebalance(&mut self) -> Result<(), QueueError> {
+        let members = self.membership.live(std::time::Instant::now());
+        let wanted = owned(self.membership.me(), self.shards, &members);
+        let lost: Vec<u16> = self
+            .consumers
+            .keys()
+            .copied()
+            .filter(|shard| !wanted.contains(shard))
+            .collect();
+        let gained: Vec<u16> = wanted
+            .iter()
+            .copied()
+            .filter(|shard| !self.consumers.contains_key(shard))
+            .collect();
+        for shard in &lost {
+            if let Some(tag) = self.consumers.remove(shard) {
+                // In-flight messages stay ours until settled; new ones go to the new owner.
+                self.channel
+                    .basic_cancel(&tag, lapin::options::BasicCancelOptions::default())
+                    .await?;
+            }
+        }
+        for &shard in &gained {
+            let tag = format!("{}-{shard}", self.tag);
+            let consumer = self
+                .channel
+                .basic_consume(
+                    &shard_queue_name(&self.work_queue, shard),
+                    &tag,
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            self.consumers.insert(shard, tag);
+            let work = self.work.clone();
+            tokio::spawn(async move {
+                let mut consumer = consumer;
+                while let Some(delivery) = consumer.next().await {
+                    let incoming = delivery.map_err(QueueError::from).and_then(decode_job);
+                    let failed = incoming.is_err();
+                    if work.send(incoming).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        if !lost.is_empty() || !gained.is_empty() {
+            tracing::info!(
+                member = self.membership.me(),
+                replicas = members.len(),
+                shards = ?self.consumers.keys().collect::<Vec<_>>(),
+                "work shards rebalanced"
+            );
+        }
+        Ok(())
     }
 }
 

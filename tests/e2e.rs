@@ -144,7 +144,7 @@ async fn backlog(connection: &Connection, name: &str) -> u32 {
     let channel = connection.create_channel().await.expect("channel");
     let mut total = 0;
     let mut queues = vec![format!("{name}.intake")];
-    for shard in 0..4 {
+    for shard in 0..trd_sentinel::queue::QueueSettings::default().shards {
         queues.push(format!("{name}.work.{shard}"));
         queues.push(format!("{name}.work.{shard}.retry"));
     }
@@ -264,32 +264,9 @@ async fn killed_with_1000_patients_queued_then_restarted_every_patient_is_assess
     const PATIENTS: usize = 1000;
     let server = Hfs::start();
     // 1000 copies of one small at-risk patient.
-    let template = serde_json::to_string(&fixture("one-failure-at-risk")).expect("json");
-    let http = reqwest::Client::new();
-    for chunk in (0..PATIENTS).collect::<Vec<_>>().chunks(100) {
-        let mut entries = Vec::new();
-        for n in chunk {
-            let copy: Value =
-                serde_json::from_str(&template.replace("one-failure-at-risk", &format!("k{n}")))
-                    .expect("json");
-            entries.extend(
-                as_transaction(&copy)["entry"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-        }
-        let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
-        assert!(http
-            .post(&server.base)
-            .header("Content-Type", "application/fhir+json")
-            .json(&tx)
-            .send()
-            .await
-            .expect("load")
-            .status()
-            .is_success());
-    }
+    server
+        .load_copies("one-failure-at-risk", "k", PATIENTS)
+        .await;
     let name = format!("e2e{}-kill", std::process::id());
     let connection = broker().await;
     let messages: Vec<Vec<u8>> = (0..PATIENTS)
@@ -517,4 +494,74 @@ async fn a_medication_order_reaches_the_service_through_a_real_subscription() {
         log.contains("shutting down") && log.contains("\"stopped\""),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
+    let _serial = SERIAL.lock().await;
+    const EACH_PHASE: usize = 40;
+    let server = Hfs::start();
+    server
+        .load_copies("one-failure-at-risk", "pair", 2 * EACH_PHASE)
+        .await;
+    let name = format!("e2e{}-pair", std::process::id());
+    let first = start(&name, &server.base, &[]);
+    let mut second = start(&name, &server.base, &[]);
+    // Two heartbeat rounds: each has heard the other and taken its share of shards.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let connection = broker().await;
+    let messages = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+        range
+            .map(|n| format!("{{\"patient\": \"Patient/pair{n}\"}}").into_bytes())
+            .collect()
+    };
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &messages(0..EACH_PHASE),
+    )
+    .await;
+    wait_for(
+        "both replicas' assessments",
+        Duration::from_secs(120),
+        || async {
+            first.metric("trd_assessments_total").await
+                + second.metric("trd_assessments_total").await
+                >= EACH_PHASE as f64
+        },
+    )
+    .await;
+    let (by_first, by_second) = (
+        first.metric("trd_assessments_total").await,
+        second.metric("trd_assessments_total").await,
+    );
+    assert!(
+        by_first > 0.0 && by_second > 0.0,
+        "both replicas assess: {by_first} + {by_second}"
+    );
+    assert_eq!(by_first + by_second, EACH_PHASE as f64, "each patient once");
+
+    // The second dies; its shards pass to the first once it is missed.
+    second.kill9();
+    publish_intake(
+        &connection,
+        &format!("{name}.intake"),
+        &messages(EACH_PHASE..2 * EACH_PHASE),
+    )
+    .await;
+    wait_for(
+        "the survivor takes over",
+        Duration::from_secs(120),
+        || async { first.metric("trd_assessments_total").await >= by_first + EACH_PHASE as f64 },
+    )
+    .await;
+    for n in 0..2 * EACH_PHASE {
+        assert_eq!(
+            flags(&server.base, &format!("Patient/pair{n}")).await.len(),
+            1,
+            "Patient/pair{n}: exactly one Flag"
+        );
+    }
+    assert_eq!(backlog(&connection, &name).await, 0);
 }

@@ -200,7 +200,7 @@ class SchemaRefusals(unittest.TestCase):
     def test_cross_field_rules_are_refused_with_the_reason(self):
         self.refused("config.pipeline.drain_secs=60", message=r"terminationGracePeriodSeconds \(45\) must exceed")
         self.refused("keda.enabled=true", "autoscaling.enabled=true", message=r"mutually exclusive")
-        self.refused("keda.enabled=true", "keda.maxReplicas=9", message=r"more than config.amqp.shards")
+        self.refused("keda.enabled=true", "keda.maxReplicas=17", message=r"more than config.amqp.shards")
         self.refused("secrets.keys.amqpUrl=", message=r"in-process queue")
         self.refused("subscriptionsJob.enabled=true", message=r"public_base_url")
         self.refused("config.fhir.auth=smart-backend", message=r"smartPrivateKey")

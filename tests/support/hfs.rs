@@ -83,6 +83,36 @@ impl Hfs {
         server
     }
 
+    /// Loads `count` copies of a fixture patient, `{prefix}0` .., a hundred per
+    /// transaction (the fixture's name is replaced throughout: ids and references).
+    pub async fn load_copies(&self, fixture_name: &str, prefix: &str, count: usize) {
+        let http = reqwest::Client::new();
+        let template = serde_json::to_string(&fixture(fixture_name)).expect("json");
+        for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+            let mut entries = Vec::new();
+            for n in chunk {
+                let copy: Value =
+                    serde_json::from_str(&template.replace(fixture_name, &format!("{prefix}{n}")))
+                        .expect("json");
+                entries.extend(
+                    as_transaction(&copy)["entry"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
+            let response = http
+                .post(&self.base)
+                .header("Content-Type", "application/fhir+json")
+                .json(&tx)
+                .send()
+                .await
+                .expect("load");
+            assert!(response.status().is_success(), "loading copies failed");
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
