@@ -118,6 +118,8 @@ async fn main() {
 
     let name = format!("load{}", std::process::id());
     let service = Service::start(&name, &server.base, &[("RUST_LOG", "warn")]);
+    // Steady state: the service has heard for other replicas and claimed its shards.
+    tokio::time::sleep(2 * trd_sentinel::queue::shards::HEARTBEAT + Duration::from_secs(1)).await;
     let (_events_connection, mut events) = watch_events(&format!("{name}.events")).await;
     let http = reqwest::Client::new();
     let (service_cpu_start, fhir_cpu_start) =

@@ -24,6 +24,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Quick retries and a short coalescing window, so the tests run in seconds.
 fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Service {
     let tuning = [
+        ("TRD_AMQP_SHARDS", "4"),
         ("TRD_AMQP_RETRY_DELAY_MS", "1000"),
         ("TRD_PIPELINE_COALESCE_MS", "50"),
         ("TRD_PIPELINE_CONCURRENCY", "2"),
@@ -35,7 +36,7 @@ fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Service {
 async fn broker() -> Connection {
     Connection::connect(AMQP, ConnectionProperties::default())
         .await
-        .expect("RabbitMQ at 127.0.0.1:5672 (scripts/provision starts it)")
+        .expect("RabbitMQ at 127.0.0.1:5672, vhost trd-test (scripts/provision makes both)")
 }
 
 async fn publish_intake(connection: &Connection, queue: &str, bodies: &[Vec<u8>]) {
@@ -139,12 +140,14 @@ async fn flags(base: &str, patient: &str) -> Vec<Value> {
     search(base, &format!("Flag?patient={patient}")).await
 }
 
-/// Ready messages left in a test's queues.
+/// Ready messages left in a test's queues (up to 16 shards; a shard queue that does
+/// not exist closes the channel, and only higher ones, which do not exist either,
+/// follow it).
 async fn backlog(connection: &Connection, name: &str) -> u32 {
     let channel = connection.create_channel().await.expect("channel");
     let mut total = 0;
     let mut queues = vec![format!("{name}.intake")];
-    for shard in 0..trd_sentinel::queue::QueueSettings::default().shards {
+    for shard in 0..16 {
         queues.push(format!("{name}.work.{shard}"));
         queues.push(format!("{name}.work.{shard}.retry"));
     }
@@ -505,8 +508,10 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
         .load_copies("one-failure-at-risk", "pair", 2 * EACH_PHASE)
         .await;
     let name = format!("e2e{}-pair", std::process::id());
-    let first = start(&name, &server.base, &[]);
-    let mut second = start(&name, &server.base, &[]);
+    // 16 shards: two replicas each get a share (with 4, one might get them all).
+    let sixteen = [("TRD_AMQP_SHARDS", "16")];
+    let first = start(&name, &server.base, &sixteen);
+    let mut second = start(&name, &server.base, &sixteen);
     // Two heartbeat rounds: each has heard the other and taken its share of shards.
     tokio::time::sleep(Duration::from_secs(5)).await;
 

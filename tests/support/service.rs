@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::hfs::free_port;
 
-pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The tests' own vhost, made afresh by scripts/provision on every run.
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/trd-test";
 pub const TOKEN: &str = "test-notify-token";
 
 pub struct Service {
@@ -64,8 +65,10 @@ impl Service {
         service
     }
 
+    /// serve listens once the EHR answered (it waits up to two minutes for it) and the
+    /// broker is connected.
     fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(self.http.trim_start_matches("http://")).is_ok() {
                 return;
