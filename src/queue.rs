@@ -146,6 +146,21 @@ fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s.to_string()))
 }
 
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+) -> Result<(), QueueError> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(name, kind, durable, FieldTable::default())
+        .await?;
+    Ok(())
+}
+
 fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -218,17 +233,7 @@ impl Rabbit {
         channel
             .queue_declare(&s.intake, durable(), quorum.clone())
             .await?;
-        channel
-            .exchange_declare(
-                &s.dead,
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(channel, &s.dead, ExchangeKind::Fanout).await?;
         channel
             .queue_declare(&s.dead, durable(), quorum.clone())
             .await?;
@@ -241,28 +246,8 @@ impl Rabbit {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .exchange_declare(
-                &s.events,
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .exchange_declare(
-                &self.members_exchange(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(channel, &s.events, ExchangeKind::Topic).await?;
+        declare_exchange(channel, &self.members_exchange(), ExchangeKind::Fanout).await?;
         for shard in 0..s.shards {
             let work = args(&[
                 ("x-queue-type", text("quorum")),
