@@ -346,17 +346,17 @@ async fn the_service_reconnects_after_a_broker_restart_and_finishes() {
     })
     .await;
 
-    assert!(Command::new("rabbitmqctl")
-        .arg("stop_app")
-        .status()
-        .expect("rabbitmqctl")
-        .success());
+    // A hard time limit: a broker CLI that hangs must fail the test, not stall it.
+    let rabbitmqctl = |action: &str| {
+        Command::new("timeout")
+            .args(["-s", "KILL", "120", "rabbitmqctl", action])
+            .status()
+            .expect("rabbitmqctl")
+            .success()
+    };
+    assert!(rabbitmqctl("stop_app"), "rabbitmqctl stop_app");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(Command::new("rabbitmqctl")
-        .arg("start_app")
-        .status()
-        .expect("rabbitmqctl")
-        .success());
+    assert!(rabbitmqctl("start_app"), "rabbitmqctl start_app");
     let connection = {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
