@@ -12,6 +12,8 @@ pub struct Metrics {
     /// Intake-queue messages, by outcome.
     pub intake_messages: IntCounterVec,
     pub queue_depth: IntGauge,
+    /// Work shards this replica consumes (they spread over the replicas).
+    pub work_shards_owned: IntGauge,
     /// Assessments by TRD status.
     pub assessments: IntCounterVec,
     /// Write-backs by result: written, unchanged, dry-run.
@@ -47,14 +49,16 @@ impl Metrics {
             registry.register(Box::new(h.clone())).expect("register");
             h
         };
-        let queue_depth = IntGauge::new(
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("metric");
+            registry.register(Box::new(g.clone())).expect("register");
+            g
+        };
+        let queue_depth = gauge(
             "queue_depth",
             "Messages waiting in the intake and work queues",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(queue_depth.clone()))
-            .expect("register");
+        );
+        let work_shards_owned = gauge("work_shards_owned", "Work shards this replica consumes");
         Self {
             notifications: counter_vec(
                 "notifications_total",
@@ -67,6 +71,7 @@ impl Metrics {
                 &["outcome"],
             ),
             queue_depth,
+            work_shards_owned,
             assessments: counter_vec(
                 "assessments_total",
                 "Assessments by TRD status",

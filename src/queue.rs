@@ -6,7 +6,7 @@
 //! Without one: an in-process queue for a single `serve` on one machine (not
 //! durable: said clearly at start).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +118,8 @@ pub struct Rabbit {
     connected: AtomicBool,
     /// This replica's name among those sharing the work shards.
     member: String,
+    /// How many work shards it consumes now.
+    owned: Arc<AtomicUsize>,
 }
 
 /// A replica's name: the pod (host) name, the process and a random part.
@@ -190,6 +192,7 @@ impl Rabbit {
             link: Mutex::new(None),
             connected: AtomicBool::new(false),
             member: member_name(),
+            owned: Default::default(),
         };
         rabbit.channel().await?;
         Ok(rabbit)
@@ -203,6 +206,7 @@ impl Rabbit {
             link: Mutex::new(None),
             connected: AtomicBool::new(false),
             member: member_name(),
+            owned: Default::default(),
         }
     }
 
@@ -399,6 +403,7 @@ impl Rabbit {
             tag: tag.to_string(),
             membership: Membership::new(self.member.clone()),
             consumers: Default::default(),
+            owned: self.owned.clone(),
             work,
         };
         tokio::spawn(manager.run(heartbeats));
@@ -441,6 +446,11 @@ impl Rabbit {
                 FieldTable::default(),
             )
             .await?)
+    }
+
+    /// Work shards this replica consumes now.
+    pub fn owned_shards(&self) -> usize {
+        self.owned.load(Ordering::SeqCst)
     }
 
     pub fn is_connected(&self) -> bool {
@@ -514,6 +524,7 @@ struct ShardManager {
     membership: Membership,
     /// Consumer tags by shard.
     consumers: std::collections::BTreeMap<u16, String>,
+    owned: Arc<AtomicUsize>,
     work: mpsc::UnboundedSender<Result<Incoming, QueueError>>,
 }
 
@@ -547,6 +558,7 @@ impl ShardManager {
                 },
             }
         };
+        self.owned.store(0, Ordering::SeqCst);
         if let Some(e) = failure {
             let _ = self.work.send(Err(e));
         }
@@ -613,6 +625,7 @@ impl ShardManager {
                 }
             });
         }
+        self.owned.store(self.consumers.len(), Ordering::SeqCst);
         if !lost.is_empty() || !gained.is_empty() {
             tracing::info!(
                 member = self.membership.me(),
@@ -729,6 +742,14 @@ impl WorkQueue {
                 tracing::info!(routing_key, "event (no broker: logged only)");
                 Ok(())
             }
+        }
+    }
+
+    /// Work shards this replica consumes (the in-process queue has no shards).
+    pub fn owned_shards(&self) -> Option<usize> {
+        match self {
+            WorkQueue::Rabbit(r) => Some(r.owned_shards()),
+            WorkQueue::Local(_) => None,
         }
     }
 

@@ -212,6 +212,9 @@ async fn watch_depth(
         if let Some(depth) = queue.depth().await {
             metrics.queue_depth.set(i64::from(depth));
         }
+        if let Some(owned) = queue.owned_shards() {
+            metrics.work_shards_owned.set(owned as i64);
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stopped.changed() => return,

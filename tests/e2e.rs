@@ -546,6 +546,19 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
         "both replicas assess: {by_first} + {by_second}"
     );
     assert_eq!(by_first + by_second, EACH_PHASE as f64, "each patient once");
+    // The gauge is refreshed every 5 s.
+    wait_for(
+        "every shard with one owner",
+        Duration::from_secs(15),
+        || async {
+            let (a, b) = (
+                first.metric("trd_work_shards_owned").await,
+                second.metric("trd_work_shards_owned").await,
+            );
+            a > 0.0 && b > 0.0 && a + b == 16.0
+        },
+    )
+    .await;
 
     // The second dies; its shards pass to the first once it is missed.
     second.kill9();
