@@ -14,6 +14,8 @@
 
 #[path = "../tests/support/hfs.rs"]
 mod hfs;
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "../tests/support/service.rs"]
 mod service;
 
@@ -40,10 +42,6 @@ fn cpu_seconds(pid: u32) -> f64 {
             Some(ticks / 100.0)
         })
         .unwrap_or(f64::NAN)
-}
-
-fn percentile(sorted: &[f64], p: usize) -> f64 {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 /// Every event the service publishes, as (patient, when it arrived).
@@ -104,17 +102,9 @@ async fn watch_events(exchange: &str) -> (Connection, mpsc::UnboundedReceiver<(S
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
-    let count: usize = if benchmarking {
-        std::env::var("LOAD_PATIENTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500)
-    } else {
-        10
-    };
+    let count = measure::sample_size("LOAD_PATIENTS", 500, 10);
     let server = hfs::Hfs::start();
-    server.load_copies("one-failure-at-risk", "l", count).await;
+    let patients = server.load_copies(&["one-failure-at-risk"], count).await;
 
     let name = format!("load{}", std::process::id());
     let service = Service::start(&name, &server.base, &[("RUST_LOG", "warn")]);
@@ -129,13 +119,12 @@ async fn main() {
     let started = Instant::now();
     let mut accept = Vec::with_capacity(count);
     let mut sent_at = HashMap::with_capacity(count);
-    for n in 0..count {
+    for (n, patient) in patients.iter().enumerate() {
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(n as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let patient = format!("Patient/l{n}");
-        let order = json!({ "resourceType": "MedicationRequest", "id": format!("l{n}-new"), "status": "active", "intent": "order", "subject": { "reference": patient } });
+        let order = json!({ "resourceType": "MedicationRequest", "id": format!("load-{n}"), "status": "active", "intent": "order", "subject": { "reference": patient } });
         let t = Instant::now();
         let response = http
             .post(format!("{}/notify", service.http))
@@ -173,8 +162,8 @@ async fn main() {
     let pacing = rate.map_or("all at once".to_string(), |r| format!("paced at {r}/s"));
     println!(
         "{count} notifications ({pacing}) accepted in {sent:.1} s (HTTP 200 after the broker's confirm: median {:.1} ms, p99 {:.1} ms)",
-        percentile(&accept, 50),
-        percentile(&accept, 99)
+        measure::percentile(&accept, 0.5),
+        measure::percentile(&accept, 0.99)
     );
     println!(
         "all assessed and written back in {total:.1} s = {:.1} patients/s",
@@ -182,8 +171,8 @@ async fn main() {
     );
     println!(
         "end to end (notification sent -> written back, event received): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        percentile(&end_to_end, 50),
-        percentile(&end_to_end, 99),
+        measure::percentile(&end_to_end, 0.5),
+        measure::percentile(&end_to_end, 0.99),
         end_to_end.last().copied().unwrap_or(f64::NAN)
     );
     let processing_total = metric_sum(&text, "trd_processing_seconds_sum");

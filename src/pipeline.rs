@@ -21,7 +21,7 @@ use crate::fhir::writeback::write_back;
 use crate::intake::reconcile::Reconciler;
 use crate::intake::work::{from_intake_message, WorkItem};
 use crate::metrics::Metrics;
-use crate::queue::{now_ms, Incoming, IntakeSettle, Job, QueueError, WorkQueue};
+use crate::queue::{now_ms, stream_of, Incoming, IntakeSettle, Job, QueueError, WorkQueue};
 
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
@@ -98,7 +98,7 @@ impl Pipeline {
                 },
                 WorkQueue::Local(_) => match self.queue.take_local_receiver().await {
                     Some(receiver) => {
-                        let stream = tokio_stream_of(receiver)
+                        let stream = stream_of(receiver)
                             .map(|job| Ok(Incoming::Work(job)))
                             .boxed();
                         Some((None, stream))
@@ -440,10 +440,4 @@ impl Pipeline {
             .await?;
         Ok(())
     }
-}
-
-fn tokio_stream_of<T: Send + 'static>(
-    mut receiver: mpsc::UnboundedReceiver<T>,
-) -> impl futures_util::Stream<Item = T> {
-    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }

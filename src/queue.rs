@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Mutex};
 use crate::intake::work::WorkItem;
 
 pub mod shards;
-use shards::{owned, Membership, HEARTBEAT};
+use shards::{Membership, ShardManager};
 
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
@@ -132,6 +132,13 @@ fn member_name() -> String {
     )
 }
 
+/// A channel's receiving end as a stream.
+pub(crate) fn stream_of<T: Send + 'static>(
+    mut receiver: mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
 fn shard_queue_name(work: &str, shard: u16) -> String {
     format!("{work}.{shard}")
 }
@@ -175,7 +182,7 @@ impl Rabbit {
         shard_queue_name(&self.settings.work, shard)
     }
 
-    /// The fanout exchange replicas announce themselves on.
+    /// The fanout exchange replicas announce themselves on (see [`shards`]).
     fn members_exchange(&self) -> String {
         format!("{}.members", self.settings.work)
     }
@@ -393,8 +400,7 @@ impl Rabbit {
                 })
             })
             .boxed();
-        let heartbeats = self.hear_members(&channel).await?;
-        let (work, mut received) = mpsc::unbounded_channel();
+        let (work, received) = mpsc::unbounded_channel();
         let manager = ShardManager {
             channel,
             work_queue: self.settings.work.clone(),
@@ -406,46 +412,11 @@ impl Rabbit {
             owned: self.owned.clone(),
             work,
         };
-        tokio::spawn(manager.run(heartbeats));
-        let work = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx)).boxed();
-        Ok((connection, select_all([intake, work]).boxed()))
-    }
-
-    /// A queue of this replica's own that hears every replica's heartbeat; it goes
-    /// with the connection.
-    async fn hear_members(&self, channel: &Channel) -> Result<lapin::Consumer, QueueError> {
-        let queue = format!("{}.{}", self.members_exchange(), self.member);
-        channel
-            .queue_declare(
-                &queue,
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                &queue,
-                &self.members_exchange(),
-                "",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(channel
-            .basic_consume(
-                &queue,
-                &queue,
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?)
+        manager.start().await?;
+        Ok((
+            connection,
+            select_all([intake, stream_of(received).boxed()]).boxed(),
+        ))
     }
 
     /// Work shards this replica consumes now.
@@ -510,131 +481,6 @@ fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError
             body: delivery.data,
             settle: IntakeSettle(delivery.acker),
         }),
-    }
-}
-
-/// Keeps this replica's consumers on the shards it owns: announces the replica,
-/// hears the others, and consumes or cancels shards as ownership moves.
-struct ShardManager {
-    channel: Channel,
-    work_queue: String,
-    members_exchange: String,
-    shards: u16,
-    tag: String,
-    membership: Membership,
-    /// Consumer tags by shard.
-    consumers: std::collections::BTreeMap<u16, String>,
-    owned: Arc<AtomicUsize>,
-    work: mpsc::UnboundedSender<Result<Incoming, QueueError>>,
-}
-
-impl ShardManager {
-    async fn run(mut self, mut heartbeats: lapin::Consumer) {
-        let mut tick = tokio::time::interval(HEARTBEAT);
-        let mut rounds = 0u32;
-        let failure = loop {
-            tokio::select! {
-                _ = self.work.closed() => break None,
-                _ = tick.tick() => {
-                    rounds += 1;
-                    if let Err(e) = self.announce().await {
-                        break Some(e);
-                    }
-                    // Hear the others for a round before claiming shards.
-                    if rounds > 1 {
-                        if let Err(e) = self.rebalance().await {
-                            break Some(e);
-                        }
-                    }
-                }
-                heard = heartbeats.next() => match heard {
-                    Some(Ok(delivery)) => {
-                        if let Ok(member) = std::str::from_utf8(&delivery.data) {
-                            self.membership.heard(member, std::time::Instant::now());
-                        }
-                    }
-                    Some(Err(e)) => break Some(e.into()),
-                    None => break Some(QueueError::ConsumerEnded),
-                },
-            }
-        };
-        self.owned.store(0, Ordering::SeqCst);
-        if let Some(e) = failure {
-            let _ = self.work.send(Err(e));
-        }
-    }
-
-    async fn announce(&self) -> Result<(), QueueError> {
-        // Heartbeats are fire-and-forget: a lost one only delays a rebalance.
-        self.channel
-            .basic_publish(
-                &self.members_exchange,
-                "",
-                BasicPublishOptions::default(),
-                self.membership.me().as_bytes(),
-                BasicProperties::default()
-                    .with_expiration(ShortString::from(shards::EXPIRY.as_millis().to_string())),
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn rebalance(&mut self) -> Result<(), QueueError> {
-        let members = self.membership.live(std::time::Instant::now());
-        let wanted = owned(self.membership.me(), self.shards, &members);
-        let lost: Vec<u16> = self
-            .consumers
-            .keys()
-            .copied()
-            .filter(|shard| !wanted.contains(shard))
-            .collect();
-        let gained: Vec<u16> = wanted
-            .iter()
-            .copied()
-            .filter(|shard| !self.consumers.contains_key(shard))
-            .collect();
-        for shard in &lost {
-            if let Some(tag) = self.consumers.remove(shard) {
-                // In-flight messages stay ours until settled; new ones go to the new owner.
-                self.channel
-                    .basic_cancel(&tag, lapin::options::BasicCancelOptions::default())
-                    .await?;
-            }
-        }
-        for &shard in &gained {
-            let tag = format!("{}-{shard}", self.tag);
-            let consumer = self
-                .channel
-                .basic_consume(
-                    &shard_queue_name(&self.work_queue, shard),
-                    &tag,
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            self.consumers.insert(shard, tag);
-            let work = self.work.clone();
-            tokio::spawn(async move {
-                let mut consumer = consumer;
-                while let Some(delivery) = consumer.next().await {
-                    let incoming = delivery.map_err(QueueError::from).and_then(decode_job);
-                    let failed = incoming.is_err();
-                    if work.send(incoming).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-        }
-        self.owned.store(self.consumers.len(), Ordering::SeqCst);
-        if !lost.is_empty() || !gained.is_empty() {
-            tracing::info!(
-                member = self.membership.me(),
-                replicas = members.len(),
-                shards = ?self.consumers.keys().collect::<Vec<_>>(),
-                "work shards rebalanced"
-            );
-        }
-        Ok(())
     }
 }
 

@@ -96,7 +96,7 @@ pub fn fhir_observation(assessment: &Assessment) -> serde_json::Value {
     json!({
         "resourceType": "Observation",
         "status": "final",
-        "code": { "coding": [{ "system": "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment", "code": "trd-assessment" }] },
+        "code": { "coding": [{ "system": crate::fhir::writeback::ASSESSMENT_SYSTEM, "code": "trd-assessment" }] },
         "subject": { "reference": assessment.patient },
         "effectiveDateTime": assessment.as_of.to_string(),
         "note": [{ "text": format!("policy {}", assessment.policy) }],

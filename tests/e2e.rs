@@ -267,13 +267,12 @@ async fn killed_with_1000_patients_queued_then_restarted_every_patient_is_assess
     const PATIENTS: usize = 1000;
     let server = Hfs::start();
     // 1000 copies of one small at-risk patient.
-    server
-        .load_copies("one-failure-at-risk", "k", PATIENTS)
-        .await;
+    let patients = server.load_copies(&["one-failure-at-risk"], PATIENTS).await;
     let name = format!("e2e{}-kill", std::process::id());
     let connection = broker().await;
-    let messages: Vec<Vec<u8>> = (0..PATIENTS)
-        .map(|n| format!("{{\"patient\": \"Patient/k{n}\"}}").into_bytes())
+    let messages: Vec<Vec<u8>> = patients
+        .iter()
+        .map(|p| format!("{{\"patient\": \"{p}\"}}").into_bytes())
         .collect();
     publish_intake(&connection, &format!("{name}.intake"), &messages).await;
 
@@ -504,8 +503,8 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
     let _serial = SERIAL.lock().await;
     const EACH_PHASE: usize = 40;
     let server = Hfs::start();
-    server
-        .load_copies("one-failure-at-risk", "pair", 2 * EACH_PHASE)
+    let patients = server
+        .load_copies(&["one-failure-at-risk"], 2 * EACH_PHASE)
         .await;
     let name = format!("e2e{}-pair", std::process::id());
     // 16 shards: two replicas each get a share (with 4, one might get them all).
@@ -517,8 +516,9 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
 
     let connection = broker().await;
     let messages = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
-        range
-            .map(|n| format!("{{\"patient\": \"Patient/pair{n}\"}}").into_bytes())
+        patients[range]
+            .iter()
+            .map(|p| format!("{{\"patient\": \"{p}\"}}").into_bytes())
             .collect()
     };
     publish_intake(
@@ -574,11 +574,11 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
         || async { first.metric("trd_assessments_total").await >= by_first + EACH_PHASE as f64 },
     )
     .await;
-    for n in 0..2 * EACH_PHASE {
+    for patient in &patients {
         assert_eq!(
-            flags(&server.base, &format!("Patient/pair{n}")).await.len(),
+            flags(&server.base, patient).await.len(),
             1,
-            "Patient/pair{n}: exactly one Flag"
+            "{patient}: exactly one Flag"
         );
     }
     assert_eq!(backlog(&connection, &name).await, 0);

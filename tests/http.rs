@@ -19,11 +19,15 @@ const TOKEN: &str = "s3cret-token";
 const LIMIT: usize = 1024 * 1024;
 
 fn state(queue: WorkQueue, hmac: Option<&str>) -> web::Data<AppState> {
+    state_with(queue, TOKEN, hmac)
+}
+
+fn state_with(queue: WorkQueue, token: &str, hmac: Option<&str>) -> web::Data<AppState> {
     web::Data::new(AppState {
         queue: Arc::new(queue),
         metrics: Arc::new(Metrics::new()),
         auth: NotifyAuth {
-            token: Some(Secret::new(TOKEN)),
+            token: Some(Secret::new(token)),
             header: "authorization".into(),
             hmac_secret: hmac.map(Secret::new),
             hmac_header: "x-signature".into(),
@@ -32,6 +36,19 @@ fn state(queue: WorkQueue, hmac: Option<&str>) -> web::Data<AppState> {
         ehr: None,
         event_counts: Default::default(),
     })
+}
+
+/// The `x-signature` header value for a body signed with `key`.
+fn signature(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
 
 fn local() -> WorkQueue {
@@ -92,30 +109,10 @@ async fn a_wrong_or_missing_token_gets_401_without_detail() {
 
 #[actix_web::test]
 async fn an_empty_configured_token_or_secret_lets_no_one_in() {
-    let state = web::Data::new(AppState {
-        queue: Arc::new(local()),
-        metrics: Arc::new(Metrics::new()),
-        auth: NotifyAuth {
-            token: Some(Secret::new("")),
-            header: "authorization".into(),
-            hmac_secret: Some(Secret::new("")),
-            hmac_header: "x-signature".into(),
-            allow_unauthenticated: false,
-        },
-        ehr: None,
-        event_counts: Default::default(),
-    });
+    let state = state_with(local(), "", Some(""));
     let app = app!(state);
     let body = serde_json::to_vec(&order("Patient/1")).expect("json");
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"").expect("key");
-    mac.update(&body);
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let signature = format!("sha256={signature}");
+    let signature = signature("", &body);
     for request in [
         test::TestRequest::post().uri("/notify?token="),
         test::TestRequest::post()
@@ -172,17 +169,9 @@ async fn hmac_signed_notifications() {
     let state = state(local(), Some("hmac-key"));
     let app = app!(state);
     let body = serde_json::to_vec(&order("Patient/3")).expect("json");
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"hmac-key").expect("key");
-    mac.update(&body);
-    let good: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let signed = test::TestRequest::post()
         .uri("/notify")
-        .insert_header(("x-signature", format!("sha256={good}")))
+        .insert_header(("x-signature", signature("hmac-key", &body)))
         .set_payload(body.clone());
     assert_eq!(
         test::call_service(&app, signed.to_request()).await.status(),

@@ -21,6 +21,11 @@ use crate::config::WritebackSettings;
 
 pub const OWN_TAG_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-meta";
 pub const OWN_TAG_CODE: &str = "trd-sentinel";
+pub const HASH_EXTENSION: &str = "https://fhir.trd-sentinel.org/StructureDefinition/content-hash";
+pub const ASSESSMENT_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment";
+const STATUS_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-status";
+const FINDING_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-finding";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 
 /// Every resource type the service can write. All but Provenance are kept in step with
 /// the latest assessment (updated, retired); a Provenance is only ever added.
@@ -41,11 +46,7 @@ fn kept_in_step() -> impl Iterator<Item = &'static str> {
 pub fn own_tag_search() -> (&'static str, String) {
     ("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"))
 }
-pub const HASH_EXTENSION: &str = "https://fhir.trd-sentinel.org/StructureDefinition/content-hash";
-pub const ASSESSMENT_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment";
-const STATUS_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-status";
-const FINDING_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-finding";
-const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+
 /// Placeholder for a reference to this patient's assessment Observation, resolved
 /// when the transaction is planned (so it does not change the content hash).
 const ASSESSMENT_REF: &str = "@assessment";

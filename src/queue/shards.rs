@@ -10,10 +10,22 @@
 //! A replica that dies is forgotten after [`EXPIRY`] and its shards are taken over;
 //! their messages wait in the queue meanwhile.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Consumer};
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{decode_job, shard_queue_name, Incoming, QueueError};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A replica not heard from for this long is gone.
@@ -71,6 +83,176 @@ pub fn owned(me: &str, shards: u16, members: &[String]) -> BTreeSet<u16> {
                 .is_some_and(|owner| owner == me)
         })
         .collect()
+}
+
+/// Keeps this replica's consumers on the shards it owns: announces the replica,
+/// hears the others, and consumes or cancels shards as ownership moves.
+pub(super) struct ShardManager {
+    pub channel: Channel,
+    pub work_queue: String,
+    pub members_exchange: String,
+    pub shards: u16,
+    pub tag: String,
+    pub membership: Membership,
+    /// Consumer tags by shard.
+    pub consumers: BTreeMap<u16, String>,
+    pub owned: Arc<AtomicUsize>,
+    pub work: mpsc::UnboundedSender<Result<Incoming, QueueError>>,
+}
+
+impl ShardManager {
+    /// Joins the replicas and keeps the shards in step from then on, in the background.
+    pub async fn start(self) -> Result<(), QueueError> {
+        let heartbeats = self.hear_members().await?;
+        tokio::spawn(self.run(heartbeats));
+        Ok(())
+    }
+
+    /// A queue of this replica's own that hears every replica's heartbeat; it goes
+    /// with the connection.
+    async fn hear_members(&self) -> Result<Consumer, QueueError> {
+        let queue = format!("{}.{}", self.members_exchange, self.membership.me());
+        self.channel
+            .queue_declare(
+                &queue,
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        self.channel
+            .queue_bind(
+                &queue,
+                &self.members_exchange,
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(self
+            .channel
+            .basic_consume(
+                &queue,
+                &queue,
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?)
+    }
+
+    async fn run(mut self, mut heartbeats: Consumer) {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut rounds = 0u32;
+        let failure = loop {
+            tokio::select! {
+                _ = self.work.closed() => break None,
+                _ = tick.tick() => {
+                    rounds += 1;
+                    if let Err(e) = self.announce().await {
+                        break Some(e);
+                    }
+                    // Hear the others for a round before claiming shards.
+                    if rounds > 1 {
+                        if let Err(e) = self.rebalance().await {
+                            break Some(e);
+                        }
+                    }
+                }
+                heard = heartbeats.next() => match heard {
+                    Some(Ok(delivery)) => {
+                        if let Ok(member) = std::str::from_utf8(&delivery.data) {
+                            self.membership.heard(member, Instant::now());
+                        }
+                    }
+                    Some(Err(e)) => break Some(e.into()),
+                    None => break Some(QueueError::ConsumerEnded),
+                },
+            }
+        };
+        self.owned.store(0, Ordering::SeqCst);
+        if let Some(e) = failure {
+            let _ = self.work.send(Err(e));
+        }
+    }
+
+    async fn announce(&self) -> Result<(), QueueError> {
+        // Heartbeats are fire-and-forget: a lost one only delays a rebalance.
+        self.channel
+            .basic_publish(
+                &self.members_exchange,
+                "",
+                BasicPublishOptions::default(),
+                self.membership.me().as_bytes(),
+                BasicProperties::default()
+                    .with_expiration(ShortString::from(EXPIRY.as_millis().to_string())),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn rebalance(&mut self) -> Result<(), QueueError> {
+        let members = self.membership.live(Instant::now());
+        let wanted = owned(self.membership.me(), self.shards, &members);
+        let lost: Vec<u16> = self
+            .consumers
+            .keys()
+            .copied()
+            .filter(|shard| !wanted.contains(shard))
+            .collect();
+        let gained: Vec<u16> = wanted
+            .iter()
+            .copied()
+            .filter(|shard| !self.consumers.contains_key(shard))
+            .collect();
+        for shard in &lost {
+            if let Some(tag) = self.consumers.remove(shard) {
+                // In-flight messages stay ours until settled; new ones go to the new owner.
+                self.channel
+                    .basic_cancel(&tag, BasicCancelOptions::default())
+                    .await?;
+            }
+        }
+        for &shard in &gained {
+            let tag = format!("{}-{shard}", self.tag);
+            let consumer = self
+                .channel
+                .basic_consume(
+                    &shard_queue_name(&self.work_queue, shard),
+                    &tag,
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            self.consumers.insert(shard, tag);
+            let work = self.work.clone();
+            tokio::spawn(async move {
+                let mut consumer = consumer;
+                while let Some(delivery) = consumer.next().await {
+                    let incoming = delivery.map_err(QueueError::from).and_then(decode_job);
+                    let failed = incoming.is_err();
+                    if work.send(incoming).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        self.owned.store(self.consumers.len(), Ordering::SeqCst);
+        if !lost.is_empty() || !gained.is_empty() {
+            tracing::info!(
+                member = self.membership.me(),
+                replicas = members.len(),
+                shards = ?self.consumers.keys().collect::<Vec<_>>(),
+                "work shards rebalanced"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -83,19 +83,18 @@ impl Hfs {
         server
     }
 
-    /// Loads `count` copies of a fixture patient, `{prefix}0` .., a hundred per
-    /// transaction (the fixture's name is replaced throughout: ids and references).
-    pub async fn load_copies(&self, fixture_name: &str, prefix: &str, count: usize) {
+    /// Loads copies `0..count` of the fixture patients (taken in turn, see
+    /// [`copy_of`]), 50 per transaction; returns the copies' patient references.
+    pub async fn load_copies(&self, fixtures: &[&str], count: usize) -> Vec<String> {
         let http = reqwest::Client::new();
-        let template = serde_json::to_string(&fixture(fixture_name)).expect("json");
-        for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+        let mut patients = Vec::with_capacity(count);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(50) {
             let mut entries = Vec::new();
-            for n in chunk {
-                let copy: Value =
-                    serde_json::from_str(&template.replace(fixture_name, &format!("{prefix}{n}")))
-                        .expect("json");
+            for &n in chunk {
+                let (patient, bundle) = copy_of(fixtures[n % fixtures.len()], n);
+                patients.push(patient);
                 entries.extend(
-                    as_transaction(&copy)["entry"]
+                    as_transaction(&bundle)["entry"]
                         .as_array()
                         .cloned()
                         .unwrap_or_default(),
@@ -109,8 +108,13 @@ impl Hfs {
                 .send()
                 .await
                 .expect("load");
-            assert!(response.status().is_success(), "loading copies failed");
+            assert!(
+                response.status().is_success(),
+                "loading copies failed: {}",
+                response.status()
+            );
         }
+        patients
     }
 
     pub fn pid(&self) -> u32 {
@@ -203,6 +207,22 @@ fn rewrite(value: &mut Value, names: &HashMap<String, String>) {
         Value::Array(items) => items.iter_mut().for_each(|v| rewrite(v, names)),
         _ => {}
     }
+}
+
+/// Copy `n` of a fixture patient, as `{fixture}-{n}`: resource ids, references and
+/// full URLs renamed, so many copies can live in one server. Returns the copy's
+/// patient reference and bundle.
+pub fn copy_of(fixture_name: &str, n: usize) -> (String, Value) {
+    let text = serde_json::to_string(&fixture(fixture_name)).expect("json");
+    let id = format!("{fixture_name}-{n}");
+    let renamed = text
+        .replace(&format!("\"{fixture_name}"), &format!("\"{id}"))
+        .replace(&format!("/{fixture_name}"), &format!("/{id}"))
+        .replace(&format!("patient-{fixture_name}"), &format!("patient-{id}"));
+    (
+        format!("Patient/{id}"),
+        serde_json::from_str(&renamed).expect("json"),
+    )
 }
 
 pub fn fixture(name: &str) -> Value {
