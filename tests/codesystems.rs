@@ -108,7 +108,7 @@ fn adequacy_reason_and_response_codes_are_defined() {
     let reasons: BTreeSet<String> = [
         ReasonCode::DoseUnknown,
         ReasonCode::DoseBelowMinimum,
-        ReasonCode::HypnoticDose,
+        ReasonCode::Titrating,
         ReasonCode::AsNeededDosing,
         ReasonCode::StoppedBeforeWeek4,
         ReasonCode::TooShort,

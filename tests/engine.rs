@@ -175,6 +175,7 @@ fn a_statement_of_not_taken_makes_the_trial_inadequate_with_evidence() {
         end: None,
         medication: product(SERTRALINE_100),
         dosage: vec![],
+        reasons: vec![],
     });
     let trial = &run(&record, "default").trials[0];
     assert_eq!(trial.adequacy, Adequacy::Inadequate);

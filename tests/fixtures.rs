@@ -3,6 +3,11 @@
 //! `fixtures/expected/NAME.json` holds a partial jsonl line: objects must match key by
 //! key (extra keys in the output are fine), arrays element by element with equal
 //! length, numbers within 0.01.
+//!
+//! A fixture with a `why` (the rule it shows, with its source) pins the whole answer:
+//! `trd_status`, every trial's ingredient, period, dose, adequacy, reasons and
+//! response class, the non-trials, and the complete sorted lists `finding_codes` and
+//! `suggestion_codes`, so an unexpected extra finding or suggestion fails it.
 
 use std::fs;
 use std::path::Path;
@@ -50,6 +55,46 @@ fn matches(expected: &Value, actual: &Value, path: &str, problems: &mut Vec<Stri
     }
 }
 
+/// A complete expectation names everything a reader of the verdict relies on.
+fn pins_everything(expect: &Value, name: &str, problems: &mut Vec<String>) {
+    for key in [
+        "trd_status",
+        "trials",
+        "non_trials",
+        "finding_codes",
+        "suggestion_codes",
+    ] {
+        if expect.get(key).is_none() {
+            problems.push(format!("{name}: a complete expectation needs `{key}`"));
+        }
+    }
+    for (i, trial) in expect["trials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for key in [
+            "ingredient",
+            "start",
+            "end",
+            "daily_dose_mg",
+            "adequacy",
+            "reasons",
+            "response",
+        ] {
+            if trial.get(key).is_none() {
+                problems.push(format!(
+                    "{name}.trials[{i}]: a complete expectation needs `{key}`"
+                ));
+            }
+        }
+        if trial["response"].get("class").is_none() {
+            problems.push(format!("{name}.trials[{i}].response: needs `class`"));
+        }
+    }
+}
+
 #[test]
 fn every_fixture_matches_its_expectation() {
     let knowledge = Knowledge::embedded().expect("knowledge");
@@ -93,7 +138,43 @@ fn every_fixture_matches_its_expectation() {
             .expect("serialise");
 
         let mut problems = Vec::new();
-        matches(&expected["expect"], &assessment, name, &mut problems);
+        if expected.get("why").is_some() {
+            pins_everything(&expected["expect"], name, &mut problems);
+            let codes = |list: &str| -> Value {
+                let mut codes: Vec<String> = assessment[list]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|i| {
+                                let code = &i["code"];
+                                code.as_str().or(code["code"].as_str()).map(str::to_string)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                codes.sort();
+                Value::from(codes)
+            };
+            let actual_codes = serde_json::json!({
+                "finding_codes": codes("findings"),
+                "suggestion_codes": codes("suggestions"),
+            });
+            for key in ["finding_codes", "suggestion_codes"] {
+                matches(
+                    &expected["expect"][key],
+                    &actual_codes[key],
+                    &format!("{name}.{key}"),
+                    &mut problems,
+                );
+            }
+        }
+        let mut expect = expected["expect"].clone();
+        if let Some(object) = expect.as_object_mut() {
+            object.remove("finding_codes");
+            object.remove("suggestion_codes");
+        }
+        matches(&expect, &assessment, name, &mut problems);
         if !problems.is_empty() {
             failures.push(format!(
                 "{name} ({}):\n  {}",

@@ -4,10 +4,11 @@
 use serde::Serialize;
 use time::Date;
 
+use super::dates::{days_inclusive, plus_days};
 use super::knowledge::Knowledge;
 use super::policy::Policy;
 use super::record::SourceRef;
-use super::trial::Trial;
+use super::trial::{DoseStep, Trial};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,7 +23,8 @@ pub enum Adequacy {
 pub enum ReasonCode {
     DoseUnknown,
     DoseBelowMinimum,
-    HypnoticDose,
+    /// An ongoing trial on a starter dose, within the policy's titration window.
+    Titrating,
     AsNeededDosing,
     #[serde(rename = "stopped-before-week-4")]
     StoppedBeforeWeek4,
@@ -36,7 +38,7 @@ impl ReasonCode {
     /// Inadequate reasons decide the verdict; indeterminate ones leave it open.
     fn makes(self) -> Adequacy {
         match self {
-            Self::DoseUnknown | Self::AsNeededDosing | Self::OngoingTooEarly => {
+            Self::DoseUnknown | Self::AsNeededDosing | Self::OngoingTooEarly | Self::Titrating => {
                 Adequacy::Indeterminate
             }
             _ => Adequacy::Inadequate,
@@ -59,11 +61,18 @@ pub struct TrialVerdict {
     /// Highest known daily dose in the trial.
     pub daily_dose_mg: Option<f64>,
     pub min_daily_mg: f64,
+    /// Start of the longest run of days at or above the minimum dose.
     pub adequate_dose_from: Option<Date>,
+    /// Last day of that run.
+    pub adequate_dose_to: Option<Date>,
     pub weeks_total: f64,
+    /// Weeks actually spent at or above the minimum: the longest run (a drop below
+    /// the minimum ends a run).
     pub weeks_at_adequate_dose: f64,
     /// Proportion of days covered by dispenses; None when there are no dispenses.
     pub pdc: Option<f64>,
+    /// Where adherence comes from: "dispenses", or why it is unknown.
+    pub adherence_basis: String,
     pub required_weeks: u32,
     pub pdc_threshold: f64,
     pub policy: String,
@@ -94,12 +103,12 @@ pub fn judge(
         .iter()
         .filter_map(|s| s.daily_dose.mg)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    let adequate_from = trial
-        .dose_steps
-        .iter()
-        .find(|s| s.daily_dose.mg.is_some_and(|mg| mg + 1e-9 >= min))
-        .map(|s| s.from);
-    let weeks_adequate = adequate_from.map(weeks).unwrap_or(0.0);
+    let run = longest_adequate_run(&trial.dose_steps, min, observed_end);
+    let adequate_from = run.map(|(from, _)| from);
+    let weeks_adequate = run
+        .map(|(from, to)| days_inclusive(from, to) as f64 / 7.0)
+        .unwrap_or(0.0);
+    let titration_ends = plus_days(trial.start, 7 * i64::from(policy.titration_window_weeks));
     let mut reasons = Vec::new();
     let mut add = |code: ReasonCode, text: String, evidence: Vec<SourceRef>| {
         reasons.push(AdequacyReason {
@@ -122,6 +131,19 @@ pub fn judge(
                 trial.dose_steps.iter().map(|s| s.source.clone()).collect(),
             );
         }
+        Some(mg) if mg + 1e-9 < min && trial.ongoing && as_of < titration_ends => {
+            add(
+                ReasonCode::Titrating,
+                format!(
+                    "{name} {} mg/day, below the minimum adequate {} mg/day, started {}: titrating (the {}-week titration window ends {titration_ends})",
+                    fmt(mg),
+                    fmt(min),
+                    trial.start,
+                    policy.titration_window_weeks
+                ),
+                vec![],
+            );
+        }
         Some(mg) if mg + 1e-9 < min => {
             add(
                 ReasonCode::DoseBelowMinimum,
@@ -132,18 +154,26 @@ pub fn judge(
                 ),
                 vec![],
             );
-            if let Some(hypnotic) = drug.and_then(|d| d.hypnotic_below_mg).filter(|h| mg < *h) {
-                add(
-                    ReasonCode::HypnoticDose,
-                    format!(
-                        "{name} below {} mg/day is a hypnotic dose, not an antidepressant trial",
-                        fmt(hypnotic)
-                    ),
-                    vec![],
-                );
+        }
+        Some(_) => {
+            // Reached the minimum, but fell back below it too soon: the dose the
+            // trial ended on is what needs optimising.
+            let last = last_known_dose(&trial.dose_steps);
+            if let Some(last) = last.filter(|l| *l + 1e-9 < min) {
+                if weeks_adequate < f64::from(policy.min_adequate_weeks) {
+                    add(
+                        ReasonCode::DoseBelowMinimum,
+                        format!(
+                            "{name} fell to {} mg/day, below the minimum adequate {} mg/day, after {} weeks at an adequate dose",
+                            fmt(last),
+                            fmt(min),
+                            fmt(round2(weeks_adequate))
+                        ),
+                        vec![],
+                    );
+                }
             }
         }
-        Some(_) => {}
     }
     if trial.dose_steps.iter().any(|s| s.daily_dose.as_needed) {
         add(
@@ -183,9 +213,16 @@ pub fn judge(
         }
     }
     let pdc = trial.era.dispensed.then(|| {
-        let days = ((observed_end - trial.start).whole_days() + 1).max(1) as f64;
+        let days = days_inclusive(trial.start, observed_end).max(1) as f64;
         trial.era.covered_days_between(trial.start, observed_end) as f64 / days
     });
+    let adherence_basis = if trial.era.dispensed {
+        "dispenses".to_string()
+    } else if trial.orders_only {
+        "unknown: orders only (no dispense recorded), use estimated from the orders".to_string()
+    } else {
+        "unknown: patient-reported (medication statements)".to_string()
+    };
     if let Some(pdc) = pdc.filter(|p| *p + 1e-9 < policy.pdc_threshold) {
         add(
             ReasonCode::LowAdherence,
@@ -221,13 +258,51 @@ pub fn judge(
         daily_dose_mg: max_mg,
         min_daily_mg: min,
         adequate_dose_from: adequate_from,
+        adequate_dose_to: run.map(|(_, to)| to),
         weeks_total: round2(weeks_total),
         weeks_at_adequate_dose: round2(weeks_adequate),
         pdc: pdc.map(round2),
+        adherence_basis,
         required_weeks: required,
         pdc_threshold: policy.pdc_threshold,
         policy: policy.name.clone(),
     }
+}
+
+fn last_known_dose(steps: &[DoseStep]) -> Option<f64> {
+    steps.iter().rev().find_map(|s| s.daily_dose.mg)
+}
+
+/// The longest run of days at or above `min`: each dose step holds until the next
+/// step (an unknown dose keeps the level before it), and the trial's observed end
+/// closes the last run.
+fn longest_adequate_run(steps: &[DoseStep], min: f64, observed_end: Date) -> Option<(Date, Date)> {
+    let mut best: Option<(Date, Date)> = None;
+    let mut run_from: Option<Date> = None;
+    let mut level: Option<f64> = None;
+    let close = |from: Date, to: Date, best: &mut Option<(Date, Date)>| {
+        if to >= from && best.is_none_or(|(f, t)| days_inclusive(from, to) > days_inclusive(f, t)) {
+            *best = Some((from, to));
+        }
+    };
+    for step in steps {
+        if step.daily_dose.mg.is_some() {
+            level = step.daily_dose.mg;
+        }
+        let adequate = level.is_some_and(|mg| mg + 1e-9 >= min);
+        match (adequate, run_from) {
+            (true, None) => run_from = Some(step.from),
+            (false, Some(from)) => {
+                close(from, plus_days(step.from, -1).min(observed_end), &mut best);
+                run_from = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = run_from {
+        close(from, observed_end, &mut best);
+    }
+    best
 }
 
 fn fmt(v: f64) -> String {

@@ -15,7 +15,7 @@ use super::staging::{MghS, Msm, ThaseRush};
 use super::status::{StatusVerdict, TrdStatus};
 use super::suggestion::Suggestion;
 use super::supply::IgnoredMedication;
-use super::trial::{Augmentation, DoseStep, TrialRelation};
+use super::trial::{Augmentation, DoseStep, NonTrial, TrialRelation};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrialAssessment {
@@ -31,6 +31,11 @@ pub struct TrialAssessment {
     pub daily_dose_mg: Option<f64>,
     pub dose_steps: Vec<DoseStep>,
     pub relation: TrialRelation,
+    /// The earlier trial of the same agent this one re-tries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrial_of: Option<String>,
+    /// Only orders, no dispense or statement: use estimated, adherence unknown.
+    pub orders_only: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub augmented_by: Vec<Augmentation>,
     pub adequacy: super::adequacy::Adequacy,
@@ -57,6 +62,9 @@ pub struct Assessment {
     pub suggestions: Vec<Suggestion>,
     pub narrative: Narrative,
     pub trials: Vec<TrialAssessment>,
+    /// Antidepressant or augmentation eras that are not trials, with why (a hypnotic
+    /// dose, another indication, below the augmenting dose).
+    pub non_trials: Vec<NonTrial>,
     pub amm: Option<AmmResult>,
     pub findings: Vec<Finding>,
     /// Medications read but not tracked (not antidepressants or augmentation agents).

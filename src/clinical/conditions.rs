@@ -7,12 +7,18 @@ use super::knowledge::Knowledge;
 use super::record::{ConditionFact, PatientRecord};
 
 const NOT_VERIFIED: &[&str] = &["refuted", "entered-in-error"];
-const ACTIVE: &[&str] = &["active", "recurrence", "relapse"];
+pub const ACTIVE: &[&str] = &["active", "recurrence", "relapse"];
 
 pub const VS_MAJOR_DEPRESSION: &str = "https://fhir.trd-sentinel.org/ValueSet/dx-major-depression";
 pub const VS_PSYCHOTIC_DEPRESSION: &str =
     "https://fhir.trd-sentinel.org/ValueSet/dx-psychotic-depression";
 pub const VS_BIPOLAR: &str = "https://fhir.trd-sentinel.org/ValueSet/dx-bipolar";
+pub const VS_RECURRENT_DEPRESSION: &str =
+    "https://fhir.trd-sentinel.org/ValueSet/dx-recurrent-depression";
+pub const VS_NON_DEPRESSION_INDICATION: &str =
+    "https://fhir.trd-sentinel.org/ValueSet/dx-non-depression-indication";
+pub const VS_PAIN_MIGRAINE_SLEEP: &str =
+    "https://fhir.trd-sentinel.org/ValueSet/dx-pain-migraine-sleep";
 pub const VS_ECT: &str = "https://fhir.trd-sentinel.org/ValueSet/proc-ect";
 
 pub fn matching<'r>(

@@ -2,9 +2,12 @@
 //! how long it has lasted, how severe it was at baseline, and psychotic features.
 
 use serde::Serialize;
-use time::{Date, Duration};
+use time::Date;
 
-use super::conditions::{self, VS_MAJOR_DEPRESSION, VS_PSYCHOTIC_DEPRESSION};
+use super::conditions::{
+    self, VS_MAJOR_DEPRESSION, VS_PSYCHOTIC_DEPRESSION, VS_RECURRENT_DEPRESSION,
+};
+use super::dates::{plus_days, plus_months, DAYS_PER_MONTH};
 use super::knowledge::{InstrumentPurpose, Knowledge};
 use super::policy::{EpisodeBoundary, Policy};
 use super::record::{PatientRecord, SourceRef};
@@ -12,15 +15,8 @@ use super::response::TrialResponse;
 use super::score::ScoreSeries;
 use super::trial::Trial;
 
-/// Average days in a month, for "months since".
-const DAYS_PER_MONTH: f64 = 30.4375;
-
 pub fn months_between(from: Date, to: Date) -> u32 {
     (((to - from).whole_days().max(0)) as f64 / DAYS_PER_MONTH).floor() as u32
-}
-
-fn add_months(date: Date, months: u32) -> Date {
-    date + Duration::days((f64::from(months) * DAYS_PER_MONTH).round() as i64)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,8 +53,17 @@ pub fn find(
     as_of: Date,
 ) -> Episode {
     let diagnoses = conditions::matching(record, knowledge, VS_MAJOR_DEPRESSION, true, as_of);
+    // A recurrent disorder's onset is the disorder's, not this episode's (CLINICAL.md
+    // section 8): only single-episode diagnoses can date the episode.
     let onsets: Vec<(Date, &SourceRef)> = diagnoses
         .iter()
+        .filter(|c| {
+            !c.codes.iter().any(|code| {
+                knowledge
+                    .value_sets
+                    .contains(VS_RECURRENT_DEPRESSION, &code.system, &code.code)
+            })
+        })
         .filter_map(|c| c.onset.or(c.recorded).map(|d| (d, &c.source)))
         .collect();
 
@@ -104,7 +109,22 @@ pub fn find(
         .filter(|&i| start.is_some_and(|s| trials[i].start >= s))
         .collect();
     let months = start.map(|s| months_between(s, as_of));
-    let psychotic = conditions::matching(record, knowledge, VS_PSYCHOTIC_DEPRESSION, true, as_of);
+    // Psychotic features of this episode: a psychotic-depression diagnosis dated in
+    // the episode, or still active and not abated before it (a psychotic episode
+    // resolved years ago is history, not this episode's feature).
+    let psychotic: Vec<_> =
+        conditions::matching(record, knowledge, VS_PSYCHOTIC_DEPRESSION, true, as_of)
+            .into_iter()
+            .filter(|c| {
+                let Some(start) = start else { return false };
+                let dated_in = c.onset.or(c.recorded).is_some_and(|d| d >= start);
+                let active = c
+                    .clinical_status
+                    .as_deref()
+                    .is_none_or(|s| conditions::ACTIVE.contains(&s));
+                dated_in || (active && c.abatement.is_none_or(|a| a >= start))
+            })
+            .collect();
 
     let severity = in_episode
         .iter()
@@ -146,7 +166,7 @@ fn treatment_free_boundary(trials: &[Trial], policy: &Policy) -> (Option<Date>, 
     let mut boundary = None;
     for trial in ordered {
         if let Some(until) = covered_until {
-            if trial.start >= add_months(until, policy.treatment_free_months) {
+            if trial.start >= plus_months(until, policy.treatment_free_months) {
                 boundary = Some(trial.start);
             }
         }
@@ -184,7 +204,7 @@ fn remission_boundary(
                 remitted_since.get_or_insert(point.date);
             } else {
                 if let Some(since) = remitted_since.take() {
-                    if point.date >= add_months(since, policy.remission_months) {
+                    if point.date >= plus_months(since, policy.remission_months) {
                         boundary = boundary.max(Some(point.date));
                     }
                 }
@@ -209,7 +229,7 @@ fn first_score_in_episode(
     knowledge: &Knowledge,
     start: Date,
 ) -> Option<BaselineSeverity> {
-    let from = start - Duration::days(30);
+    let from = plus_days(start, -30);
     knowledge
         .instruments
         .iter()

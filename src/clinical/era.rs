@@ -1,9 +1,12 @@
 //! Exposure eras: one drug's supplies joined while the gap between one supply's end
 //! and the next start is within the policy gap. Early refills of dispenses shift
-//! forward (PQA: no double counting); orders and statements are joined as a union.
+//! forward (PQA: no double counting), with the carried-over stock capped (policy
+//! `stockpile_cap_days`); orders and statements are joined as a union.
 
 use serde::Serialize;
-use time::{Date, Duration};
+use time::Date;
+
+use super::dates::{days_inclusive, last_of_span, plus_days};
 
 use super::knowledge::DrugRef;
 use super::supply::{Supply, SupplyOrigin};
@@ -37,20 +40,15 @@ impl ExposureEra {
     pub fn covered_days_between(&self, from: Date, to: Date) -> i64 {
         self.spans
             .iter()
-            .map(|s| {
-                let first = s.first.max(from);
-                let last = s.last.min(to);
-                ((last - first).whole_days() + 1).max(0)
-            })
+            .map(|s| days_inclusive(s.first.max(from), s.last.min(to)))
             .sum()
     }
 }
 
 /// Builds eras from supplies sorted by (drug, start).
-pub fn build_eras(supplies: &[Supply], gap_days: u32) -> Vec<ExposureEra> {
+pub fn build_eras(supplies: &[Supply], gap_days: u32, stockpile_cap_days: u32) -> Vec<ExposureEra> {
     let mut eras: Vec<ExposureEra> = Vec::new();
     for (index, supply) in supplies.iter().enumerate() {
-        let length = Duration::days(i64::from(supply.days.max(1)) - 1);
         let current = eras.last_mut().filter(|era| {
             era.drug == supply.drug
                 && (supply.start - era.end).whole_days() - 1 <= i64::from(gap_days)
@@ -59,22 +57,25 @@ pub fn build_eras(supplies: &[Supply], gap_days: u32) -> Vec<ExposureEra> {
             Some(era) => {
                 let (first, last) =
                     if supply.origin == SupplyOrigin::Dispense && supply.start <= era.end {
-                        let first = era.end + Duration::days(1);
-                        (first, first + length)
+                        // An early refill starts the day after the stock on hand runs out,
+                        // but no more than the cap after its own start.
+                        let cap = plus_days(supply.start, i64::from(stockpile_cap_days));
+                        let first = plus_days(era.end, 1).min(cap).max(supply.start);
+                        (first, last_of_span(first, supply.days))
                     } else if supply.start <= era.end {
                         // union: only the days past the era's end are new
-                        let last = supply.start + length;
-                        (era.end + Duration::days(1), last)
+                        (plus_days(era.end, 1), supply.last_day())
                     } else {
-                        (supply.start, supply.start + length)
+                        (supply.start, supply.last_day())
                     };
-                if last >= first {
+                if last >= first && last > era.end {
+                    let first = first.max(plus_days(era.end, 1));
                     era.spans.push(CoveredSpan {
                         first,
                         last,
                         supply: index,
                     });
-                    era.end = era.end.max(last);
+                    era.end = last;
                 }
                 era.supplies.push(index);
                 era.dispensed |= supply.origin == SupplyOrigin::Dispense;
@@ -82,10 +83,10 @@ pub fn build_eras(supplies: &[Supply], gap_days: u32) -> Vec<ExposureEra> {
             None => eras.push(ExposureEra {
                 drug: supply.drug,
                 start: supply.start,
-                end: supply.start + length,
+                end: supply.last_day(),
                 spans: vec![CoveredSpan {
                     first: supply.start,
-                    last: supply.start + length,
+                    last: supply.last_day(),
                     supply: index,
                 }],
                 supplies: vec![index],

@@ -28,6 +28,11 @@ pub mod codes {
     pub const NON_ADHERENCE: &str = "non-adherence";
     pub const MOOD_STABILISER: &str = "possible-bipolar";
     pub const LAB_UNIT_NOT_COMPARABLE: &str = "lab-unit-not-comparable";
+    /// A value outside sane bounds (a date in year 9999, a days supply of 10^7): the
+    /// resource is left out.
+    pub const IMPLAUSIBLE_VALUE: &str = "implausible-value";
+    /// Symptoms returned after response or remission while still on the drug.
+    pub const RELAPSE_ON_TREATMENT: &str = "relapse-on-treatment";
 
     /// Every code above, for the CodeSystem consistency test.
     pub const ALL: &[&str] = &[
@@ -39,6 +44,8 @@ pub mod codes {
         NON_ADHERENCE,
         MOOD_STABILISER,
         LAB_UNIT_NOT_COMPARABLE,
+        IMPLAUSIBLE_VALUE,
+        RELAPSE_ON_TREATMENT,
     ];
 }
 
@@ -93,6 +100,7 @@ impl Finding {
             codes::RESOURCE_UNREADABLE,
             codes::MEDICATION_UNIDENTIFIED,
             codes::LAB_UNIT_NOT_COMPARABLE,
+            codes::IMPLAUSIBLE_VALUE,
         ]
         .contains(&self.code.as_str())
     }

@@ -2,18 +2,20 @@
 //! async: the as-of date, the policy and the knowledge are arguments, so the same
 //! inputs always give the same assessment.
 //!
-//! Data flow inside: record -> supplies -> exposure eras -> trials -> verdicts
-//! (adequacy, response) -> episode -> TRD status -> staging -> pseudo-resistance
-//! checklist -> suggestions -> narrative.
+//! Data flow inside: record -> sanity screen -> supplies -> exposure eras -> trials
+//! (and non-trials) -> verdicts (adequacy, response) -> episode -> TRD status ->
+//! staging -> pseudo-resistance checklist -> suggestions -> narrative.
 
 pub mod adequacy;
 pub mod amm;
 pub mod assessment;
 pub mod conditions;
+pub mod dates;
 pub mod dose;
 pub mod episode;
 pub mod era;
 pub mod finding;
+pub mod indication;
 pub mod knowledge;
 pub mod narrative;
 pub mod policy;
@@ -21,6 +23,8 @@ pub mod product;
 pub mod pseudo_resistance;
 pub mod record;
 pub mod response;
+pub mod sanity;
+pub mod schedule;
 pub mod score;
 pub mod staging;
 pub mod status;
@@ -63,23 +67,33 @@ pub fn assess_with(
     options: AssessOptions,
 ) -> Assessment {
     let mut findings: Vec<Finding> = record.notes.iter().map(Finding::from_note).collect();
+    let (screened, mut implausible) = sanity::screen(record, policy);
+    findings.append(&mut implausible);
+    let record: &PatientRecord = &screened;
 
-    let mut ledger = supply::collect_supplies(record, knowledge, as_of);
+    let mut ledger = supply::collect_supplies(record, knowledge, policy, as_of);
     ledger.supplies.retain(|s| s.start <= as_of);
     findings.append(&mut ledger.findings);
 
-    let eras = era::build_eras(&ledger.supplies, policy.era_gap_days);
-    let trials = trial::build_trials(eras, &ledger.supplies, knowledge, policy, as_of);
+    let eras = era::build_eras(
+        &ledger.supplies,
+        policy.era_gap_days,
+        policy.stockpile_cap_days,
+    );
+    let trial::Trials { trials, non_trials } =
+        trial::build_trials(eras, &ledger.supplies, record, knowledge, policy, as_of);
     let scores = score::ScoreSeries::collect(record, knowledge, as_of, &mut findings);
 
     let verdicts: Vec<_> = trials
         .iter()
         .map(|trial| {
+            // A not-taken statement speaks for its own effective period only.
+            let end = trial.observed_end(as_of);
             let not_taken: Vec<_> = ledger
                 .not_taken
                 .iter()
-                .filter(|(drug, _)| *drug == trial.drug)
-                .map(|(_, source)| source.clone())
+                .filter(|n| n.drug == trial.drug && n.from <= end && trial.start <= n.to)
+                .map(|n| n.source.clone())
                 .collect();
             adequacy::judge(trial, &not_taken, knowledge, policy, as_of)
         })
@@ -108,11 +122,29 @@ pub fn assess_with(
         &trials, &responses, record, &scores, knowledge, policy, as_of,
     );
     let bipolar = conditions::matching(record, knowledge, conditions::VS_BIPOLAR, true, as_of);
-    let status = status::decide(&judged, &episode, !bipolar.is_empty(), policy);
+    let evidence = status::DepressionEvidence {
+        diagnoses: conditions::matching(
+            record,
+            knowledge,
+            conditions::VS_MAJOR_DEPRESSION,
+            true,
+            as_of,
+        )
+        .len(),
+        scores: scores.depression_points(knowledge),
+    };
+    let status = status::decide(&judged, &episode, !bipolar.is_empty(), &evidence, policy);
     let ect_procedures = conditions::procedures_in(record, knowledge, conditions::VS_ECT, as_of);
     let ect = staging::ect_history(&ect_procedures, &episode, status.status);
     let stages = staging::stage(&judged, &status, &episode, &ect, &knowledge.staging);
 
+    // The pathway is for patients on antidepressants with depression: without an
+    // antidepressant trial in the episode, or without any depression evidence, the
+    // service proposes nothing (and says why in the status).
+    let pathway = !matches!(
+        status.status,
+        status::TrdStatus::NotTreated | status::TrdStatus::NoDepressionEvidence
+    );
     let checklist_input = pseudo_resistance::ChecklistInput {
         record,
         judged: &judged,
@@ -121,8 +153,17 @@ pub fn assess_with(
         status: status.status,
         as_of,
     };
-    let mut clinical_findings = pseudo_resistance::check(&checklist_input, knowledge);
-    let suggestions = suggestion::suggest_all(&status, &judged, &clinical_findings);
+    let mut clinical_findings = if status.status == status::TrdStatus::NoDepressionEvidence {
+        Vec::new()
+    } else {
+        pseudo_resistance::check(&checklist_input, knowledge)
+    };
+    clinical_findings.extend(relapse_findings(&judged));
+    let suggestions = if pathway {
+        suggestion::suggest_all(&status, &judged, &episode, &clinical_findings)
+    } else {
+        Vec::new()
+    };
     clinical_findings.append(&mut findings);
     let findings = clinical_findings;
 
@@ -139,6 +180,8 @@ pub fn assess_with(
             daily_dose_mg: j.verdict.daily_dose_mg,
             dose_steps: j.trial.dose_steps.clone(),
             relation: j.trial.relation.clone(),
+            retrial_of: j.trial.retrial_of.clone(),
+            orders_only: j.trial.orders_only,
             augmented_by: j.trial.augmented_by.clone(),
             adequacy: j.verdict.adequacy,
             reasons: j.verdict.reasons.iter().map(|r| r.code).collect(),
@@ -168,10 +211,42 @@ pub fn assess_with(
             xhtml: String::new(),
         },
         trials: trial_assessments,
+        non_trials,
         amm,
         findings,
         ignored_medications: ledger.ignored,
     };
     assessment.narrative = narrative::render(&assessment);
     assessment
+}
+
+/// A relapse on treatment is worth a clinician's attention: the drug worked, and the
+/// symptoms came back while the patient was still taking it.
+fn relapse_findings(judged: &[status::JudgedTrial<'_>]) -> Vec<Finding> {
+    judged
+        .iter()
+        .filter_map(|j| {
+            let relapse = j.response.relapse.as_ref()?;
+            let instrument = j.response.instrument.as_deref().unwrap_or("score");
+            let reached = j.response.outcome.as_ref()?;
+            let text = format!(
+                "{} {}: {instrument} {} on {} after {} on {}, while still on {}: relapse on treatment, not a non-response",
+                j.trial.id,
+                j.ingredient,
+                dose::fmt(relapse.point.value),
+                relapse.point.date,
+                dose::fmt(reached.value),
+                reached.date,
+                j.ingredient
+            );
+            let mut evidence = vec![reached.source.clone(), relapse.point.source.clone()];
+            evidence.extend(j.trial.evidence.iter().cloned());
+            Some(Finding::new(
+                finding::codes::RELAPSE_ON_TREATMENT,
+                finding::Severity::Warning,
+                text,
+                evidence,
+            ))
+        })
+        .collect()
 }

@@ -42,6 +42,16 @@ pub struct Policy {
     pub treatment_free_months: u32,
     pub remission_months: u32,
     pub chronic_months: u32,
+    /// An ongoing trial younger than this with a dose below the minimum is titrating.
+    pub titration_window_weeks: u32,
+    /// Early refills shift forward, but at most this many days of stock carry over.
+    pub stockpile_cap_days: u32,
+    /// A dispense's days supply above this is a data error (finding), not a supply.
+    pub max_days_supply: u32,
+    /// An order's estimated supply (fills x days) above this is a data error.
+    pub max_order_days: u32,
+    /// Dates outside [first, last] year are data errors: the resource is a finding.
+    pub plausible_years: [i32; 2],
     /// Field -> source key (see `[sources]` in the policies file).
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
@@ -143,6 +153,17 @@ impl Policy {
         }
         if self.min_adequate_weeks == 0 || self.trd_min_failed_trials == 0 {
             return Err("min_adequate_weeks and trd_min_failed_trials must be > 0".into());
+        }
+        if self.plausible_years[0] >= self.plausible_years[1]
+            || self.plausible_years[0] < 1
+            || self.plausible_years[1] > 9000
+        {
+            return Err(
+                "plausible_years must be [first, last] with 1 <= first < last <= 9000".into(),
+            );
+        }
+        if self.max_days_supply == 0 || self.max_order_days == 0 {
+            return Err("max_days_supply and max_order_days must be > 0".into());
         }
         if self.baseline_window_days[0] > self.baseline_window_days[1] {
             return Err("baseline_window_days must be [before, after] with before <= after".into());

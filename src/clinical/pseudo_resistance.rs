@@ -2,7 +2,9 @@
 //! may not be (inadequate trials, non-adherence, a different diagnosis, a medical
 //! mimic) and what changes the plan — each a finding with its evidence.
 
-use time::{Date, Duration};
+use time::Date;
+
+use super::dates::minus_months;
 
 use super::adequacy::ReasonCode;
 use super::conditions;
@@ -47,16 +49,11 @@ fn trial_findings(input: &ChecklistInput<'_>, findings: &mut Vec<Finding>) {
     for j in input.judged {
         for reason in &j.verdict.reasons {
             let code = match reason.code {
-                ReasonCode::DoseBelowMinimum | ReasonCode::HypnoticDose => {
-                    codes::SUBTHERAPEUTIC_DOSE
-                }
+                ReasonCode::DoseBelowMinimum => codes::SUBTHERAPEUTIC_DOSE,
                 ReasonCode::TooShort | ReasonCode::StoppedBeforeWeek4 => codes::TOO_SHORT_TRIAL,
                 ReasonCode::LowAdherence | ReasonCode::ReportedNotTaken => codes::NON_ADHERENCE,
                 _ => continue,
             };
-            if reason.code == ReasonCode::HypnoticDose {
-                continue; // the dose-below-minimum reason already says it
-            }
             let mut evidence = j.trial.evidence.clone();
             evidence.extend(reason.evidence.iter().cloned());
             let text = format!(
@@ -119,9 +116,7 @@ fn mood_stabiliser_findings(input: &ChecklistInput<'_>, findings: &mut Vec<Findi
 }
 
 fn lab_findings(input: &ChecklistInput<'_>, knowledge: &Knowledge, findings: &mut Vec<Finding>) {
-    let look_back = Duration::days(
-        (f64::from(knowledge.checklist.work_up.look_back_months) * 30.4375).round() as i64,
-    );
+    let since = minus_months(input.as_of, knowledge.checklist.work_up.look_back_months);
     for check in &knowledge.checklist.lab {
         let mut results: Vec<_> = input
             .record
@@ -144,7 +139,7 @@ fn lab_findings(input: &ChecklistInput<'_>, knowledge: &Knowledge, findings: &mu
         }
         let recent = results
             .iter()
-            .any(|o| o.effective.is_some_and(|d| d >= input.as_of - look_back));
+            .any(|o| o.effective.is_some_and(|d| d >= since));
         if let (Some(missing_code), false, true) =
             (&check.missing_code, recent, input.status.at_risk_or_trd())
         {

@@ -5,6 +5,10 @@
 use serde::Serialize;
 use time::Date;
 
+/// The `system` of a reason that is a reference to a resource (its `code` is the
+/// normalised reference, "Condition/12"), resolved against the record's Conditions.
+pub const REASON_REFERENCE: &str = "reference";
+
 /// "MedicationRequest/7": the resource a fact came from.
 pub type SourceRef = String;
 
@@ -69,6 +73,11 @@ pub struct DosageInstruction {
     pub timing_code: Option<String>,
     pub as_needed: bool,
     pub route: Option<String>,
+    /// timing.repeat.boundsDuration in days: how long this step lasts (titrations).
+    pub bounds_days: Option<f64>,
+    /// timing.repeat.boundsPeriod: the dates this step applies to.
+    pub bounds_start: Option<Date>,
+    pub bounds_end: Option<Date>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,6 +93,9 @@ pub struct MedicationOrder {
     pub expected_supply_days: Option<f64>,
     pub repeats_allowed: Option<u32>,
     pub quantity: Option<Amount>,
+    /// Why it was ordered: reasonCode codes, and reasonReference targets resolved to
+    /// the referenced Condition's codes where the record has it.
+    pub reasons: Vec<Code>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,6 +119,8 @@ pub struct MedicationUse {
     pub end: Option<Date>,
     pub medication: MedicationProduct,
     pub dosage: Vec<DosageInstruction>,
+    /// reasonCode codes (reasonReference resolved as for orders).
+    pub reasons: Vec<Code>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

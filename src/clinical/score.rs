@@ -80,6 +80,17 @@ impl ScoreSeries {
     }
 
     /// The last score of an instrument within [from, to].
+    /// How many depression-scale scores the record holds (any instrument).
+    pub fn depression_points(&self, knowledge: &super::Knowledge) -> usize {
+        knowledge
+            .instruments
+            .iter()
+            .zip(&self.by_instrument)
+            .filter(|(i, _)| i.measures == super::knowledge::InstrumentPurpose::Depression)
+            .map(|(_, points)| points.len())
+            .sum()
+    }
+
     pub fn last_between(&self, instrument: usize, from: Date, to: Date) -> Option<&ScorePoint> {
         self.by_instrument[instrument]
             .iter()

@@ -26,8 +26,12 @@ pub enum TrdStatus {
     /// The failures so far were partial responses (25-50% reduction).
     PartialResponseDepression,
     Trd,
-    /// Bipolar spectrum disorder recorded: never labelled TRD.
+    /// Bipolar spectrum disorder recorded in a patient on antidepressants: never
+    /// labelled TRD.
     ExcludedBipolarSpectrum,
+    /// Antidepressants, but no depression diagnosis and no depression-scale score:
+    /// they may be for another indication, so no TRD pathway applies.
+    NoDepressionEvidence,
 }
 
 impl TrdStatus {
@@ -42,6 +46,7 @@ impl TrdStatus {
             Self::PartialResponseDepression => "partial-response-depression",
             Self::Trd => "trd",
             Self::ExcludedBipolarSpectrum => "excluded-bipolar-spectrum",
+            Self::NoDepressionEvidence => "no-depression-evidence",
         }
     }
 
@@ -53,7 +58,7 @@ impl TrdStatus {
         )
     }
 
-    pub const ALL: [TrdStatus; 9] = [
+    pub const ALL: [TrdStatus; 10] = [
         Self::NotTreated,
         Self::InadequatelyTreated,
         Self::InsufficientData,
@@ -63,6 +68,7 @@ impl TrdStatus {
         Self::PartialResponseDepression,
         Self::Trd,
         Self::ExcludedBipolarSpectrum,
+        Self::NoDepressionEvidence,
     ];
 }
 
@@ -97,10 +103,24 @@ pub struct JudgedTrial<'a> {
     pub response: &'a TrialResponse,
 }
 
+/// What the record says about depression itself, apart from the drugs.
+#[derive(Debug, Clone, Default)]
+pub struct DepressionEvidence {
+    pub diagnoses: usize,
+    pub scores: usize,
+}
+
+impl DepressionEvidence {
+    pub fn any(&self) -> bool {
+        self.diagnoses > 0 || self.scores > 0
+    }
+}
+
 pub fn decide(
     judged: &[JudgedTrial<'_>],
     episode: &Episode,
     bipolar: bool,
+    evidence: &DepressionEvidence,
     policy: &Policy,
 ) -> StatusVerdict {
     let mut counts = Vec::new();
@@ -177,11 +197,36 @@ pub fn decide(
         });
     }
 
+    // Agents, not eras: a re-trial of an agent that failed counts that agent once
+    // (its latest failed trial), CLINICAL.md section 7.
+    let mut agents: Vec<&JudgedTrial<'_>> = Vec::new();
+    for j in &failures {
+        match agents.iter_mut().find(|a| a.trial.drug == j.trial.drug) {
+            Some(kept) if kept.trial.start < j.trial.start => *kept = j,
+            Some(_) => {}
+            None => agents.push(j),
+        }
+    }
+    for j in &failures {
+        let Some(kept) = agents.iter().find(|a| a.trial.drug == j.trial.drug) else {
+            continue;
+        };
+        if kept.trial.id != j.trial.id {
+            if let Some(count) = counts.iter_mut().find(|c| c.trial == j.trial.id) {
+                count.counted = false;
+                count.why = format!(
+                    "{}; {} failed again in {} (re-trial): one agent counts once",
+                    count.why, j.ingredient, kept.trial.id
+                );
+            }
+        }
+    }
+    let failures = agents;
     let mut classes: Vec<String> = failures.iter().map(|j| j.class.to_string()).collect();
     classes.sort();
     classes.dedup();
     let needed = policy.trd_min_failed_trials;
-    let failed = failures.len() as u32;
+    let failed = u32::try_from(failures.len()).unwrap_or(u32::MAX);
     let classes_needed = if policy.trd_require_different_classes {
         needed.min(2) as usize
     } else {
@@ -204,11 +249,24 @@ pub fn decide(
         })
         .max_by_key(|j| j.trial.start);
     let any_in_episode = !episode.trials.is_empty();
-    let (status, explanation) = if bipolar {
+    let (status, explanation) = if bipolar && any_in_episode {
         (
             TrdStatus::ExcludedBipolarSpectrum,
-            "bipolar spectrum disorder recorded: TRD criteria do not apply; review the diagnosis"
+            "antidepressant in a patient with bipolar disorder: TRD criteria do not apply; review the diagnosis and the treatment"
                 .to_string(),
+        )
+    } else if !evidence.any() && !bipolar {
+        missing.insert(
+            0,
+            "no depression diagnosis (major depression or dysthymia) recorded".to_string(),
+        );
+        missing.insert(
+            1,
+            "no depression-scale score (PHQ-9, MADRS, HAM-D, QIDS, ...) recorded".to_string(),
+        );
+        (
+            TrdStatus::NoDepressionEvidence,
+            "no depression diagnosis and no depression-scale score: the antidepressants may be for another indication, so no TRD pathway applies".to_string(),
         )
     } else if !any_in_episode {
         (

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::adequacy::ReasonCode;
 use super::dose::fmt;
+use super::episode::Episode;
 use super::finding::{codes, Finding};
 use super::record::SourceRef;
 use super::response::ResponseClass;
@@ -100,6 +101,7 @@ fn suggest(
 pub fn suggest_all(
     status: &StatusVerdict,
     judged: &[JudgedTrial<'_>],
+    episode: &Episode,
     findings: &[Finding],
 ) -> Vec<Suggestion> {
     let mut out = Vec::new();
@@ -252,9 +254,11 @@ pub fn suggest_all(
             counted,
         ));
     }
+    // Only this episode's trials: an unmeasured trial years ago asks for nothing now.
     let unmeasured: Vec<&JudgedTrial<'_>> = judged
         .iter()
         .filter(|j| j.response.class == ResponseClass::Unknown)
+        .filter(|j| episode.trials.contains(&j.trial.id))
         .collect();
     if !unmeasured.is_empty() {
         let first = unmeasured[0];

@@ -1,19 +1,28 @@
 //! Supplies: "drug D was on hand from day S for N days at dose X", from dispenses
 //! (preferred: they show what was collected), orders, and medication statements.
+//!
+//! Pharmacy data as it is (CLINICAL.md section 8): several strengths handed over the
+//! same day make one day's dose; dispenses win over orders only for the period they
+//! cover, so outside-pharmacy history still counts; an order never dispensed gives
+//! an estimated, "orders only" supply bounded by the order that replaced it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use time::Date;
 
-use super::dose::{daily_dose, fmt, units_per_day, DailyDose};
+use super::dates::{last_of_span, plus_days};
+use super::dose::{fmt, units_per_day, DailyDose};
 use super::finding::Finding;
-use super::knowledge::{DrugRef, Knowledge, Strength, StrengthUnit};
+use super::indication::{indication_of, Indication};
+use super::knowledge::{DrugKind, DrugRef, Knowledge, Strength, StrengthUnit};
+use super::policy::Policy;
 use super::product::{identify, IdentifiedProduct, ProductIdentity};
 use super::record::{
     DosageInstruction, MedicationDispensed, MedicationOrder, MedicationProduct, PatientRecord,
     SourceRef,
 };
+use super::schedule::{pieces, schedule};
 use super::units::{classify, duration_in_days, UnitKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -33,13 +42,26 @@ pub struct Supply {
     pub daily_dose: DailyDose,
     pub origin: SupplyOrigin,
     pub source: SourceRef,
+    /// Other dispenses merged into this one (same-day fills of other strengths).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<SourceRef>,
     pub extended_release: bool,
+    /// mg per presentation unit, when known: tells same-day fills of two strengths
+    /// (one dose) from two fills of one strength (stock).
+    #[serde(skip)]
+    pub strength_mg: Option<f64>,
+    pub indication: Indication,
 }
 
 impl Supply {
     /// Last day covered (inclusive).
     pub fn last_day(&self) -> Date {
-        self.start + time::Duration::days(i64::from(self.days.max(1)) - 1)
+        last_of_span(self.start, self.days)
+    }
+
+    /// Every resource behind this supply.
+    pub fn sources(&self) -> impl Iterator<Item = &SourceRef> {
+        std::iter::once(&self.source).chain(&self.merged)
     }
 }
 
@@ -51,17 +73,28 @@ pub struct IgnoredMedication {
     pub medication: String,
 }
 
+/// A MedicationStatement saying the drug was not taken, over its effective period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotTaken {
+    pub drug: DrugRef,
+    pub from: Date,
+    pub to: Date,
+    pub source: SourceRef,
+}
+
 #[derive(Debug, Default)]
 pub struct SupplyLedger {
     pub supplies: Vec<Supply>,
-    /// MedicationStatements saying the drug was not taken.
-    pub not_taken: Vec<(DrugRef, SourceRef)>,
+    pub not_taken: Vec<NotTaken>,
     pub ignored: Vec<IgnoredMedication>,
     pub findings: Vec<Finding>,
 }
 
 const DISPENSE_USED: &[&str] = &["completed", "in-progress"];
 const ORDER_STATUS_USED: &[&str] = &["active", "completed", "stopped", "on-hold"];
+/// Order statuses that say the order ended; its estimated supply then ends where
+/// another antidepressant order replaced it.
+const ORDER_ENDED: &[&str] = &["completed", "stopped"];
 const ORDER_INTENT_USED: &[&str] = &[
     "order",
     "original-order",
@@ -74,19 +107,93 @@ const STATEMENT_USED: &[&str] = &["active", "completed", "stopped"];
 pub fn collect_supplies(
     record: &PatientRecord,
     knowledge: &Knowledge,
+    policy: &Policy,
     as_of: Date,
 ) -> SupplyLedger {
     let mut ledger = SupplyLedger::default();
-    let mut dispensed_drugs = BTreeSet::new();
-    let mut ordered_drugs = BTreeSet::new();
+    let usable_orders = usable_orders(record, knowledge, &mut ledger);
+    dispense_supplies(record, &usable_orders, knowledge, &mut ledger);
+    merge_same_day_strengths(&mut ledger.supplies);
+    let dispensed = dispensed_spans(&ledger.supplies, policy.era_gap_days);
+    order_supplies(
+        record,
+        &usable_orders,
+        &dispensed,
+        knowledge,
+        policy,
+        as_of,
+        &mut ledger,
+    );
+    statement_supplies(record, knowledge, as_of, &mut ledger);
+    ledger
+        .supplies
+        .sort_by(|a, b| (a.drug, a.start, &a.source).cmp(&(b.drug, b.start, &b.source)));
+    ledger
+}
 
+/// An order the engine uses, with what it is and when it starts.
+struct UsableOrder<'r> {
+    order: &'r MedicationOrder,
+    product: IdentifiedProduct,
+    start: Date,
+}
+
+impl UsableOrder<'_> {
+    fn names(&self, drug: DrugRef) -> bool {
+        self.product.components.iter().any(|c| c.drug == drug)
+    }
+
+    fn is_antidepressant(&self) -> bool {
+        self.product
+            .components
+            .iter()
+            .any(|c| c.drug.kind == DrugKind::Antidepressant)
+    }
+}
+
+fn usable_orders<'r>(
+    record: &'r PatientRecord,
+    knowledge: &Knowledge,
+    ledger: &mut SupplyLedger,
+) -> Vec<UsableOrder<'r>> {
+    let mut usable = Vec::new();
+    for order in &record.orders {
+        let Some(product) = recognise(&order.source, &order.medication, knowledge, ledger) else {
+            continue;
+        };
+        if !ORDER_STATUS_USED.contains(&order.status.as_str())
+            || !ORDER_INTENT_USED.contains(&order.intent.as_str())
+        {
+            let why = format!("status {}, intent {}", order.status, order.intent);
+            ledger.findings.push(Finding::not_used(&order.source, why));
+            continue;
+        }
+        let Some(start) = order.validity_start.or(order.authored_on) else {
+            ledger.findings.push(Finding::not_used(
+                &order.source,
+                "no authoredOn or validity start",
+            ));
+            continue;
+        };
+        usable.push(UsableOrder {
+            order,
+            product,
+            start,
+        });
+    }
+    usable.sort_by_key(|o| (o.start, o.order.source.clone()));
+    usable
+}
+
+fn dispense_supplies(
+    record: &PatientRecord,
+    orders: &[UsableOrder<'_>],
+    knowledge: &Knowledge,
+    ledger: &mut SupplyLedger,
+) {
     for dispense in &record.dispenses {
-        let Some(product) = recognise(
-            &dispense.source,
-            &dispense.medication,
-            knowledge,
-            &mut ledger,
-        ) else {
+        let Some(product) = recognise(&dispense.source, &dispense.medication, knowledge, ledger)
+        else {
             continue;
         };
         if !DISPENSE_USED.contains(&dispense.status.as_str()) {
@@ -104,7 +211,12 @@ pub fn collect_supplies(
             continue;
         };
         for component in &product.components {
-            let dosage = dispense_dosage(dispense, &record.orders, component.drug, knowledge);
+            let order = authorising_order(dispense, orders, component.drug);
+            let dosage: &[DosageInstruction] = if dispense.dosage.is_empty() {
+                order.map(|o| o.order.dosage.as_slice()).unwrap_or(&[])
+            } else {
+                &dispense.dosage
+            };
             let days = dispense.days_supply.or_else(|| {
                 let quantity = dispense.quantity.as_ref()?;
                 (classify(&quantity.unit) == UnitKind::Count).then_some(())?;
@@ -117,81 +229,246 @@ pub fn collect_supplies(
                 ));
                 continue;
             };
-            let mut dose = daily_dose(dosage, component.strength);
-            if dose.mg.is_none() {
-                if let Some(from_quantity) = dose_from_quantity(dispense, component.strength, days)
-                {
-                    dose = from_quantity;
+            let days = days.round() as u32;
+            let anchor = order.map(|o| o.start).filter(|a| *a <= start);
+            let steps = schedule(dosage, component.strength, anchor);
+            let reasons = order.map(|o| o.order.reasons.as_slice()).unwrap_or(&[]);
+            let indication = indication_of(reasons, record, knowledge);
+            for piece in pieces(&steps, anchor.unwrap_or(start), start, days) {
+                let mut dose = piece.dose;
+                if dose.mg.is_none() && steps.len() == 1 {
+                    if let Some(from_quantity) =
+                        dose_from_quantity(dispense, component.strength, f64::from(days))
+                    {
+                        dose = from_quantity;
+                    }
                 }
+                ledger.supplies.push(Supply {
+                    drug: component.drug,
+                    start: piece.start,
+                    days: piece.days,
+                    daily_dose: dose,
+                    origin: SupplyOrigin::Dispense,
+                    source: dispense.source.clone(),
+                    merged: Vec::new(),
+                    extended_release: product.extended_release,
+                    strength_mg: strength_mg(component.strength),
+                    indication: indication.clone(),
+                });
             }
-            dispensed_drugs.insert(component.drug);
-            ledger.supplies.push(Supply {
-                drug: component.drug,
-                start,
-                days: days.round() as u32,
-                daily_dose: dose,
-                origin: SupplyOrigin::Dispense,
-                source: dispense.source.clone(),
-                extended_release: product.extended_release,
-            });
         }
     }
+}
 
-    for order in &record.orders {
-        let Some(product) = recognise(&order.source, &order.medication, knowledge, &mut ledger)
-        else {
-            continue;
-        };
-        if !ORDER_STATUS_USED.contains(&order.status.as_str())
-            || !ORDER_INTENT_USED.contains(&order.intent.as_str())
-        {
-            let why = format!("status {}, intent {}", order.status, order.intent);
-            ledger.findings.push(Finding::not_used(&order.source, why));
+fn strength_mg(strength: Option<Strength>) -> Option<f64> {
+    match strength? {
+        Strength {
+            value,
+            unit: StrengthUnit::Mg,
+        } => Some(value),
+        _ => None,
+    }
+}
+
+/// The dispense's authorising order, else the latest order for the same drug
+/// written on or before the dispense.
+fn authorising_order<'o, 'r>(
+    dispense: &MedicationDispensed,
+    orders: &'o [UsableOrder<'r>],
+    drug: DrugRef,
+) -> Option<&'o UsableOrder<'r>> {
+    orders
+        .iter()
+        .find(|o| dispense.authorizing.contains(&o.order.source) && o.names(drug))
+        .or_else(|| {
+            orders
+                .iter()
+                .filter(|o| o.names(drug) && !o.order.dosage.is_empty())
+                .filter(|o| dispense.handed_over.is_some_and(|h| o.start <= h))
+                .max_by_key(|o| o.start)
+        })
+}
+
+/// Same-day dispenses of one ingredient in different strengths (100 mg + 50 mg
+/// tablets) are one supply at the summed dose, not an early refill (PQA; CLINICAL.md
+/// section 8). Two fills of the same strength stay separate: that is stock.
+fn merge_same_day_strengths(supplies: &mut Vec<Supply>) {
+    let mut groups: BTreeMap<(DrugRef, Date), Vec<Supply>> = BTreeMap::new();
+    for supply in supplies.drain(..) {
+        groups
+            .entry((supply.drug, supply.start))
+            .or_default()
+            .push(supply);
+    }
+    for (_, mut group) in groups {
+        let mut strengths: Vec<f64> = group.iter().filter_map(|s| s.strength_mg).collect();
+        strengths.sort_by(f64::total_cmp);
+        strengths.dedup();
+        let mergeable = group.len() > 1
+            && strengths.len() == group.len()
+            && group.iter().all(|s| s.origin == SupplyOrigin::Dispense);
+        if !mergeable {
+            supplies.append(&mut group);
             continue;
         }
-        let Some(start) = order.validity_start.or(order.authored_on) else {
-            ledger.findings.push(Finding::not_used(
-                &order.source,
-                "no authoredOn or validity start",
-            ));
+        group.sort_by(|a, b| a.source.cmp(&b.source));
+        let mut iter = group.into_iter();
+        let Some(mut merged) = iter.next() else {
             continue;
         };
-        for component in &product.components {
-            ordered_drugs.insert(component.drug);
-            if dispensed_drugs.contains(&component.drug) {
-                continue; // dispenses show what was collected; the order only adds dose
+        for other in iter {
+            merged.days = merged.days.max(other.days);
+            merged.daily_dose = match (merged.daily_dose.mg, other.daily_dose.mg) {
+                (Some(a), Some(b)) => DailyDose {
+                    mg: Some(a + b),
+                    as_needed: merged.daily_dose.as_needed || other.daily_dose.as_needed,
+                    basis: format!(
+                        "{} + {} (same-day fills of two strengths)",
+                        merged.daily_dose.basis, other.daily_dose.basis
+                    ),
+                },
+                _ => DailyDose::unknown(format!(
+                    "same-day fills of two strengths, one dose unknown: {}; {}",
+                    merged.daily_dose.basis, other.daily_dose.basis
+                )),
+            };
+            merged.strength_mg = None;
+            merged.merged.push(other.source);
+            merged.merged.extend(other.merged);
+        }
+        supplies.push(merged);
+    }
+}
+
+/// Per drug, the periods dispenses cover: their supplies joined while the gap is
+/// within the era gap, widened by the gap before the first fill (the order that led
+/// to it) and after the last.
+fn dispensed_spans(supplies: &[Supply], gap_days: u32) -> BTreeMap<DrugRef, Vec<(Date, Date)>> {
+    let gap = i64::from(gap_days);
+    let mut by_drug: BTreeMap<DrugRef, Vec<(Date, Date)>> = BTreeMap::new();
+    let mut ordered: Vec<&Supply> = supplies.iter().collect();
+    ordered.sort_by_key(|s| (s.drug, s.start));
+    for supply in ordered {
+        let spans = by_drug.entry(supply.drug).or_default();
+        let (from, to) = (
+            plus_days(supply.start, -gap),
+            plus_days(supply.last_day(), gap),
+        );
+        match spans.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => spans.push((from, to)),
+        }
+    }
+    by_drug
+}
+
+fn covered(spans: Option<&Vec<(Date, Date)>>, day: Date) -> bool {
+    spans.is_some_and(|spans| spans.iter().any(|(from, to)| *from <= day && day <= *to))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn order_supplies(
+    record: &PatientRecord,
+    orders: &[UsableOrder<'_>],
+    dispensed: &BTreeMap<DrugRef, Vec<(Date, Date)>>,
+    knowledge: &Knowledge,
+    policy: &Policy,
+    as_of: Date,
+    ledger: &mut SupplyLedger,
+) {
+    for (index, usable) in orders.iter().enumerate() {
+        let order = usable.order;
+        let later = orders.get(index + 1..).unwrap_or(&[]);
+        for component in &usable.product.components {
+            if covered(dispensed.get(&component.drug), usable.start) {
+                continue; // the dispenses show what was collected; the order adds dose
             }
-            let Some(days) = order_days_from(order, Some((start, as_of))) else {
+            let Some(days) = order_days_from(order, Some((usable.start, as_of))) else {
                 let why = "supply duration unknown (no expectedSupplyDuration, countable quantity or validity end)";
                 ledger.findings.push(Finding::not_used(&order.source, why));
                 continue;
             };
-            ledger.supplies.push(Supply {
-                drug: component.drug,
-                start,
-                days,
-                daily_dose: daily_dose(&order.dosage, component.strength),
-                origin: SupplyOrigin::Order,
-                source: order.source.clone(),
-                extended_release: product.extended_release,
+            if days > policy.max_order_days {
+                ledger.findings.push(Finding::new(
+                    super::finding::codes::IMPLAUSIBLE_VALUE,
+                    super::finding::Severity::Warning,
+                    format!(
+                        "{}: not used, implausible value (estimated supply {days} days, above {})",
+                        order.source, policy.max_order_days
+                    ),
+                    vec![order.source.clone()],
+                ));
+                continue;
+            }
+            // The order's estimate ends where its validity ends, where a later order
+            // of the same drug takes over, and, once the order has ended, where another
+            // antidepressant was ordered in its place.
+            let mut last = last_of_span(usable.start, days);
+            if let Some(end) = order.validity_end.filter(|e| *e >= usable.start) {
+                last = last.min(end);
+            }
+            let ended = ORDER_ENDED.contains(&order.status.as_str());
+            let replaced_by = later.iter().find(|next| {
+                next.start > usable.start
+                    && (next.names(component.drug)
+                        || (ended
+                            && component.drug.kind == DrugKind::Antidepressant
+                            && next.is_antidepressant()))
             });
+            if let Some(next) = replaced_by {
+                last = last.min(plus_days(next.start, -1));
+            }
+            let days = u32::try_from((last - usable.start).whole_days() + 1).unwrap_or(0);
+            if days == 0 {
+                continue;
+            }
+            let steps = schedule(&order.dosage, component.strength, Some(usable.start));
+            let indication = indication_of(&order.reasons, record, knowledge);
+            for piece in pieces(&steps, usable.start, usable.start, days) {
+                ledger.supplies.push(Supply {
+                    drug: component.drug,
+                    start: piece.start,
+                    days: piece.days,
+                    daily_dose: piece.dose,
+                    origin: SupplyOrigin::Order,
+                    source: order.source.clone(),
+                    merged: Vec::new(),
+                    extended_release: usable.product.extended_release,
+                    strength_mg: strength_mg(component.strength),
+                    indication: indication.clone(),
+                });
+            }
         }
     }
+}
 
+fn statement_supplies(
+    record: &PatientRecord,
+    knowledge: &Knowledge,
+    as_of: Date,
+    ledger: &mut SupplyLedger,
+) {
     for statement in &record.statements {
-        let Some(product) = recognise(
-            &statement.source,
-            &statement.medication,
-            knowledge,
-            &mut ledger,
-        ) else {
+        let Some(product) = recognise(&statement.source, &statement.medication, knowledge, ledger)
+        else {
             continue;
         };
         if statement.status == "not-taken" {
+            let Some(from) = statement.start.or(statement.end) else {
+                ledger.findings.push(Finding::not_used(
+                    &statement.source,
+                    "not-taken statement without an effective date",
+                ));
+                continue;
+            };
+            let to = statement.end.unwrap_or(from).max(from);
             for component in &product.components {
-                ledger
-                    .not_taken
-                    .push((component.drug, statement.source.clone()));
+                ledger.not_taken.push(NotTaken {
+                    drug: component.drug,
+                    from,
+                    to,
+                    source: statement.source.clone(),
+                });
             }
             continue;
         }
@@ -209,8 +486,8 @@ pub fn collect_supplies(
             continue;
         };
         let end = match (statement.end, statement.status.as_str()) {
-            (Some(end), _) => end,
-            (None, "active") => as_of,
+            (Some(end), _) => end.max(start),
+            (None, "active") => as_of.max(start),
             _ => {
                 ledger.findings.push(Finding::not_used(
                     &statement.source,
@@ -219,27 +496,31 @@ pub fn collect_supplies(
                 continue;
             }
         };
+        let indication = indication_of(&statement.reasons, record, knowledge);
         for component in &product.components {
-            if dispensed_drugs.contains(&component.drug) || ordered_drugs.contains(&component.drug)
-            {
+            // Statements fill in only where neither dispenses nor orders say anything.
+            let overlaps = ledger
+                .supplies
+                .iter()
+                .any(|s| s.drug == component.drug && s.start <= end && start <= s.last_day());
+            if overlaps {
                 continue;
             }
-            let days = ((end - start).whole_days() + 1).max(1) as u32;
+            let days = u32::try_from((end - start).whole_days() + 1).unwrap_or(u32::MAX);
             ledger.supplies.push(Supply {
                 drug: component.drug,
                 start,
                 days,
-                daily_dose: daily_dose(&statement.dosage, component.strength),
+                daily_dose: super::dose::daily_dose(&statement.dosage, component.strength),
                 origin: SupplyOrigin::Statement,
                 source: statement.source.clone(),
+                merged: Vec::new(),
                 extended_release: product.extended_release,
+                strength_mg: strength_mg(component.strength),
+                indication: indication.clone(),
             });
         }
     }
-    ledger
-        .supplies
-        .sort_by(|a, b| (a.drug, a.start, &a.source).cmp(&(b.drug, b.start, &b.source)));
-    ledger
 }
 
 fn recognise(
@@ -251,45 +532,27 @@ fn recognise(
     match identify(product, knowledge) {
         ProductIdentity::Known(product) => Some(product),
         ProductIdentity::NotInCatalogue { label } => {
-            ledger.ignored.push(IgnoredMedication {
-                source: source.clone(),
-                medication: label,
-            });
+            if !ledger.ignored.iter().any(|i| &i.source == source) {
+                ledger.ignored.push(IgnoredMedication {
+                    source: source.clone(),
+                    medication: label,
+                });
+            }
             None
         }
         ProductIdentity::Unidentifiable { reason } => {
-            ledger
+            if !ledger
                 .findings
-                .push(Finding::unidentified_medication(source, reason));
+                .iter()
+                .any(|f| f.evidence.first() == Some(source))
+            {
+                ledger
+                    .findings
+                    .push(Finding::unidentified_medication(source, reason));
+            }
             None
         }
     }
-}
-
-/// A dispense's own dosage, else its authorising order's, else the latest order for
-/// the same drug written on or before the dispense.
-fn dispense_dosage<'a>(
-    dispense: &'a MedicationDispensed,
-    orders: &'a [MedicationOrder],
-    drug: DrugRef,
-    knowledge: &Knowledge,
-) -> &'a [DosageInstruction] {
-    if !dispense.dosage.is_empty() {
-        return &dispense.dosage;
-    }
-    if let Some(order) = orders
-        .iter()
-        .find(|o| dispense.authorizing.contains(&o.source) && !o.dosage.is_empty())
-    {
-        return &order.dosage;
-    }
-    orders
-        .iter()
-        .filter(|o| !o.dosage.is_empty() && o.authored_on.is_some() && o.authored_on <= dispense.handed_over)
-        .filter(|o| matches!(identify(&o.medication, knowledge), ProductIdentity::Known(p) if p.components.iter().any(|c| c.drug == drug)))
-        .max_by_key(|o| o.authored_on)
-        .map(|o| o.dosage.as_slice())
-        .unwrap_or(&[])
 }
 
 /// With no usable dosage: tablets dispensed x strength / days supply.
@@ -299,14 +562,8 @@ fn dose_from_quantity(
     days: f64,
 ) -> Option<DailyDose> {
     let quantity = dispense.quantity.as_ref()?;
-    let Strength {
-        value: per_unit,
-        unit: StrengthUnit::Mg,
-    } = strength?
-    else {
-        return None;
-    };
-    if classify(&quantity.unit) != UnitKind::Count {
+    let per_unit = strength_mg(strength)?;
+    if classify(&quantity.unit) != UnitKind::Count || days <= 0.0 {
         return None;
     }
     let mg = quantity.value * per_unit / days;
@@ -348,5 +605,5 @@ pub(crate) fn order_days_from(
         }
         _ => return None,
     };
-    (days >= 1.0).then(|| days.round() as u32)
+    (days.is_finite() && days >= 1.0).then(|| days.round().min(f64::from(u32::MAX)) as u32)
 }

@@ -8,14 +8,16 @@ use fhir_sdk::r4b::resources::{
     MedicationStatementMedication, Observation, ObservationEffective, ObservationValue, Procedure,
     ProcedurePerformed, Resource,
 };
-use fhir_sdk::r4b::types::{CodeableConcept, Dosage, Duration, Period, Quantity, Reference};
+use fhir_sdk::r4b::types::{
+    CodeableConcept, Dosage, Duration, Period, Quantity, Reference, TimingRepeatBounds,
+};
 use fhir_sdk::{Date as FhirDate, DateTime};
 use time::{Date, Month};
 
 use crate::clinical::record::{
     Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, MedicationDispensed,
     MedicationOrder, MedicationProduct, MedicationUse, ObservationFact, ObservedValue,
-    ProcedureFact, ProductIngredient, SourceRef,
+    ProcedureFact, ProductIngredient, SourceRef, REASON_REFERENCE,
 };
 
 /// Resolves references to Medication resources outside the referring resource
@@ -182,7 +184,34 @@ pub fn dosage_of(dosage: &Dosage) -> DosageInstruction {
                 .find_map(|c| c.display.clone().or(c.code.clone()))
                 .or(r.text.clone())
         }),
+        bounds_days: match repeat.and_then(|r| r.bounds.as_ref()) {
+            Some(TimingRepeatBounds::Duration(d)) => days_of(duration_amount(d)),
+            _ => None,
+        },
+        bounds_start: match repeat.and_then(|r| r.bounds.as_ref()) {
+            Some(TimingRepeatBounds::Period(p)) => period_bounds(p).0,
+            _ => None,
+        },
+        bounds_end: match repeat.and_then(|r| r.bounds.as_ref()) {
+            Some(TimingRepeatBounds::Period(p)) => period_bounds(p).1,
+            _ => None,
+        },
     }
+}
+
+/// reasonCode codes, plus a reasonReference's target kept as a code-less reference
+/// (`system` "reference"), resolved against the record's Conditions by the engine.
+fn reasons_of<'a>(
+    codes: impl Iterator<Item = &'a CodeableConcept>,
+    references: impl Iterator<Item = &'a Reference>,
+) -> Vec<Code> {
+    let mut reasons: Vec<Code> = codes.flat_map(codes_of).collect();
+    reasons.extend(references.filter_map(reference_of).map(|target| Code {
+        system: REASON_REFERENCE.to_string(),
+        code: target,
+        display: None,
+    }));
+    reasons
 }
 
 /// A Medication resource as a product (code, form, ingredient strengths).
@@ -312,6 +341,10 @@ pub fn order_of(
         quantity: dispense
             .and_then(|d| d.quantity.as_ref())
             .and_then(amount_of),
+        reasons: reasons_of(
+            request.reason_code.iter().flatten(),
+            request.reason_reference.iter().flatten(),
+        ),
     }
 }
 
@@ -371,6 +404,10 @@ pub fn statement_of(
         end,
         medication: product_of(choice, &statement.contained, lookup),
         dosage: statement.dosage.iter().flatten().map(dosage_of).collect(),
+        reasons: reasons_of(
+            statement.reason_code.iter().flatten(),
+            statement.reason_reference.iter().flatten(),
+        ),
     }
 }
 

@@ -184,6 +184,7 @@ fn status_coding(status: TrdStatus) -> Value {
         TrdStatus::NotTreated => "Not treated",
         TrdStatus::InadequatelyTreated => "Inadequately treated",
         TrdStatus::InsufficientData => "Insufficient data",
+        TrdStatus::NoDepressionEvidence => "No depression evidence",
     };
     json!({ "system": STATUS_SYSTEM, "code": status.code(), "display": display })
 }

@@ -22,8 +22,14 @@ pub struct Antidepressant {
     pub usual_range_mg: [f64; 2],
     /// When set, only products for this route count (selegiline: transdermal).
     pub route: Option<String>,
-    /// Below this daily dose the drug is used as a hypnotic (trazodone).
-    pub hypnotic_below_mg: Option<f64>,
+    /// Below this daily dose the drug is used for something else (trazodone as a
+    /// hypnotic): such use is listed as "not an antidepressant trial", not judged.
+    pub not_antidepressant_below_mg: Option<f64>,
+    /// At or below this daily dose, with a pain, migraine or sleep condition recorded,
+    /// the drug is not antidepressant treatment (low-dose tricyclics).
+    pub low_dose_with_indication_max_mg: Option<f64>,
+    /// What the low-dose use is, in words ("hypnotic").
+    pub low_dose_use: Option<String>,
     pub note: Option<String>,
     pub sources: BTreeMap<String, String>,
 }
@@ -34,8 +40,9 @@ pub struct AugmentationAgent {
     pub ingredient: String,
     pub kind: String,
     pub rxnorm: String,
-    /// ATRQ variant: from this daily dose the agent counts as a trial of its own.
-    pub counts_as_trial_from_mg: Option<f64>,
+    /// The agent counts as augmentation only from this daily dose (quetiapine 150 mg):
+    /// below it, it is listed as not augmentation.
+    pub augmenting_from_mg: f64,
     pub note: Option<String>,
     pub sources: BTreeMap<String, String>,
 }
@@ -103,6 +110,26 @@ impl DrugCatalogue {
                     format!("{entry}: min_daily_mg must be > 0"),
                 ));
             }
+            let low_dose_keys = [
+                (
+                    "not_antidepressant_below_mg",
+                    drug.not_antidepressant_below_mg,
+                ),
+                (
+                    "low_dose_with_indication_max_mg",
+                    drug.low_dose_with_indication_max_mg,
+                ),
+            ];
+            for (key, value) in low_dose_keys {
+                let Some(value) = value else { continue };
+                check_citations(file, &entry, &drug.sources, &[key], &self.sources)?;
+                if !is_positive(value) || drug.low_dose_use.is_none() {
+                    return Err(KnowledgeError::invalid(
+                        file,
+                        format!("{entry}: {key} must be > 0 and come with low_dose_use"),
+                    ));
+                }
+            }
             let [low, high] = drug.usual_range_mg;
             if !(low > 0.0 && low <= high) {
                 return Err(KnowledgeError::invalid(
@@ -119,7 +146,19 @@ impl DrugCatalogue {
         }
         for (index, agent) in self.augmentation_agents.iter().enumerate() {
             let entry = format!("augmentation_agent `{}`", agent.ingredient);
-            check_citations(file, &entry, &agent.sources, &["rxnorm"], &self.sources)?;
+            check_citations(
+                file,
+                &entry,
+                &agent.sources,
+                &["rxnorm", "augmenting_from_mg"],
+                &self.sources,
+            )?;
+            if !is_positive(agent.augmenting_from_mg) {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: augmenting_from_mg must be > 0"),
+                ));
+            }
             let kind = DrugKind::Augmentation;
             entries.push((
                 DrugRef { kind, index },
