@@ -185,9 +185,8 @@ fn one_instruction(
         UnitKind::Mass { .. } => format!("{} mg", fmt(per_administration_mg)),
         UnitKind::Volume { .. } => format!("{} mL = {} mg", fmt(value), fmt(per_administration_mg)),
         _ => format!(
-            "{} {} x {} mg",
-            fmt(value),
-            unit_label(unit),
+            "{} x {} mg",
+            count_label(value, unit),
             fmt(per_administration_mg / value)
         ),
     };
@@ -226,6 +225,20 @@ fn administrations_per_day(dosage: &DosageInstruction) -> Result<(f64, String), 
             .ok_or_else(|| format!("timing code '{code}' is not known"));
     }
     Err("no frequency: the dosage has no timing".into())
+}
+
+/// "2 {tbl}", "1 unit (no unit given, read as a count)", "1 unit ('1', read as a count)".
+fn count_label(value: f64, unit: &str) -> String {
+    let units = if (value - 1.0).abs() < 1e-9 {
+        "unit"
+    } else {
+        "units"
+    };
+    match unit.trim() {
+        "" => format!("{} {units} (no unit given, read as a count)", fmt(value)),
+        "1" => format!("{} {units} (unit '1', read as a count)", fmt(value)),
+        other => format!("{} {other}", fmt(value)),
+    }
 }
 
 fn unit_label(unit: &str) -> &str {
@@ -334,6 +347,27 @@ mod tests {
             "{}",
             unknown.basis
         );
+    }
+
+    #[test]
+    fn a_unitless_dose_is_a_count_and_says_so() {
+        let strength = Some(Strength {
+            value: 100.0,
+            unit: StrengthUnit::Mg,
+        });
+        let dose = daily_dose(&[daily(1.0, "", 1, 1.0, "d")], strength);
+        assert_eq!(dose.mg, Some(100.0));
+        assert_eq!(
+            dose.basis,
+            "1 unit (no unit given, read as a count) x 100 mg x 1 per 1 d"
+        );
+        let one = daily_dose(&[daily(2.0, "1", 1, 1.0, "d")], strength);
+        assert_eq!(one.mg, Some(200.0));
+        assert!(one
+            .basis
+            .starts_with("2 units (unit '1', read as a count) x 100 mg"));
+        let tablets = daily_dose(&[daily(1.0, "{tbl}", 1, 1.0, "d")], strength);
+        assert_eq!(tablets.basis, "1 {tbl} x 100 mg x 1 per 1 d");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub mod codes {
     pub const NON_ADHERENCE: &str = "non-adherence";
     pub const MOOD_STABILISER: &str = "possible-bipolar";
     pub const LAB_UNIT_NOT_COMPARABLE: &str = "lab-unit-not-comparable";
+    /// A medication's strength was read from its display text (code not in the map).
+    pub const STRENGTH_FROM_DISPLAY: &str = "strength-from-display";
+    /// A daily dose far above the drug's labelled maximum: not used as a dose.
+    pub const DOSE_IMPLAUSIBLE: &str = "dose-implausible";
 
     /// Every code above, for the CodeSystem consistency test.
     pub const ALL: &[&str] = &[
@@ -39,6 +43,8 @@ pub mod codes {
         NON_ADHERENCE,
         MOOD_STABILISER,
         LAB_UNIT_NOT_COMPARABLE,
+        STRENGTH_FROM_DISPLAY,
+        DOSE_IMPLAUSIBLE,
     ];
 }
 
@@ -93,6 +99,8 @@ impl Finding {
             codes::RESOURCE_UNREADABLE,
             codes::MEDICATION_UNIDENTIFIED,
             codes::LAB_UNIT_NOT_COMPARABLE,
+            codes::STRENGTH_FROM_DISPLAY,
+            codes::DOSE_IMPLAUSIBLE,
         ]
         .contains(&self.code.as_str())
     }

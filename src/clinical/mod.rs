@@ -11,6 +11,7 @@ pub mod amm;
 pub mod assessment;
 pub mod conditions;
 pub mod dose;
+pub mod dose_review;
 pub mod episode;
 pub mod era;
 pub mod finding;
@@ -67,6 +68,11 @@ pub fn assess_with(
     let mut ledger = supply::collect_supplies(record, knowledge, as_of);
     ledger.supplies.retain(|s| s.start <= as_of);
     findings.append(&mut ledger.findings);
+    findings.extend(dose_review::display_strengths(record, knowledge));
+    findings.extend(dose_review::implausible_doses(
+        &mut ledger.supplies,
+        knowledge,
+    ));
 
     let eras = era::build_eras(&ledger.supplies, policy.era_gap_days);
     let trials = trial::build_trials(eras, &ledger.supplies, knowledge, policy, as_of);

@@ -36,6 +36,9 @@ pub struct AugmentationAgent {
     pub rxnorm: String,
     /// ATRQ variant: from this daily dose the agent counts as a trial of its own.
     pub counts_as_trial_from_mg: Option<f64>,
+    /// Labelled maximum daily dose (highest across indications): the ceiling of the
+    /// dose plausibility check.
+    pub max_daily_mg: Option<f64>,
     pub note: Option<String>,
     pub sources: BTreeMap<String, String>,
 }
@@ -53,10 +56,21 @@ pub struct DrugRef {
     pub index: usize,
 }
 
+/// A daily dose above `max_factor` x the drug's labelled maximum is taken as a data
+/// error (a count or unit misread), not a dose.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DosePlausibility {
+    pub max_factor: f64,
+    pub sources: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogueFile {
     sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    dose_plausibility: Option<DosePlausibility>,
     antidepressant: Vec<Antidepressant>,
     #[serde(default)]
     augmentation_agent: Vec<AugmentationAgent>,
@@ -65,6 +79,7 @@ struct CatalogueFile {
 #[derive(Debug)]
 pub struct DrugCatalogue {
     pub sources: BTreeMap<String, Source>,
+    pub dose_plausibility: Option<DosePlausibility>,
     pub antidepressants: Vec<Antidepressant>,
     pub augmentation_agents: Vec<AugmentationAgent>,
     by_name: HashMap<String, DrugRef>,
@@ -77,6 +92,7 @@ impl DrugCatalogue {
             toml::from_str(text).map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
         let mut catalogue = Self {
             sources: parsed.sources,
+            dose_plausibility: parsed.dose_plausibility,
             antidepressants: parsed.antidepressant,
             augmentation_agents: parsed.augmentation_agent,
             by_name: HashMap::new(),
@@ -87,6 +103,22 @@ impl DrugCatalogue {
     }
 
     fn validate_and_index(&mut self, file: &str) -> Result<(), KnowledgeError> {
+        if let Some(plausibility) = &self.dose_plausibility {
+            let entry = "dose_plausibility";
+            check_citations(
+                file,
+                entry,
+                &plausibility.sources,
+                &["max_factor"],
+                &self.sources,
+            )?;
+            if !(plausibility.max_factor.is_finite() && plausibility.max_factor >= 1.0) {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: max_factor must be a number >= 1"),
+                ));
+            }
+        }
         let mut entries: Vec<(DrugRef, String, String)> = Vec::new();
         for (index, drug) in self.antidepressants.iter().enumerate() {
             let entry = format!("antidepressant `{}`", drug.ingredient);
@@ -119,7 +151,17 @@ impl DrugCatalogue {
         }
         for (index, agent) in self.augmentation_agents.iter().enumerate() {
             let entry = format!("augmentation_agent `{}`", agent.ingredient);
-            check_citations(file, &entry, &agent.sources, &["rxnorm"], &self.sources)?;
+            let mut required = vec!["rxnorm"];
+            if let Some(max) = agent.max_daily_mg {
+                required.push("max_daily_mg");
+                if !is_positive(max) {
+                    return Err(KnowledgeError::invalid(
+                        file,
+                        format!("{entry}: max_daily_mg must be > 0"),
+                    ));
+                }
+            }
+            check_citations(file, &entry, &agent.sources, &required, &self.sources)?;
             let kind = DrugKind::Augmentation;
             entries.push((
                 DrugRef { kind, index },
@@ -177,6 +219,21 @@ impl DrugCatalogue {
         match drug.kind {
             DrugKind::Antidepressant => self.antidepressants.get(drug.index),
             DrugKind::Augmentation => None,
+        }
+    }
+
+    /// The labelled maximum daily dose: an antidepressant's usual range high, an
+    /// augmentation agent's `max_daily_mg`.
+    pub fn max_daily_mg(&self, drug: DrugRef) -> Option<f64> {
+        match drug.kind {
+            DrugKind::Antidepressant => self
+                .antidepressants
+                .get(drug.index)
+                .map(|a| a.usual_range_mg[1]),
+            DrugKind::Augmentation => self
+                .augmentation_agents
+                .get(drug.index)
+                .and_then(|a| a.max_daily_mg),
         }
     }
 

@@ -14,7 +14,9 @@ mod value_sets;
 
 use std::path::Path;
 
-pub use catalogue::{Antidepressant, AugmentationAgent, DrugCatalogue, DrugKind, DrugRef};
+pub use catalogue::{
+    Antidepressant, AugmentationAgent, DosePlausibility, DrugCatalogue, DrugKind, DrugRef,
+};
 pub use checklist::{Checklist, DiagnosisCheck, LabCheck, ScoreCheck, WorkUp};
 pub use clinical_drugs::{
     ClinicalDrug, ClinicalDrugMap, DrugComponent, RxnormTermType, Strength, StrengthUnit,
