@@ -9,6 +9,7 @@
 pub mod adequacy;
 pub mod amm;
 pub mod assessment;
+pub mod cmd;
 pub mod conditions;
 pub mod dose;
 pub mod dose_review;
@@ -155,7 +156,7 @@ pub fn assess_with(
         .collect();
 
     let year = options.measurement_year.unwrap_or(as_of.year());
-    let amm = amm::evaluate(record, &ledger.supplies, knowledge, year);
+    let amm = amm::evaluate(record, knowledge, year, as_of);
 
     let mut assessment = Assessment {
         patient: record.patient.clone(),
