@@ -9,7 +9,10 @@
 //! is in [a, b] when a <= day <= b. Where the CQL would raise a run-time error
 //! (`singleton from` over two dosage instructions, `ToDaily`'s `Message` on an unknown
 //! unit, an interval whose end precedes its start) the period here is `None`: the
-//! resource neither excludes nor counts, as if the engine had skipped it.
+//! resource neither excludes nor counts, as if the engine had skipped it. The `let`
+//! clauses are taken lazily: the dosage is only read when the supply must come from
+//! quantity / dose (an engine that evaluates every `let` eagerly would fail on two
+//! dosage instructions even when daysSupply is given).
 
 use time::{Date, Duration};
 
