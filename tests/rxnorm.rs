@@ -7,10 +7,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use time::macros::date;
+use trd_sentinel::clinical::dose::daily_dose;
 use trd_sentinel::clinical::finding::codes;
-use trd_sentinel::clinical::knowledge::DrugKind;
+use trd_sentinel::clinical::knowledge::{DrugKind, Strength, StrengthUnit};
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::product::{identify, ProductIdentity};
+use trd_sentinel::clinical::record::{Amount, DosageInstruction, DoseQuantity};
 use trd_sentinel::clinical::supply::{collect_supplies, SupplyOrigin};
 use trd_sentinel::clinical::{assess, Assessment, Knowledge, PatientRecord};
 use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
@@ -220,4 +222,41 @@ fn an_implausible_count_is_a_finding_not_a_dose() {
         .findings
         .iter()
         .any(|f| f.code == codes::DOSE_IMPLAUSIBLE));
+}
+
+#[test]
+fn count_units_and_their_basis_text() {
+    let strength = Some(Strength {
+        value: 100.0,
+        unit: StrengthUnit::Mg,
+    });
+    let once_daily = |value: f64, unit: &str| {
+        [DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(Amount {
+                value,
+                unit: unit.into(),
+            })),
+            frequency: Some(1),
+            period: Some(1.0),
+            period_unit: Some("d".into()),
+            ..Default::default()
+        }]
+    };
+    let none = daily_dose(&once_daily(1.0, ""), strength);
+    assert_eq!(none.mg, Some(100.0));
+    assert_eq!(
+        none.basis,
+        "1 unit (no unit given, read as a count) x 100 mg x 1 per 1 d"
+    );
+    let one = daily_dose(&once_daily(2.0, "1"), strength);
+    assert_eq!(one.mg, Some(200.0));
+    assert_eq!(
+        one.basis,
+        "2 units (unit '1', read as a count) x 100 mg x 1 per 1 d"
+    );
+    for unit in ["{tbl}", "TAB", "tablet"] {
+        let dose = daily_dose(&once_daily(1.0, unit), strength);
+        assert_eq!(dose.mg, Some(100.0), "{unit}");
+        assert_eq!(dose.basis, format!("1 {unit} x 100 mg x 1 per 1 d"));
+    }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::knowledge::{Strength, StrengthUnit};
 use super::record::{DosageInstruction, DoseQuantity};
-use super::units::{classify, is_positive, period_unit_days, UnitKind};
+use super::units::{classify, count_label, is_positive, period_unit_days, unit_label, UnitKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DailyDose {
@@ -227,28 +227,6 @@ fn administrations_per_day(dosage: &DosageInstruction) -> Result<(f64, String), 
     Err("no frequency: the dosage has no timing".into())
 }
 
-/// "2 {tbl}", "1 unit (no unit given, read as a count)", "1 unit ('1', read as a count)".
-fn count_label(value: f64, unit: &str) -> String {
-    let units = if (value - 1.0).abs() < 1e-9 {
-        "unit"
-    } else {
-        "units"
-    };
-    match unit.trim() {
-        "" => format!("{} {units} (no unit given, read as a count)", fmt(value)),
-        "1" => format!("{} {units} (unit '1', read as a count)", fmt(value)),
-        other => format!("{} {other}", fmt(value)),
-    }
-}
-
-fn unit_label(unit: &str) -> &str {
-    if unit.is_empty() {
-        "unit"
-    } else {
-        unit
-    }
-}
-
 /// Numbers in explanations: integers without ".0", others with up to 2 decimals.
 pub fn fmt(value: f64) -> String {
     if (value - value.round()).abs() < 1e-9 {
@@ -347,27 +325,6 @@ mod tests {
             "{}",
             unknown.basis
         );
-    }
-
-    #[test]
-    fn a_unitless_dose_is_a_count_and_says_so() {
-        let strength = Some(Strength {
-            value: 100.0,
-            unit: StrengthUnit::Mg,
-        });
-        let dose = daily_dose(&[daily(1.0, "", 1, 1.0, "d")], strength);
-        assert_eq!(dose.mg, Some(100.0));
-        assert_eq!(
-            dose.basis,
-            "1 unit (no unit given, read as a count) x 100 mg x 1 per 1 d"
-        );
-        let one = daily_dose(&[daily(2.0, "1", 1, 1.0, "d")], strength);
-        assert_eq!(one.mg, Some(200.0));
-        assert!(one
-            .basis
-            .starts_with("2 units (unit '1', read as a count) x 100 mg"));
-        let tablets = daily_dose(&[daily(1.0, "{tbl}", 1, 1.0, "d")], strength);
-        assert_eq!(tablets.basis, "1 {tbl} x 100 mg x 1 per 1 d");
     }
 
     #[test]
