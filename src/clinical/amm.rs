@@ -1,20 +1,46 @@
-//! HEDIS Antidepressant Medication Management (CMS128FHIR), computed as the public
-//! measure logic does:
-//! - intake period: 1 May of the prior year to 30 April of the measurement year;
-//! - IPSD: earliest antidepressant dispense (whenHandedOver) in the intake period;
-//! - negative medication history: an active antidepressant order (intent order) whose
-//!   CMD request period overlaps [IPSD - 105 d, IPSD - 1 d] excludes the patient;
-//! - acute / continuation: dispense periods [start, start + days - 1] of all
-//!   antidepressants, collapsed (overlaps counted once, as CMS128 does) and clipped
-//!   to [IPSD, IPSD + 114] / [IPSD, IPSD + 231]; met at >= 84 / >= 180 days.
+//! HEDIS Antidepressant Medication Management as the CQL of CMS128FHIR computes it:
+//! library `CMS128FHIRAntidepressantMedManagement` version '0.3.000'
+//! (cqframework/ecqm-content-qicore-2025; the same logic as
+//! `AntidepressantMedicationManagementFHIR` '0.1.001'), with `Status` '2.0.000',
+//! `CQMCommon` and `CumulativeMedicationDuration` (see [`super::cmd`]).
+//!
+//! - "Intake Period": `Interval["May 1 of the Year Prior to the Measurement Period",
+//!   "April 30 of the Measurement Period"]`, compared `in day of`.
+//! - "IPSD": the earliest `date from start of medicationDispensePeriod()` in the intake
+//!   period, over `[MedicationDispense: "Antidepressant Medication"]` that are
+//!   `isMedicationDispensed()` (status completed, in-progress, on-hold).
+//! - "Denominator Exclusions" (negative medication history): a `[MedicationRequest:
+//!   "Antidepressant Medication"]` that `isMedicationActive()` (status active and
+//!   intent order) whose `ToDateInterval(medicationRequestPeriod())` `overlaps
+//!   Interval["IPSD" - 105 days, "IPSD")`: half-open, so [IPSD - 105, IPSD - 1].
+//! - "Cumulative Medication Duration Greater Than or Equal to 84 Days": the
+//!   `cumulativeDuration()` of every dispensed period `intersect Interval["IPSD",
+//!   "IPSD" + 114 days]` (closed: 115 days) is >= 84; the 180-day numerator likewise
+//!   over `Interval["IPSD", "IPSD" + 231 days]`. Overlapping dispenses are collapsed
+//!   (each day once), not rolled forward.
+//!
+//! "Antidepressant Medication" is the VSAC value set
+//! 2.16.840.1.113883.3.464.1003.196.12.1213 (`vsac/ValueSet-AntidepressantMedication.json`):
+//! a medication counts when one of its codes is in it, as the CQL retrieve does.
+//! Not evaluated here (the record has no birth date or encounters to test them):
+//! the initial population's age >= 18 at the IPSD, its major-depression diagnosis and
+//! visits, and the hospice exclusion. Facts dated after the as-of date are not used.
 
 use serde::Serialize;
 use time::{Date, Duration, Month};
 
-use super::knowledge::{DrugKind, Knowledge};
-use super::product::{identify, ProductIdentity};
-use super::record::PatientRecord;
-use super::supply::{order_days_from, Supply, SupplyOrigin};
+use super::cmd::{
+    cumulative_duration, medication_dispense_period, medication_request_period, DateInterval,
+};
+use super::knowledge::Knowledge;
+use super::record::{MedicationProduct, PatientRecord};
+
+/// VSAC "Antidepressant Medication", the value set CMS128FHIR retrieves with.
+pub const ANTIDEPRESSANT_MEDICATION: &str =
+    "http://cts.nlm.nih.gov/fhir/ValueSet/2.16.840.1.113883.3.464.1003.196.12.1213";
+
+/// Status `isMedicationDispensed()`.
+const DISPENSED: &[&str] = &["completed", "in-progress", "on-hold"];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AmmResult {
@@ -34,53 +60,65 @@ pub const CONTINUATION_WINDOW_DAYS: i64 = 231;
 pub const CONTINUATION_REQUIRED_DAYS: i64 = 180;
 pub const NEGATIVE_HISTORY_DAYS: i64 = 105;
 
+fn in_value_set(product: &MedicationProduct, knowledge: &Knowledge) -> bool {
+    product.codes.iter().any(|c| {
+        knowledge
+            .value_sets
+            .contains(ANTIDEPRESSANT_MEDICATION, &c.system, &c.code)
+    })
+}
+
 /// None when the patient has no antidepressant dispense in the intake period.
 pub fn evaluate(
     record: &PatientRecord,
-    supplies: &[Supply],
     knowledge: &Knowledge,
     year: i32,
+    as_of: Date,
 ) -> Option<AmmResult> {
-    let intake_start = Date::from_calendar_date(year - 1, Month::May, 1).ok()?;
-    let intake_end = Date::from_calendar_date(year, Month::April, 30).ok()?;
-    let mut periods: Vec<(Date, Date)> = supplies
+    let intake = DateInterval::closed(
+        Date::from_calendar_date(year.checked_sub(1)?, Month::May, 1).ok()?,
+        Date::from_calendar_date(year, Month::April, 30).ok()?,
+    )?;
+    // ([MedicationDispense: "Antidepressant Medication"]).isMedicationDispensed()
+    // .medicationDispensePeriod(); a null period is dropped (collapse excludes nulls).
+    let dispensed: Vec<DateInterval> = record
+        .dispenses
         .iter()
-        .filter(|s| s.origin == SupplyOrigin::Dispense && s.drug.kind == DrugKind::Antidepressant)
-        .map(|s| (s.start, s.last_day()))
+        .filter(|d| DISPENSED.contains(&d.status.as_str()))
+        .filter(|d| in_value_set(&d.medication, knowledge))
+        .filter_map(medication_dispense_period)
+        .filter(|p| p.start <= as_of)
         .collect();
-    periods.sort();
-    periods.dedup();
-    let ipsd = periods
+    // "IPSD": First(... where start in day of "Intake Period" sort by date).
+    let ipsd = dispensed
         .iter()
-        .map(|p| p.0)
-        .find(|d| *d >= intake_start && *d <= intake_end)?;
+        .map(|p| p.start)
+        .filter(|start| intake.contains(*start))
+        .min()?;
 
-    let history = (
-        ipsd - Duration::days(NEGATIVE_HISTORY_DAYS),
-        ipsd - Duration::days(1),
-    );
-    let prior_use_excluded = record.orders.iter().any(|order| {
-        if order.status != "active" || order.intent != "order" {
-            return false;
-        }
-        let is_antidepressant = matches!(identify(&order.medication, knowledge),
-            ProductIdentity::Known(p) if p.components.iter().any(|c| c.drug.kind == DrugKind::Antidepressant));
-        let Some(start) = order.authored_on.or(order.validity_start) else { return false };
-        let Some(days) = order_days_from(order, None) else { return false };
-        let end = start + Duration::days(i64::from(days) - 1);
-        is_antidepressant && start <= history.1 && end >= history.0
-    });
+    // Interval["IPSD" - 105 days, "IPSD")
+    let history = DateInterval::closed_open(
+        ipsd.checked_sub(Duration::days(NEGATIVE_HISTORY_DAYS))?,
+        ipsd,
+    )?;
+    let prior_use_excluded = record
+        .orders
+        .iter()
+        .filter(|o| o.status == "active" && o.intent == "order")
+        .filter(|o| in_value_set(&o.medication, knowledge))
+        .filter_map(medication_request_period)
+        .any(|period| period.start <= as_of && period.overlaps(&history));
 
-    let collapsed = collapse(&periods);
-    let covered = |window_days: i64| -> i64 {
-        let (from, to) = (ipsd, ipsd + Duration::days(window_days));
-        collapsed
+    let covered = |window_days: i64| -> Option<i64> {
+        let window = DateInterval::closed(ipsd, ipsd.checked_add(Duration::days(window_days))?)?;
+        let clipped: Vec<DateInterval> = dispensed
             .iter()
-            .map(|(a, b)| ((*b.min(&to) - *a.max(&from)).whole_days() + 1).max(0))
-            .sum()
+            .filter_map(|p| p.intersect(&window))
+            .collect();
+        Some(cumulative_duration(&clipped))
     };
-    let acute = covered(ACUTE_WINDOW_DAYS);
-    let continuation = covered(CONTINUATION_WINDOW_DAYS);
+    let acute = covered(ACUTE_WINDOW_DAYS)?;
+    let continuation = covered(CONTINUATION_WINDOW_DAYS)?;
     Some(AmmResult {
         measurement_period: year,
         ipsd,
@@ -90,16 +128,4 @@ pub fn evaluate(
         continuation_phase_days: continuation,
         continuation_phase_met: continuation >= CONTINUATION_REQUIRED_DAYS,
     })
-}
-
-/// Merges overlapping or adjacent closed intervals (CQL `collapse`).
-fn collapse(sorted: &[(Date, Date)]) -> Vec<(Date, Date)> {
-    let mut out: Vec<(Date, Date)> = Vec::new();
-    for &(start, end) in sorted {
-        match out.last_mut() {
-            Some(last) if start <= last.1 + Duration::days(1) => last.1 = last.1.max(end),
-            _ => out.push((start, end)),
-        }
-    }
-    out
 }

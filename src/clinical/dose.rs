@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::knowledge::{Strength, StrengthUnit};
 use super::record::{DosageInstruction, DoseQuantity};
-use super::units::{classify, is_positive, period_unit_days, UnitKind};
+use super::units::{classify, count_label, is_positive, period_unit_days, unit_label, UnitKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DailyDose {
@@ -185,9 +185,8 @@ fn one_instruction(
         UnitKind::Mass { .. } => format!("{} mg", fmt(per_administration_mg)),
         UnitKind::Volume { .. } => format!("{} mL = {} mg", fmt(value), fmt(per_administration_mg)),
         _ => format!(
-            "{} {} x {} mg",
-            fmt(value),
-            unit_label(unit),
+            "{} x {} mg",
+            count_label(value, unit),
             fmt(per_administration_mg / value)
         ),
     };
@@ -226,14 +225,6 @@ fn administrations_per_day(dosage: &DosageInstruction) -> Result<(f64, String), 
             .ok_or_else(|| format!("timing code '{code}' is not known"));
     }
     Err("no frequency: the dosage has no timing".into())
-}
-
-fn unit_label(unit: &str) -> &str {
-    if unit.is_empty() {
-        "unit"
-    } else {
-        unit
-    }
 }
 
 /// Numbers in explanations: integers without ".0", others with up to 2 decimals.

@@ -33,6 +33,10 @@ pub mod codes {
     pub const IMPLAUSIBLE_VALUE: &str = "implausible-value";
     /// Symptoms returned after response or remission while still on the drug.
     pub const RELAPSE_ON_TREATMENT: &str = "relapse-on-treatment";
+    /// A medication's strength was read from its display text (code not in the map).
+    pub const STRENGTH_FROM_DISPLAY: &str = "strength-from-display";
+    /// A daily dose far above the drug's labelled maximum: not used as a dose.
+    pub const DOSE_IMPLAUSIBLE: &str = "dose-implausible";
 
     /// Every code above, for the CodeSystem consistency test.
     pub const ALL: &[&str] = &[
@@ -46,6 +50,8 @@ pub mod codes {
         LAB_UNIT_NOT_COMPARABLE,
         IMPLAUSIBLE_VALUE,
         RELAPSE_ON_TREATMENT,
+        STRENGTH_FROM_DISPLAY,
+        DOSE_IMPLAUSIBLE,
     ];
 }
 
@@ -101,6 +107,8 @@ impl Finding {
             codes::MEDICATION_UNIDENTIFIED,
             codes::LAB_UNIT_NOT_COMPARABLE,
             codes::IMPLAUSIBLE_VALUE,
+            codes::STRENGTH_FROM_DISPLAY,
+            codes::DOSE_IMPLAUSIBLE,
         ]
         .contains(&self.code.as_str())
     }

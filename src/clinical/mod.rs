@@ -9,9 +9,11 @@
 pub mod adequacy;
 pub mod amm;
 pub mod assessment;
+pub mod cmd;
 pub mod conditions;
 pub mod dates;
 pub mod dose;
+pub mod dose_review;
 pub mod episode;
 pub mod era;
 pub mod finding;
@@ -74,6 +76,11 @@ pub fn assess_with(
     let mut ledger = supply::collect_supplies(record, knowledge, policy, as_of);
     ledger.supplies.retain(|s| s.start <= as_of);
     findings.append(&mut ledger.findings);
+    findings.extend(dose_review::display_strengths(record, knowledge));
+    findings.extend(dose_review::implausible_doses(
+        &mut ledger.supplies,
+        knowledge,
+    ));
 
     let eras = era::build_eras(
         &ledger.supplies,
@@ -192,7 +199,7 @@ pub fn assess_with(
         .collect();
 
     let year = options.measurement_year.unwrap_or(as_of.year());
-    let amm = amm::evaluate(record, &ledger.supplies, knowledge, year);
+    let amm = amm::evaluate(record, knowledge, year, as_of);
 
     let mut assessment = Assessment {
         patient: record.patient.clone(),

@@ -28,6 +28,9 @@ pub struct IdentifiedProduct {
     pub pack: bool,
     /// How it was recognised, for explanations ("RxNorm 312941", "display name").
     pub identified_by: String,
+    /// The strength was read from a display name or text, not from a known code or a
+    /// Medication's ingredient strengths: the label the strength came from.
+    pub strength_from_display: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,9 +71,35 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
             );
         }
         if let Some(drug) = knowledge.drugs.by_rxnorm(&coding.code) {
-            let strength = ingredient_strength(product, knowledge, drug);
-            let components = vec![IdentifiedComponent { drug, strength }];
             let label = format!("RxNorm ingredient {}", coding.code);
+            if let Some(strength) = ingredient_strength(product, knowledge, drug) {
+                let components = vec![IdentifiedComponent {
+                    drug,
+                    strength: Some(strength),
+                }];
+                return finish(
+                    components,
+                    false,
+                    transdermal,
+                    false,
+                    label,
+                    product,
+                    knowledge,
+                );
+            }
+            // An ingredient code with a display such as "sertraline 100 MG": the
+            // strength is read from the display (and said so).
+            if let Some(mut found) = from_labels(product, knowledge, transdermal) {
+                if found.components.iter().any(|c| c.drug == drug) {
+                    found.components.retain(|c| c.drug == drug);
+                    found.identified_by = label;
+                    return ProductIdentity::Known(found);
+                }
+            }
+            let components = vec![IdentifiedComponent {
+                drug,
+                strength: None,
+            }];
             return finish(
                 components,
                 false,
@@ -125,28 +154,15 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
     }
 
     // 3. Display names and text read as RxNorm names, then as bare ingredient names.
+    if let Some(found) = from_labels(product, knowledge, transdermal) {
+        return ProductIdentity::Known(found);
+    }
     let labels = product
         .codes
         .iter()
         .filter_map(|c| c.display.as_deref())
         .chain(product.text.as_deref());
     for label in labels {
-        if let Ok(parsed) = parse_rxnorm_display(label, &knowledge.drugs) {
-            let components = catalogue_components(&parsed.components, parsed.pack);
-            if !components.is_empty() {
-                transdermal |= parsed.is_transdermal();
-                let how = "display name".to_string();
-                return finish(
-                    components,
-                    parsed.extended_release,
-                    transdermal,
-                    parsed.pack,
-                    how,
-                    product,
-                    knowledge,
-                );
-            }
-        }
         if let Some(drug) = name_match(label, knowledge) {
             let components = vec![IdentifiedComponent {
                 drug,
@@ -170,6 +186,44 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
             reason: "no medication code, text or ingredient".into(),
         },
     }
+}
+
+/// The first display or text that reads as an RxNorm name naming a catalogued drug
+/// (SCD, SBD, SCDC "sertraline 100 MG", packs). Strengths read this way are marked.
+fn from_labels(
+    product: &MedicationProduct,
+    knowledge: &Knowledge,
+    transdermal: bool,
+) -> Option<IdentifiedProduct> {
+    let labels = product
+        .codes
+        .iter()
+        .filter_map(|c| c.display.as_deref())
+        .chain(product.text.as_deref());
+    for label in labels {
+        let Ok(parsed) = parse_rxnorm_display(label, &knowledge.drugs) else {
+            continue;
+        };
+        let components = catalogue_components(&parsed.components, parsed.pack);
+        if components.is_empty() {
+            continue;
+        }
+        let with_strength = components.iter().any(|c| c.strength.is_some());
+        let identity = finish(
+            components,
+            parsed.extended_release,
+            transdermal || parsed.is_transdermal(),
+            parsed.pack,
+            "display name".to_string(),
+            product,
+            knowledge,
+        );
+        if let ProductIdentity::Known(mut found) = identity {
+            found.strength_from_display = with_strength.then(|| label.to_string());
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// "system|code (display)" of the first coding, else the text: how an ignored
@@ -242,6 +296,7 @@ fn finish(
         transdermal,
         pack,
         identified_by,
+        strength_from_display: None,
     })
 }
 

@@ -70,14 +70,17 @@ pub struct DosageInstruction {
     pub period_unit: Option<String>,
     /// timing.repeat.when entries (e.g. MORN, HS), counted as daily events.
     pub when_count: usize,
+    /// timing.repeat.timeOfDay entries (CMD counts these when there is no frequency).
+    pub time_of_day_count: usize,
+    /// timing.repeat.boundsDuration in days (titration steps: "2 weeks at 50 mg").
+    pub bounds_days: Option<f64>,
+    /// timing.repeat.boundsPeriod start.
+    pub bounds_start: Option<Date>,
+    /// timing.repeat.boundsPeriod end.
+    pub bounds_end: Option<Date>,
     pub timing_code: Option<String>,
     pub as_needed: bool,
     pub route: Option<String>,
-    /// timing.repeat.boundsDuration in days: how long this step lasts (titrations).
-    pub bounds_days: Option<f64>,
-    /// timing.repeat.boundsPeriod: the dates this step applies to.
-    pub bounds_start: Option<Date>,
-    pub bounds_end: Option<Date>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

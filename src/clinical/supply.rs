@@ -388,7 +388,10 @@ fn order_supplies(
                 ledger.findings.push(Finding::not_used(&order.source, why));
                 continue;
             };
-            if days > policy.max_order_days {
+            // Only a supply the order states (days x fills, quantity) can be absurd; an
+            // active order with no supply information simply runs to the as-of date.
+            let stated = order.expected_supply_days.is_some() || order.quantity.is_some();
+            if stated && days > policy.max_order_days {
                 ledger.findings.push(Finding::new(
                     super::finding::codes::IMPLAUSIBLE_VALUE,
                     super::finding::Severity::Warning,

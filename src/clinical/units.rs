@@ -108,6 +108,34 @@ pub fn period_unit_days(unit: &str) -> Option<f64> {
     })
 }
 
+/// "2 {tbl}", "1 unit (no unit given, read as a count)", "1 unit ('1', read as a count)".
+pub(crate) fn count_label(value: f64, unit: &str) -> String {
+    let units = if (value - 1.0).abs() < 1e-9 {
+        "unit"
+    } else {
+        "units"
+    };
+    match unit.trim() {
+        "" => format!(
+            "{} {units} (no unit given, read as a count)",
+            super::dose::fmt(value)
+        ),
+        "1" => format!(
+            "{} {units} (unit '1', read as a count)",
+            super::dose::fmt(value)
+        ),
+        other => format!("{} {other}", super::dose::fmt(value)),
+    }
+}
+
+pub(crate) fn unit_label(unit: &str) -> &str {
+    if unit.is_empty() {
+        "unit"
+    } else {
+        unit
+    }
+}
+
 /// True for a positive number; false for zero, negatives and NaN (which real input
 /// can carry), so one test rejects all three.
 pub fn is_positive(value: f64) -> bool {

@@ -160,6 +160,11 @@ pub fn dosage_of(dosage: &Dosage) -> DosageInstruction {
         });
     let timing = dosage.timing.as_ref();
     let repeat = timing.and_then(|t| t.repeat.as_ref());
+    let (bounds_days, (bounds_start, bounds_end)) = match repeat.and_then(|r| r.bounds.as_ref()) {
+        Some(TimingRepeatBounds::Duration(d)) => (days_of(duration_amount(d)), (None, None)),
+        Some(TimingRepeatBounds::Period(p)) => (None, period_bounds(p)),
+        Some(TimingRepeatBounds::Range(_)) | None => (None, (None, None)),
+    };
     DosageInstruction {
         sequence: dosage.sequence,
         text: dosage.text.clone(),
@@ -171,6 +176,12 @@ pub fn dosage_of(dosage: &Dosage) -> DosageInstruction {
             .and_then(|r| r.period_unit.as_ref())
             .map(|u| AsRef::<str>::as_ref(u).to_string()),
         when_count: repeat.map(|r| r.when.iter().flatten().count()).unwrap_or(0),
+        time_of_day_count: repeat
+            .map(|r| r.time_of_day.iter().flatten().count())
+            .unwrap_or(0),
+        bounds_days,
+        bounds_start,
+        bounds_end,
         timing_code: timing.and_then(|t| first_code(t.code.as_ref())),
         as_needed: match &dosage.as_needed {
             Some(fhir_sdk::r4b::types::DosageAsNeeded::Boolean(b)) => *b,
@@ -184,18 +195,6 @@ pub fn dosage_of(dosage: &Dosage) -> DosageInstruction {
                 .find_map(|c| c.display.clone().or(c.code.clone()))
                 .or(r.text.clone())
         }),
-        bounds_days: match repeat.and_then(|r| r.bounds.as_ref()) {
-            Some(TimingRepeatBounds::Duration(d)) => days_of(duration_amount(d)),
-            _ => None,
-        },
-        bounds_start: match repeat.and_then(|r| r.bounds.as_ref()) {
-            Some(TimingRepeatBounds::Period(p)) => period_bounds(p).0,
-            _ => None,
-        },
-        bounds_end: match repeat.and_then(|r| r.bounds.as_ref()) {
-            Some(TimingRepeatBounds::Period(p)) => period_bounds(p).1,
-            _ => None,
-        },
     }
 }
 

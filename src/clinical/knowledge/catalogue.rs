@@ -43,6 +43,9 @@ pub struct AugmentationAgent {
     /// The agent counts as augmentation only from this daily dose (quetiapine 150 mg):
     /// below it, it is listed as not augmentation.
     pub augmenting_from_mg: f64,
+    /// Labelled maximum daily dose (highest across indications): the ceiling of the
+    /// dose plausibility check.
+    pub max_daily_mg: Option<f64>,
     pub note: Option<String>,
     pub sources: BTreeMap<String, String>,
 }
@@ -60,10 +63,21 @@ pub struct DrugRef {
     pub index: usize,
 }
 
+/// A daily dose above `max_factor` x the drug's labelled maximum is taken as a data
+/// error (a count or unit misread), not a dose.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DosePlausibility {
+    pub max_factor: f64,
+    pub sources: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogueFile {
     sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    dose_plausibility: Option<DosePlausibility>,
     antidepressant: Vec<Antidepressant>,
     #[serde(default)]
     augmentation_agent: Vec<AugmentationAgent>,
@@ -72,6 +86,7 @@ struct CatalogueFile {
 #[derive(Debug)]
 pub struct DrugCatalogue {
     pub sources: BTreeMap<String, Source>,
+    pub dose_plausibility: Option<DosePlausibility>,
     pub antidepressants: Vec<Antidepressant>,
     pub augmentation_agents: Vec<AugmentationAgent>,
     by_name: HashMap<String, DrugRef>,
@@ -84,6 +99,7 @@ impl DrugCatalogue {
             toml::from_str(text).map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
         let mut catalogue = Self {
             sources: parsed.sources,
+            dose_plausibility: parsed.dose_plausibility,
             antidepressants: parsed.antidepressant,
             augmentation_agents: parsed.augmentation_agent,
             by_name: HashMap::new(),
@@ -94,6 +110,22 @@ impl DrugCatalogue {
     }
 
     fn validate_and_index(&mut self, file: &str) -> Result<(), KnowledgeError> {
+        if let Some(plausibility) = &self.dose_plausibility {
+            let entry = "dose_plausibility";
+            check_citations(
+                file,
+                entry,
+                &plausibility.sources,
+                &["max_factor"],
+                &self.sources,
+            )?;
+            if !(plausibility.max_factor.is_finite() && plausibility.max_factor >= 1.0) {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: max_factor must be a number >= 1"),
+                ));
+            }
+        }
         let mut entries: Vec<(DrugRef, String, String)> = Vec::new();
         for (index, drug) in self.antidepressants.iter().enumerate() {
             let entry = format!("antidepressant `{}`", drug.ingredient);
@@ -146,13 +178,17 @@ impl DrugCatalogue {
         }
         for (index, agent) in self.augmentation_agents.iter().enumerate() {
             let entry = format!("augmentation_agent `{}`", agent.ingredient);
-            check_citations(
-                file,
-                &entry,
-                &agent.sources,
-                &["rxnorm", "augmenting_from_mg"],
-                &self.sources,
-            )?;
+            let mut required = vec!["rxnorm", "augmenting_from_mg"];
+            if let Some(max) = agent.max_daily_mg {
+                required.push("max_daily_mg");
+                if !is_positive(max) {
+                    return Err(KnowledgeError::invalid(
+                        file,
+                        format!("{entry}: max_daily_mg must be > 0"),
+                    ));
+                }
+            }
+            check_citations(file, &entry, &agent.sources, &required, &self.sources)?;
             if !is_positive(agent.augmenting_from_mg) {
                 return Err(KnowledgeError::invalid(
                     file,
@@ -216,6 +252,21 @@ impl DrugCatalogue {
         match drug.kind {
             DrugKind::Antidepressant => self.antidepressants.get(drug.index),
             DrugKind::Augmentation => None,
+        }
+    }
+
+    /// The labelled maximum daily dose: an antidepressant's usual range high, an
+    /// augmentation agent's `max_daily_mg`.
+    pub fn max_daily_mg(&self, drug: DrugRef) -> Option<f64> {
+        match drug.kind {
+            DrugKind::Antidepressant => self
+                .antidepressants
+                .get(drug.index)
+                .map(|a| a.usual_range_mg[1]),
+            DrugKind::Augmentation => self
+                .augmentation_agents
+                .get(drug.index)
+                .and_then(|a| a.max_daily_mg),
         }
     }
 

@@ -1,34 +1,24 @@
-//! RxNorm clinical drugs (SCD/SBD) -> ingredient, strength and form, read from the
-//! normalised display names of the VSAC medication value sets
-//! ("[24 HR] ingredient [salt] 50 MG [Extended Release] Oral Tablet", packs as
-//! "{7 (...) / 23 (...)} Pack", combinations joined by " / ").
+//! RxNorm clinical drugs -> ingredient, strength and form, read from normalised display
+//! names: SCD/SBD ("[24 HR] ingredient [salt] 50 MG [Extended Release] Oral Tablet
+//! [Brand]"), SCDC/SBDC components without a dose form ("sertraline 100 MG",
+//! "Sertraline 100MG", "sertraline 100 MG [Zoloft]"), GPCK/BPCK packs
+//! ("{7 (...) / 23 (...) } Pack [Brand]"), combinations joined by " / ".
+//!
+//! The map is built from the VSAC medication value sets (`vsac/`, `valuesets/`) and
+//! from `knowledge/rxnorm_extra.toml` (codes the value sets do not carry: SCDC, SBD,
+//! augmentation agents), each entry there with a source.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalogue::{DrugCatalogue, DrugRef};
 use super::files::ProfileFiles;
-use super::KnowledgeError;
+use super::rxnorm_display::parse_rxnorm_display;
+use super::sources::Source;
+use super::{KnowledgeError, RXNORM_EXTRA_FILE};
 
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
-
-/// Salt and ester words that RxNorm puts after the ingredient name.
-const SALT_WORDS: &[&str] = &[
-    "hydrochloride",
-    "hydrobromide",
-    "maleate",
-    "succinate",
-    "pamoate",
-    "mesylate",
-    "oxalate",
-    "fumarate",
-    "sulfate",
-    "citrate",
-    "carbonate",
-    "sodium",
-    "besylate",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum StrengthUnit {
@@ -63,7 +53,10 @@ pub struct ClinicalDrug {
     pub display: String,
     /// One entry per active ingredient; for a pack, the components of every part.
     pub components: Vec<DrugComponent>,
+    /// The dose form ("Oral Tablet"); empty for a component (SCDC/SBDC) display.
     pub form: String,
+    /// The brand in brackets at the end of a branded name (SBD, SBDC, BPCK).
+    pub brand: Option<String>,
     pub extended_release: bool,
     /// Titration packs hold tablets of different strengths: no single strength per unit.
     pub pack: bool,
@@ -73,6 +66,77 @@ impl ClinicalDrug {
     pub fn is_transdermal(&self) -> bool {
         self.form.to_lowercase().contains("transdermal")
     }
+
+    /// A clinical drug component (SCDC/SBDC): ingredient and strength, no dose form.
+    pub fn is_component(&self) -> bool {
+        !self.pack && self.form.is_empty()
+    }
+}
+
+/// RxNorm term types of the concepts in `knowledge/rxnorm_extra.toml`: each must
+/// match the shape of its display name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum RxnormTermType {
+    /// Semantic clinical drug: ingredient, strength, dose form.
+    #[serde(rename = "SCD")]
+    Scd,
+    /// Semantic branded drug: the SCD with a brand.
+    #[serde(rename = "SBD")]
+    Sbd,
+    /// Clinical drug component: ingredient and strength, no dose form.
+    #[serde(rename = "SCDC")]
+    Scdc,
+    /// Branded drug component.
+    #[serde(rename = "SBDC")]
+    Sbdc,
+    /// Generic pack.
+    #[serde(rename = "GPCK")]
+    Gpck,
+    /// Branded pack.
+    #[serde(rename = "BPCK")]
+    Bpck,
+}
+
+impl RxnormTermType {
+    /// Why `drug` does not have this term type's shape, if it does not.
+    fn mismatch(self, drug: &ClinicalDrug) -> Option<&'static str> {
+        let branded = matches!(self, Self::Sbd | Self::Sbdc | Self::Bpck);
+        if branded != drug.brand.is_some() {
+            return Some(if branded {
+                "a branded term type needs '[Brand]' at the end of the display"
+            } else {
+                "a generic term type cannot have a '[Brand]'"
+            });
+        }
+        let shape_ok = match self {
+            Self::Scd | Self::Sbd => !drug.pack && !drug.form.is_empty(),
+            Self::Scdc | Self::Sbdc => drug.is_component(),
+            Self::Gpck | Self::Bpck => drug.pack,
+        };
+        (!shape_ok).then_some(match self {
+            Self::Scd | Self::Sbd => "a clinical drug needs a dose form after the strength",
+            Self::Scdc | Self::Sbdc => "a component has no dose form",
+            Self::Gpck | Self::Bpck => "a pack is written '{...} Pack'",
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtraFile {
+    sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    concept: Vec<ExtraConcept>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtraConcept {
+    code: String,
+    tty: RxnormTermType,
+    display: String,
+    /// Key of the entry's citation under [sources].
+    source: String,
 }
 
 /// RxNorm code -> parsed clinical drug.
@@ -83,7 +147,8 @@ pub struct ClinicalDrugMap {
 
 impl ClinicalDrugMap {
     /// Parses every RxNorm concept in the medication value sets under `vsac/` and
-    /// `valuesets/`. A display that cannot be read is an error naming file and code.
+    /// `valuesets/`, then the cited concepts of `knowledge/rxnorm_extra.toml`. A display
+    /// that cannot be read is an error naming file and code.
     pub fn build(files: &ProfileFiles, catalogue: &DrugCatalogue) -> Result<Self, KnowledgeError> {
         let mut by_code = HashMap::new();
         for folder in ["vsac/", "valuesets/"] {
@@ -118,7 +183,56 @@ impl ClinicalDrugMap {
                 }
             }
         }
-        Ok(Self { by_code })
+        let mut map = Self { by_code };
+        map.add_extra(files.get(RXNORM_EXTRA_FILE)?, catalogue)?;
+        Ok(map)
+    }
+
+    /// `knowledge/rxnorm_extra.toml`: each concept cites a declared source, has a term
+    /// type that matches its display, names a catalogued drug, and agrees with a value
+    /// set that also carries the code.
+    fn add_extra(&mut self, text: &str, catalogue: &DrugCatalogue) -> Result<(), KnowledgeError> {
+        let file = RXNORM_EXTRA_FILE;
+        let parsed: ExtraFile =
+            toml::from_str(text).map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for concept in parsed.concept {
+            let entry = format!("concept `{}` '{}'", concept.code, concept.display);
+            let invalid =
+                |message: String| KnowledgeError::invalid(file, format!("{entry}: {message}"));
+            if concept.code.is_empty() || !concept.code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid("an RxNorm code is digits only".into()));
+            }
+            if !seen.insert(concept.code.clone()) {
+                return Err(invalid("listed twice".into()));
+            }
+            if !parsed.sources.contains_key(&concept.source) {
+                return Err(invalid(format!(
+                    "source `{}` is not declared under [sources]",
+                    concept.source
+                )));
+            }
+            let drug = parse_rxnorm_display(&concept.display, catalogue).map_err(invalid)?;
+            if let Some(why) = concept.tty.mismatch(&drug) {
+                return Err(invalid(format!("{:?}: {why}", concept.tty)));
+            }
+            if drug.components.iter().all(|c| c.drug.is_none()) {
+                return Err(invalid(
+                    "names no catalogued antidepressant or augmentation agent".into(),
+                ));
+            }
+            if let Some(known) = self.by_code.get(&concept.code) {
+                if known.components != drug.components {
+                    return Err(invalid(format!(
+                        "a value set gives this code as '{}'",
+                        known.display
+                    )));
+                }
+                continue;
+            }
+            self.by_code.insert(concept.code, drug);
+        }
+        Ok(())
     }
 
     pub fn get(&self, rxnorm_code: &str) -> Option<&ClinicalDrug> {
@@ -134,279 +248,103 @@ impl ClinicalDrugMap {
     }
 }
 
-/// Reads one RxNorm normalised display name. Also used at run time on the display or
-/// text of medication codes the map does not know.
-pub fn parse_rxnorm_display(
-    display: &str,
-    catalogue: &DrugCatalogue,
-) -> Result<ClinicalDrug, String> {
-    let display = display.trim();
-    if let Some(inner) = display.strip_prefix('{') {
-        return parse_pack(display, inner, catalogue);
-    }
-    let parts: Vec<&str> = display.split(" / ").collect();
-    let mut components = Vec::with_capacity(parts.len());
-    let mut form = String::new();
-    for (i, part) in parts.iter().enumerate() {
-        let (component, rest) = parse_component(part, catalogue)?;
-        components.push(component);
-        if i + 1 == parts.len() {
-            form = rest;
-        } else if !rest.is_empty() {
-            return Err(format!(
-                "unexpected words '{rest}' after a combination component"
-            ));
-        }
-    }
-    if form.is_empty() {
-        return Err("no dose form after the strength".into());
-    }
-    let extended_release = form.contains("Extended Release")
-        || display.contains(" HR ")
-        || display.starts_with("12 HR")
-        || display.starts_with("24 HR");
-    Ok(ClinicalDrug {
-        display: display.to_string(),
-        components,
-        form,
-        extended_release,
-        pack: false,
-    })
-}
-
-fn parse_pack(
-    display: &str,
-    inner: &str,
-    catalogue: &DrugCatalogue,
-) -> Result<ClinicalDrug, String> {
-    let Some(close) = inner.rfind('}') else {
-        return Err("pack without closing brace".into());
-    };
-    let mut components = Vec::new();
-    let mut extended_release = false;
-    let mut form = String::new();
-    for part in inner[..close].split(" / ") {
-        let part = part.trim();
-        let Some(open) = part.find('(') else {
-            return Err(format!("pack part '{part}' has no '(drug)'"));
-        };
-        let drug_text = part[open + 1..].trim_end_matches(')').trim();
-        let drug = parse_rxnorm_display(drug_text, catalogue)?;
-        extended_release |= drug.extended_release;
-        form = drug.form.clone();
-        components.extend(drug.components);
-    }
-    Ok(ClinicalDrug {
-        display: display.to_string(),
-        components,
-        form,
-        extended_release,
-        pack: true,
-    })
-}
-
-/// "24 HR venlafaxine 150 MG Extended Release Oral Capsule" -> (venlafaxine 150 mg,
-/// "Extended Release Oral Capsule").
-fn parse_component(
-    text: &str,
-    catalogue: &DrugCatalogue,
-) -> Result<(DrugComponent, String), String> {
-    let tokens: Vec<&str> = text.split_whitespace().collect();
-    let strength_at = (0..tokens.len().saturating_sub(1))
-        .find(|&i| tokens[i].parse::<f64>().is_ok() && strength_unit(tokens[i + 1]).is_some())
-        .ok_or_else(|| format!("no strength (number and MG, MG/ML or MG/HR) in '{text}'"))?;
-    let value: f64 = tokens[strength_at]
-        .parse()
-        .map_err(|_| "bad strength".to_string())?;
-    let unit = strength_unit(tokens[strength_at + 1]).ok_or("bad unit")?;
-    let (value, unit) = match unit {
-        // Micrograms are kept in mg so every strength compares with mg doses.
-        UnitWord::Mcg => (value / 1000.0, StrengthUnit::Mg),
-        UnitWord::Is(unit) => (value, unit),
-    };
-    let name_words = drop_release_prefix(&tokens[..strength_at]);
-    let name_words: Vec<String> = name_words
-        .iter()
-        .map(|w| w.to_lowercase())
-        .filter(|w| !SALT_WORDS.contains(&w.as_str()))
-        .collect();
-    if name_words.is_empty() {
-        return Err(format!(
-            "no ingredient name before the strength in '{text}'"
-        ));
-    }
-    // The longest run of trailing words that the catalogue knows ("PMDD fluoxetine",
-    // "Sprinkle duloxetine"); otherwise the whole name, unknown to the catalogue.
-    let (name, drug) = (0..name_words.len())
-        .find_map(|start| {
-            let candidate = name_words[start..].join(" ");
-            catalogue
-                .by_name(&candidate)
-                .map(|drug| (candidate, Some(drug)))
-        })
-        .unwrap_or_else(|| (name_words.join(" "), None));
-    let rest = tokens[strength_at + 2..].join(" ");
-    Ok((
-        DrugComponent {
-            name,
-            drug,
-            strength: Strength { value, unit },
-        },
-        rest,
-    ))
-}
-
-/// Drops "12 HR" / "24 HR" and any brand-like qualifier before it
-/// ("Smoking Cessation 12 HR bupropion").
-fn drop_release_prefix<'a>(words: &'a [&'a str]) -> &'a [&'a str] {
-    match words.iter().rposition(|w| *w == "HR") {
-        Some(hr) if hr > 0 && words[hr - 1].parse::<f64>().is_ok() => &words[hr + 1..],
-        _ => words,
-    }
-}
-
-enum UnitWord {
-    Is(StrengthUnit),
-    Mcg,
-}
-
-fn strength_unit(word: &str) -> Option<UnitWord> {
-    match word {
-        "MG" => Some(UnitWord::Is(StrengthUnit::Mg)),
-        "MG/ML" => Some(UnitWord::Is(StrengthUnit::MgPerMl)),
-        "MG/HR" => Some(UnitWord::Is(StrengthUnit::MgPerHour)),
-        "MCG" | "UG" => Some(UnitWord::Mcg),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clinical::knowledge::Knowledge;
 
-    fn parse(display: &str) -> ClinicalDrug {
-        let knowledge = Knowledge::embedded().expect("knowledge");
-        parse_rxnorm_display(display, &knowledge.drugs).expect(display)
-    }
-
-    fn names(drug: &ClinicalDrug) -> Vec<(&str, f64, StrengthUnit, bool)> {
-        drug.components
-            .iter()
-            .map(|c| {
-                (
-                    c.name.as_str(),
-                    c.strength.value,
-                    c.strength.unit,
-                    c.drug.is_some(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn plain_tablet_with_salt() {
-        let drug = parse("sertraline 50 MG Oral Tablet");
-        assert_eq!(
-            names(&drug),
-            vec![("sertraline", 50.0, StrengthUnit::Mg, true)]
+    fn with_extra(concepts: &str) -> Result<Knowledge, KnowledgeError> {
+        let mut files = ProfileFiles::embedded();
+        files.set(
+            RXNORM_EXTRA_FILE,
+            format!("[sources.test]\ncitation = \"test\"\nquality = \"check\"\n{concepts}"),
         );
-        assert_eq!(drug.form, "Oral Tablet");
-        assert!(!drug.extended_release && !drug.pack);
-        let salt = parse("paroxetine hydrochloride 20 MG Oral Tablet");
-        assert_eq!(
-            names(&salt),
-            vec![("paroxetine", 20.0, StrengthUnit::Mg, true)]
-        );
-    }
-
-    #[test]
-    fn extended_release_and_qualifier_prefixes() {
-        let er = parse("24 HR venlafaxine 150 MG Extended Release Oral Capsule");
-        assert_eq!(
-            names(&er),
-            vec![("venlafaxine", 150.0, StrengthUnit::Mg, true)]
-        );
-        assert!(er.extended_release);
-        let cessation = parse(
-            "Smoking Cessation 12 HR bupropion hydrochloride 150 MG Extended Release Oral Tablet",
-        );
-        assert_eq!(
-            names(&cessation),
-            vec![("bupropion", 150.0, StrengthUnit::Mg, true)]
-        );
-        let pmdd = parse("PMDD fluoxetine 10 MG Oral Tablet");
-        assert_eq!(
-            names(&pmdd),
-            vec![("fluoxetine", 10.0, StrengthUnit::Mg, true)]
-        );
-        let sprinkle = parse("Sprinkle duloxetine 20 MG Delayed Release Oral Capsule");
-        assert_eq!(names(&sprinkle)[0].0, "duloxetine");
-    }
-
-    #[test]
-    fn combinations_keep_every_component() {
-        let fluoxetine_olanzapine = parse("fluoxetine 25 MG / olanzapine 6 MG Oral Capsule");
-        assert_eq!(
-            names(&fluoxetine_olanzapine),
-            vec![
-                ("fluoxetine", 25.0, StrengthUnit::Mg, true),
-                ("olanzapine", 6.0, StrengthUnit::Mg, true)
-            ]
-        );
-        let with_unknown =
-            parse("amitriptyline hydrochloride 10 MG / perphenazine 2 MG Oral Tablet");
-        assert_eq!(
-            names(&with_unknown),
-            vec![
-                ("amitriptyline", 10.0, StrengthUnit::Mg, true),
-                ("perphenazine", 2.0, StrengthUnit::Mg, false)
-            ]
-        );
-    }
-
-    #[test]
-    fn solutions_and_transdermal_systems() {
-        assert_eq!(
-            names(&parse("sertraline 20 MG/ML Oral Solution")),
-            vec![("sertraline", 20.0, StrengthUnit::MgPerMl, true)]
-        );
-        let patch = parse("24 HR selegiline 0.25 MG/HR Transdermal System");
-        assert_eq!(
-            names(&patch),
-            vec![("selegiline", 0.25, StrengthUnit::MgPerHour, true)]
-        );
-        assert!(patch.is_transdermal());
-    }
-
-    #[test]
-    fn packs_list_their_parts() {
-        let pack = parse("{7 (vilazodone hydrochloride 10 MG Oral Tablet) / 23 (vilazodone hydrochloride 20 MG Oral Tablet) } Pack");
-        assert!(pack.pack);
-        assert_eq!(pack.components.len(), 2);
-        assert!(pack.components.iter().all(|c| c.name == "vilazodone"));
-    }
-
-    #[test]
-    fn unreadable_displays_are_errors() {
-        let knowledge = Knowledge::embedded().expect("knowledge");
-        assert!(parse_rxnorm_display("sertraline Oral Tablet", &knowledge.drugs).is_err());
-        assert!(parse_rxnorm_display("sertraline 50 MG", &knowledge.drugs).is_err());
-        assert!(
-            parse_rxnorm_display("{7 (sertraline 50 MG Oral Tablet)", &knowledge.drugs).is_err()
-        );
+        Knowledge::from_files(&files)
     }
 
     #[test]
     fn every_shipped_rxnorm_concept_is_read() {
         let knowledge = Knowledge::embedded().expect("knowledge");
-        // ~200 concepts across the two VSAC medication value sets (some shared).
+        // ~200 concepts across the two VSAC medication value sets (some shared), and
+        // the extra file's.
         assert!(
-            knowledge.clinical_drugs.len() >= 200,
+            knowledge.clinical_drugs.len() >= 260,
             "{}",
             knowledge.clinical_drugs.len()
         );
         let sertraline = knowledge.clinical_drugs.get("312941").expect("312941");
         assert_eq!(sertraline.components[0].strength.value, 50.0);
+        let scdc = knowledge.clinical_drugs.get("328670").expect("328670 SCDC");
+        assert!(scdc.is_component());
+        assert_eq!(scdc.components[0].strength.value, 100.0);
+    }
+
+    #[test]
+    fn every_catalogued_agent_has_clinical_drug_codes() {
+        let knowledge = Knowledge::embedded().expect("knowledge");
+        let names = knowledge
+            .drugs
+            .antidepressants
+            .iter()
+            .map(|a| a.ingredient.as_str())
+            .chain(
+                knowledge
+                    .drugs
+                    .augmentation_agents
+                    .iter()
+                    .map(|a| a.ingredient.as_str()),
+            );
+        let mut missing = Vec::new();
+        for name in names {
+            let drug = knowledge.drugs.by_name(name).expect("catalogued");
+            let known = knowledge
+                .clinical_drugs
+                .by_code
+                .values()
+                .any(|c| c.components.iter().any(|p| p.drug == Some(drug)));
+            if !known {
+                missing.push(name);
+            }
+        }
+        // No public value set or package at hand carries clinical-drug codes for these
+        // two (rxnorm_extra.toml says so); their orders are read from the display text.
+        assert_eq!(
+            missing,
+            ["lithium", "liothyronine"],
+            "catalogued agents without a clinical drug code"
+        );
+    }
+
+    #[test]
+    fn extra_concepts_are_validated() {
+        let ok = "[[concept]]\ncode = \"999001\"\ntty = \"SCDC\"\ndisplay = \"sertraline 75 MG\"\nsource = \"test\"\n";
+        let knowledge = with_extra(ok).expect("valid");
+        assert!(knowledge.clinical_drugs.get("999001").is_some());
+        let cases = [
+            (ok.replace("SCDC", "SCD"), "needs a dose form"),
+            (ok.replace("SCDC", "SBDC"), "branded term type"),
+            (
+                ok.replace("\"test\"\n", "\"hearsay\"\n"),
+                "source `hearsay`",
+            ),
+            (
+                ok.replace("sertraline", "lisinopril"),
+                "names no catalogued",
+            ),
+            (ok.replace("75 MG", "MG"), "no strength"),
+            (
+                ok.replace("999001", "312941"),
+                "a value set gives this code",
+            ),
+            (format!("{ok}{ok}"), "listed twice"),
+            (ok.replace("999001", "99x"), "digits only"),
+        ];
+        for (text, expected) in cases {
+            let error = with_extra(&text).expect_err(expected).to_string();
+            assert!(
+                error.starts_with(RXNORM_EXTRA_FILE) && error.contains(expected),
+                "{expected}: {error}"
+            );
+        }
     }
 }

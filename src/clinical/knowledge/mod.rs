@@ -7,19 +7,23 @@ mod checklist;
 mod clinical_drugs;
 mod files;
 mod instruments;
+mod rxnorm_display;
 mod sources;
 mod staging_tables;
 mod value_sets;
 
 use std::path::Path;
 
-pub use catalogue::{Antidepressant, AugmentationAgent, DrugCatalogue, DrugKind, DrugRef};
+pub use catalogue::{
+    Antidepressant, AugmentationAgent, DosePlausibility, DrugCatalogue, DrugKind, DrugRef,
+};
 pub use checklist::{Checklist, DiagnosisCheck, LabCheck, ScoreCheck, WorkUp};
 pub use clinical_drugs::{
-    parse_rxnorm_display, ClinicalDrug, ClinicalDrugMap, DrugComponent, Strength, StrengthUnit,
+    ClinicalDrug, ClinicalDrugMap, DrugComponent, RxnormTermType, Strength, StrengthUnit,
 };
 pub use files::ProfileFiles;
 pub use instruments::{Instrument, InstrumentPurpose};
+pub use rxnorm_display::parse_rxnorm_display;
 pub use sources::{Source, SourceQuality};
 pub use staging_tables::{MghSTable, MsmTable, StagingTables, ThaseRushTable};
 pub use value_sets::{ValueSetIndex, ValueSetUrl};
@@ -72,6 +76,7 @@ pub(crate) const CATALOGUE_FILE: &str = "knowledge/antidepressants.toml";
 pub(crate) const INSTRUMENTS_FILE: &str = "knowledge/instruments.toml";
 pub(crate) const STAGING_FILE: &str = "knowledge/staging.toml";
 pub(crate) const CHECKLIST_FILE: &str = "knowledge/checklist.toml";
+pub(crate) const RXNORM_EXTRA_FILE: &str = "knowledge/rxnorm_extra.toml";
 
 impl Knowledge {
     /// The knowledge shipped with the binary.
