@@ -15,15 +15,17 @@ use super::dates::{last_of_span, plus_days};
 use super::dose::{fmt, units_per_day, DailyDose};
 use super::finding::Finding;
 use super::indication::{indication_of, Indication};
-use super::knowledge::{DrugKind, DrugRef, Knowledge, Strength, StrengthUnit};
+use super::knowledge::{DrugRef, Knowledge, Strength, StrengthUnit};
 use super::policy::Policy;
 use super::product::{identify, IdentifiedProduct, ProductIdentity};
 use super::record::{
-    DosageInstruction, MedicationDispensed, MedicationOrder, MedicationProduct, PatientRecord,
-    SourceRef,
+    DosageInstruction, MedicationDispensed, MedicationProduct, PatientRecord, SourceRef,
 };
 use super::schedule::{pieces, schedule};
-use super::units::{classify, duration_in_days, UnitKind};
+use super::units::{classify, UnitKind};
+
+mod orders;
+use orders::{order_supplies, usable_orders, UsableOrder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,17 +93,6 @@ pub struct SupplyLedger {
 }
 
 const DISPENSE_USED: &[&str] = &["completed", "in-progress"];
-const ORDER_STATUS_USED: &[&str] = &["active", "completed", "stopped", "on-hold"];
-/// Order statuses that say the order ended; its estimated supply then ends where
-/// another antidepressant order replaced it.
-const ORDER_ENDED: &[&str] = &["completed", "stopped"];
-const ORDER_INTENT_USED: &[&str] = &[
-    "order",
-    "original-order",
-    "reflex-order",
-    "filler-order",
-    "instance-order",
-];
 const STATEMENT_USED: &[&str] = &["active", "completed", "stopped"];
 
 pub fn collect_supplies(
@@ -129,60 +120,6 @@ pub fn collect_supplies(
         .supplies
         .sort_by(|a, b| (a.drug, a.start, &a.source).cmp(&(b.drug, b.start, &b.source)));
     ledger
-}
-
-/// An order the engine uses, with what it is and when it starts.
-struct UsableOrder<'r> {
-    order: &'r MedicationOrder,
-    product: IdentifiedProduct,
-    start: Date,
-}
-
-impl UsableOrder<'_> {
-    fn names(&self, drug: DrugRef) -> bool {
-        self.product.components.iter().any(|c| c.drug == drug)
-    }
-
-    fn is_antidepressant(&self) -> bool {
-        self.product
-            .components
-            .iter()
-            .any(|c| c.drug.kind == DrugKind::Antidepressant)
-    }
-}
-
-fn usable_orders<'r>(
-    record: &'r PatientRecord,
-    knowledge: &Knowledge,
-    ledger: &mut SupplyLedger,
-) -> Vec<UsableOrder<'r>> {
-    let mut usable = Vec::new();
-    for order in &record.orders {
-        let Some(product) = recognise(&order.source, &order.medication, knowledge, ledger) else {
-            continue;
-        };
-        if !ORDER_STATUS_USED.contains(&order.status.as_str())
-            || !ORDER_INTENT_USED.contains(&order.intent.as_str())
-        {
-            let why = format!("status {}, intent {}", order.status, order.intent);
-            ledger.findings.push(Finding::not_used(&order.source, why));
-            continue;
-        }
-        let Some(start) = order.validity_start.or(order.authored_on) else {
-            ledger.findings.push(Finding::not_used(
-                &order.source,
-                "no authoredOn or validity start",
-            ));
-            continue;
-        };
-        usable.push(UsableOrder {
-            order,
-            product,
-            start,
-        });
-    }
-    usable.sort_by_key(|o| (o.start, o.order.source.clone()));
-    usable
 }
 
 fn dispense_supplies(
@@ -366,85 +303,6 @@ fn covered(spans: Option<&Vec<(Date, Date)>>, day: Date) -> bool {
     spans.is_some_and(|spans| spans.iter().any(|(from, to)| *from <= day && day <= *to))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn order_supplies(
-    record: &PatientRecord,
-    orders: &[UsableOrder<'_>],
-    dispensed: &BTreeMap<DrugRef, Vec<(Date, Date)>>,
-    knowledge: &Knowledge,
-    policy: &Policy,
-    as_of: Date,
-    ledger: &mut SupplyLedger,
-) {
-    for (index, usable) in orders.iter().enumerate() {
-        let order = usable.order;
-        let later = orders.get(index + 1..).unwrap_or(&[]);
-        for component in &usable.product.components {
-            if covered(dispensed.get(&component.drug), usable.start) {
-                continue; // the dispenses show what was collected; the order adds dose
-            }
-            let Some(days) = order_days_from(order, Some((usable.start, as_of))) else {
-                let why = "supply duration unknown (no expectedSupplyDuration, countable quantity or validity end)";
-                ledger.findings.push(Finding::not_used(&order.source, why));
-                continue;
-            };
-            // Only a supply the order states (days x fills, quantity) can be absurd; an
-            // active order with no supply information simply runs to the as-of date.
-            let stated = order.expected_supply_days.is_some() || order.quantity.is_some();
-            if stated && days > policy.max_order_days {
-                ledger.findings.push(Finding::new(
-                    super::finding::codes::IMPLAUSIBLE_VALUE,
-                    super::finding::Severity::Warning,
-                    format!(
-                        "{}: not used, implausible value (estimated supply {days} days, above {})",
-                        order.source, policy.max_order_days
-                    ),
-                    vec![order.source.clone()],
-                ));
-                continue;
-            }
-            // The order's estimate ends where its validity ends, where a later order
-            // of the same drug takes over, and, once the order has ended, where another
-            // antidepressant was ordered in its place.
-            let mut last = last_of_span(usable.start, days);
-            if let Some(end) = order.validity_end.filter(|e| *e >= usable.start) {
-                last = last.min(end);
-            }
-            let ended = ORDER_ENDED.contains(&order.status.as_str());
-            let replaced_by = later.iter().find(|next| {
-                next.start > usable.start
-                    && (next.names(component.drug)
-                        || (ended
-                            && component.drug.kind == DrugKind::Antidepressant
-                            && next.is_antidepressant()))
-            });
-            if let Some(next) = replaced_by {
-                last = last.min(plus_days(next.start, -1));
-            }
-            let days = u32::try_from((last - usable.start).whole_days() + 1).unwrap_or(0);
-            if days == 0 {
-                continue;
-            }
-            let steps = schedule(&order.dosage, component.strength, Some(usable.start));
-            let indication = indication_of(&order.reasons, record, knowledge);
-            for piece in pieces(&steps, usable.start, usable.start, days) {
-                ledger.supplies.push(Supply {
-                    drug: component.drug,
-                    start: piece.start,
-                    days: piece.days,
-                    daily_dose: piece.dose,
-                    origin: SupplyOrigin::Order,
-                    source: order.source.clone(),
-                    merged: Vec::new(),
-                    extended_release: usable.product.extended_release,
-                    strength_mg: strength_mg(component.strength),
-                    indication: indication.clone(),
-                });
-            }
-        }
-    }
-}
-
 fn statement_supplies(
     record: &PatientRecord,
     knowledge: &Knowledge,
@@ -580,33 +438,4 @@ fn dose_from_quantity(
             fmt(days)
         ),
     })
-}
-
-/// An order's supply in days (CMD's request period): expected supply x (1 + repeats),
-/// or countable quantity / daily use x (1 + repeats); else, given `(start, as_of)`,
-/// its validity period, or for an active order the days up to the as-of date.
-pub(crate) fn order_days_from(
-    order: &MedicationOrder,
-    open_ended: Option<(Date, Date)>,
-) -> Option<u32> {
-    let fills = 1.0 + f64::from(order.repeats_allowed.unwrap_or(0));
-    let per_fill = order.expected_supply_days.or_else(|| {
-        let quantity = order.quantity.as_ref()?;
-        if let Some(days) =
-            duration_in_days(quantity).filter(|_| classify(&quantity.unit) != UnitKind::Count)
-        {
-            return Some(days);
-        }
-        (classify(&quantity.unit) == UnitKind::Count).then_some(())?;
-        Some(quantity.value / units_per_day(&order.dosage)?)
-    });
-    let days = match (per_fill, order.validity_end, open_ended) {
-        (Some(per_fill), _, _) => per_fill * fills,
-        (None, Some(end), Some((start, _))) => ((end - start).whole_days() + 1) as f64,
-        (None, None, Some((start, as_of))) if order.status == "active" => {
-            ((as_of - start).whole_days() + 1) as f64
-        }
-        _ => return None,
-    };
-    (days.is_finite() && days >= 1.0).then(|| days.round().min(f64::from(u32::MAX)) as u32)
 }
