@@ -402,7 +402,11 @@ impl ResourcePool {
             for (source, resource) in &bucket.resources {
                 let source = source.clone();
                 match resource {
-                    Clinical::Request(r) => record.orders.push(mapping::order_of(source, r, self)),
+                    Clinical::Request(r) => {
+                        let mut order = mapping::order_of(source, r, self);
+                        self.resolve_reasons(&mut order.reasons);
+                        record.orders.push(order);
+                    }
                     Clinical::Dispense(d) => {
                         let mut dispense = mapping::dispense_of(source, d, self);
                         for reference in &mut dispense.authorizing {
@@ -412,9 +416,11 @@ impl ResourcePool {
                         }
                         record.dispenses.push(dispense);
                     }
-                    Clinical::Statement(s) => record
-                        .statements
-                        .push(mapping::statement_of(source, s, self)),
+                    Clinical::Statement(s) => {
+                        let mut statement = mapping::statement_of(source, s, self);
+                        self.resolve_reasons(&mut statement.reasons);
+                        record.statements.push(statement);
+                    }
                     Clinical::Observation(o) => {
                         let status = mapping::observation_status(o);
                         if OBSERVATION_STATUSES_USED.contains(&status) {
@@ -437,6 +443,20 @@ impl ResourcePool {
             }
         }
         record
+    }
+}
+
+impl ResourcePool {
+    /// A reasonReference written as a bundle's urn:uuid names its Condition by id.
+    fn resolve_reasons(&self, reasons: &mut [crate::clinical::record::Code]) {
+        for reason in reasons
+            .iter_mut()
+            .filter(|r| r.system == crate::clinical::record::REASON_REFERENCE)
+        {
+            if let Some(alias) = self.aliases.get(reason.code.as_str()) {
+                reason.code = alias.clone();
+            }
+        }
     }
 }
 
