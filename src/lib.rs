@@ -5,9 +5,12 @@
 //! - [`fhir`]: FHIR R4 JSON in (bundles, single resources, Bulk NDJSON) and the
 //!   mapping from resources to the engine's `PatientRecord`.
 //! - [`report`]: the `evaluate` outputs (table, jsonl, fhir).
+//! - [`batch`]: `evaluate` over files and directories: which files, progress, and
+//!   assessing each patient so one that cannot be assessed does not stop the rest.
 //! - [`ehr`]: one patient against the EHR: gather, assess, write back.
 //! - [`config`]: typed settings from a file and `TRD_*` environment variables.
 
+pub mod batch;
 pub mod clinical;
 pub mod config;
 pub mod ehr;

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use time::Date;
 
+use trd_sentinel::batch::{self, Inputs, Progress};
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
 use trd_sentinel::config::Config;
@@ -85,9 +86,10 @@ struct EvaluateArgs {
     /// Files or directories (*.json, *.ndjson).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Assess as of this date (YYYY-MM-DD). Required: the engine reads no clock.
+    /// Assess as of this date (YYYY-MM-DD). Default: Dec 31 of --measurement-period
+    /// if given, else today (UTC). The engine reads no clock; this command does.
     #[arg(long, value_parser = parse_date)]
-    as_of: Date,
+    as_of: Option<Date>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Policy preset (see `trd-sentinel policies`).
@@ -188,6 +190,11 @@ fn load_policy(args: &EvaluateArgs) -> Result<Policy> {
 }
 
 fn evaluate(args: EvaluateArgs) -> Result<()> {
+    let as_of = batch::as_of_date(
+        args.as_of,
+        args.measurement_period,
+        time::OffsetDateTime::now_utc().date(),
+    )?;
     let knowledge = match &args.knowledge {
         Some(dir) => Knowledge::with_overrides(dir),
         None => Knowledge::embedded(),
@@ -198,25 +205,12 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         measurement_year: args.measurement_period,
     };
 
+    let inputs = Inputs::collect(&args.paths)?;
+    let mut progress = Progress::new(&inputs, io::stderr().is_terminal());
     let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
-    let progress = io::stderr().is_terminal();
-    for (n, path) in args.paths.iter().enumerate() {
-        if !path.exists() {
-            bail!("{}: no such file or directory", path.display());
-        }
-        pool.add_path(path)?;
-        if progress {
-            eprint!(
-                "\rread {}/{} inputs, {} resources",
-                n + 1,
-                args.paths.len(),
-                pool.stats.resources
-            );
-        }
-    }
-    if progress {
-        eprintln!();
-    }
+    let read = batch::read_inputs(&mut pool, &inputs, &mut progress);
+    progress.finish();
+    read?;
     for problem in &pool.unattributed {
         eprintln!("warning: {problem}");
     }
@@ -225,11 +219,19 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     let records = pool.records();
     let mut fhir_entries = Vec::new();
+    let mut failed = 0usize;
     if args.format == Format::Table {
         writeln!(out, "{}", report::table_header())?;
     }
     for record in &records {
-        let assessment = clinical::assess_with(record, &policy, &knowledge, args.as_of, options);
+        let assessment = match batch::assess_guarded(record, &policy, &knowledge, as_of, options) {
+            Ok(assessment) => assessment,
+            Err(failure) => {
+                eprintln!("error: {failure}");
+                failed += 1;
+                continue;
+            }
+        };
         match args.format {
             Format::Table => writeln!(out, "{}", report::table_row(&assessment))?,
             Format::Jsonl => writeln!(out, "{}", report::jsonl_row(&assessment)?)?,
@@ -241,6 +243,12 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         writeln!(out)?;
     }
     out.flush()?;
+    if failed > 0 {
+        bail!(
+            "{failed} of {} patients could not be assessed (the others were printed)",
+            records.len()
+        );
+    }
     Ok(())
 }
 

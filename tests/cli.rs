@@ -359,3 +359,143 @@ fn check_config_prints_the_effective_settings_without_secrets() {
     assert_eq!(settings["fhir"]["token"], Value::Null, "unset stays null");
     assert!(String::from_utf8_lossy(&output.stderr).contains("queue: RabbitMQ"));
 }
+
+/// `evaluate` without `--as-of`: the command line reads the clock (UTC) and the
+/// assessment is as of today.
+#[test]
+fn as_of_defaults_to_today() {
+    let before = time::OffsetDateTime::now_utc().date();
+    let lines = jsonl(&evaluate(&[
+        "fixtures/patients/adequate-ssri.json",
+        "--format",
+        "jsonl",
+    ]));
+    let after = time::OffsetDateTime::now_utc().date();
+    assert_eq!(lines.len(), 1);
+    let as_of = lines[0]["as_of"].as_str().expect("as_of").to_string();
+    assert!(
+        as_of == before.to_string() || as_of == after.to_string(),
+        "as_of {as_of}, today {before}"
+    );
+}
+
+#[test]
+fn measurement_period_alone_assesses_as_of_its_last_day() {
+    let lines = jsonl(&evaluate(&[
+        "fixtures/patients/adequate-ssri.json",
+        "--measurement-period",
+        "2024",
+        "--format",
+        "jsonl",
+    ]));
+    assert_eq!(lines[0]["as_of"], "2024-12-31");
+    assert_eq!(lines[0]["amm"]["measurement_period"], 2024);
+}
+
+/// An export directory holds more than FHIR: a README and a JSON file that is not a
+/// FHIR resource (a manifest) are skipped with one warning each, the patients read.
+#[test]
+fn a_directory_skips_files_that_are_not_fhir_with_a_warning_each() {
+    let dir = temp_dir("mixed-dir");
+    fs::copy(
+        root().join("fixtures/patients/adequate-ssri.json"),
+        dir.join("adequate-ssri.json"),
+    )
+    .expect("copy");
+    fs::write(dir.join("README.txt"), "exported 2024-10-20\n").expect("write");
+    fs::write(
+        dir.join("manifest.json"),
+        "{\"transactionTime\": \"2024-10-20T00:00:00Z\", \"output\": []}",
+    )
+    .expect("write");
+    fs::write(
+        dir.join("log.ndjson"),
+        "{\"level\": \"info\"}\n{\"level\": \"warn\"}\n",
+    )
+    .expect("write");
+    let output = evaluate(&[dir.to_str().expect("path"), "--as-of", "2024-10-20"]);
+    let out = stdout(&output);
+    assert_eq!(out.lines().count(), 2, "header + the one patient:\n{out}");
+    assert!(out.contains("Patient/adequate-ssri"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["README.txt", "manifest.json", "log.ndjson"] {
+        let warnings = stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:") && l.contains(name))
+            .count();
+        assert_eq!(warnings, 1, "one warning for {name}: {stderr}");
+    }
+    assert!(!stderr.contains("adequate-ssri.json"), "{stderr}");
+}
+
+/// A file named on the command line is meant to be read: not FHIR is an error naming it.
+#[test]
+fn an_explicit_file_that_is_not_fhir_is_an_error() {
+    let dir = temp_dir("explicit-not-fhir");
+    let manifest = dir.join("manifest.json");
+    fs::write(&manifest, "{\"output\": []}").expect("write");
+    let readme = dir.join("README.txt");
+    fs::write(&readme, "not json").expect("write");
+    for path in [&manifest, &readme] {
+        let output = evaluate(&[
+            "fixtures/patients/adequate-ssri.json",
+            path.to_str().expect("path"),
+            "--as-of",
+            "2024-10-20",
+        ]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(path.to_str().expect("path")),
+            "names the file: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "nothing assessed");
+    }
+}
+
+/// A patient the engine cannot assess (today a dispense with 10,000,000 days of supply
+/// overflows the calendar) does not stop the others; the exit code says one failed and
+/// stderr names the patient by id only. Once the engine copes with such a record the
+/// run simply succeeds: both outcomes keep the other patient's row.
+#[test]
+fn a_patient_that_cannot_be_assessed_does_not_stop_the_others() {
+    let dir = temp_dir("one-bad-patient");
+    fs::copy(
+        root().join("fixtures/patients/adequate-ssri.json"),
+        dir.join("adequate-ssri.json"),
+    )
+    .expect("copy");
+    let bad = serde_json::json!({
+        "resourceType": "MedicationDispense",
+        "id": "huge-supply",
+        "status": "completed",
+        "subject": {"reference": "Patient/huge-supply"},
+        "medicationCodeableConcept": {"coding": [{
+            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+            "code": "312938",
+            "display": "sertraline 100 MG Oral Tablet"
+        }]},
+        "whenHandedOver": "2024-01-08",
+        "quantity": {"value": 30, "unit": "tablet"},
+        "daysSupply": {"value": 10000000, "unit": "day", "system": "http://unitsofmeasure.org", "code": "d"}
+    });
+    fs::write(dir.join("huge-supply.json"), bad.to_string()).expect("write");
+    let output = evaluate(&[dir.to_str().expect("path"), "--as-of", "2024-10-20"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(out.contains("Patient/adequate-ssri"), "{out}\n{stderr}");
+    if output.status.success() {
+        assert!(out.contains("Patient/huge-supply"), "{out}");
+    } else {
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("Patient/huge-supply: could not be assessed"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("1 of 2 patients"), "{stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("10000000"),
+            "no panic message (it can quote record values): {stderr}"
+        );
+    }
+}

@@ -192,26 +192,27 @@ impl ResourcePool {
                 .collect();
             entries.sort();
             for entry in entries {
-                let wanted = entry.is_dir()
-                    || matches!(
-                        entry.extension().and_then(|e| e.to_str()),
-                        Some("json" | "ndjson" | "jsonl")
-                    );
-                if wanted {
+                if entry.is_dir() || is_fhir_file_name(&entry) {
                     self.add_path(&entry)?;
                 }
             }
             return Ok(());
         }
-        let text = fs::read_to_string(path).map_err(io)?;
+        self.add_file(path)
+    }
+
+    /// One file, whatever its name: NDJSON when it ends in .ndjson or .jsonl, else
+    /// one JSON document. Callers that choose files themselves (the `evaluate`
+    /// batch) use this; [`Self::add_path`] adds the directory walk.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), ReadError> {
+        let text = fs::read_to_string(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let origin = path.display().to_string();
-        let ndjson = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("ndjson" | "jsonl")
-        );
         self.stats.files += 1;
         self.stats.bytes += text.len();
-        if ndjson {
+        if is_ndjson(path) {
             self.add_ndjson(&text, &origin)
         } else {
             self.add_json(&text, &origin)
@@ -227,20 +228,45 @@ impl ResourcePool {
         self.add_document(raw, origin)
     }
 
-    /// Bulk Data NDJSON: one resource per line; blank lines are skipped.
+    /// Bulk Data NDJSON: one resource per line; blank lines are skipped. A bad line
+    /// is a problem noted for that line, but a file in which no line is a FHIR
+    /// resource is not FHIR at all ([`ReadError::NotFhir`], nothing added): a log or
+    /// other JSON-lines file in an export directory is then one warning, not one per
+    /// line.
     pub fn add_ndjson(&mut self, text: &str, origin: &str) -> Result<(), ReadError> {
+        let mut problems = Vec::new();
+        let mut resources = 0usize;
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let where_ = format!("{origin}:{}", n + 1);
             match serde_json::from_str::<&RawValue>(line) {
-                Ok(raw) => self.add_resource(raw, None, &where_),
-                Err(e) => self
-                    .unattributed
-                    .push(format!("{where_}: not valid JSON: {e}")),
+                Ok(raw) => match serde_json::from_str::<Head<'_>>(raw.get()) {
+                    Ok(_) => {
+                        resources += 1;
+                        self.add_resource(raw, None, &format!("{origin}:{}", n + 1));
+                    }
+                    Err(e) => {
+                        self.stats.resources += 1;
+                        problems.push((n + 1, format!("no resourceType: {e}")));
+                    }
+                },
+                Err(e) => problems.push((n + 1, format!("not valid JSON: {e}"))),
             }
         }
+        if resources == 0 {
+            if let Some((line, problem)) = problems.first() {
+                return Err(ReadError::NotFhir {
+                    path: origin.into(),
+                    message: format!("no line is a FHIR resource (line {line}: {problem})"),
+                });
+            }
+        }
+        self.unattributed.extend(
+            problems
+                .into_iter()
+                .map(|(line, problem)| format!("{origin}:{line}: {problem}")),
+        );
         Ok(())
     }
 
@@ -458,6 +484,20 @@ impl ResourcePool {
             }
         }
     }
+}
+
+/// Whether a file is read as NDJSON (one resource per line) rather than one document.
+pub fn is_ndjson(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
+}
+
+/// Whether a file's name says it may be FHIR JSON or NDJSON (what a directory walk
+/// reads).
+pub fn is_fhir_file_name(path: &Path) -> bool {
+    is_ndjson(path) || path.extension().and_then(|e| e.to_str()) == Some("json")
 }
 
 fn subject_of(resource: &Clinical) -> Option<String> {
