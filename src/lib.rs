@@ -1,14 +1,25 @@
-//! trd-sentinel: finds antidepressant trials in FHIR data, judges their adequacy and
-//! response, and (in later stages) flags treatment-resistant depression.
+//! trd-sentinel watches an EHR's FHIR data for antidepressant trials, judges their
+//! adequacy and response, derives treatment-resistant depression (TRD) status, staging
+//! and a pseudo-resistance checklist, and writes the result back.
 //!
+//! The crate in data-flow order:
+//!
+//! - [`config`]: typed settings from a file and `TRD_*` environment variables (depends
+//!   on no adapter).
+//! - [`http`]: actix-web: `/notify` (Subscription notifications), health, metrics.
+//! - [`intake`]: notifications of every shape -> work items; reconciliation polling;
+//!   the EHR Subscriptions.
+//! - [`queue`]: RabbitMQ intake, work shards, retries, dead letters (or in-process).
+//! - [`pipeline`]: the work loop: coalesce, assess, settle, publish events.
+//! - [`ehr`]: one patient against the EHR: gather, assess, write back.
+//! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client and
+//!   gather) and out (write-back); mapping resources to the engine's `PatientRecord`.
 //! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
-//! - [`fhir`]: FHIR R4 JSON in (bundles, single resources, Bulk NDJSON) and the
-//!   mapping from resources to the engine's `PatientRecord`.
-//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir).
 //! - [`batch`]: `evaluate` over files and directories: which files, progress, and
 //!   assessing each patient so one that cannot be assessed does not stop the rest.
-//! - [`ehr`]: one patient against the EHR: gather, assess, write back.
-//! - [`config`]: typed settings from a file and `TRD_*` environment variables.
+//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir).
+//! - [`metrics`]: the Prometheus registry.
+//! - [`service`]: `serve`: wiring and graceful shutdown.
 
 pub mod batch;
 pub mod clinical;
