@@ -58,7 +58,7 @@ fn every_antidepressant_order_in_the_synthea_sample_has_a_daily_dose() {
     files.sort();
     assert_eq!(files.len(), 50, "the sample has 50 bundles");
 
-    let (mut orders, mut dosed, mut trials_dosed) = (0, 0, 0);
+    let (mut orders, mut dosed, mut trials_dosed, mut non_trials_dosed) = (0, 0, 0, 0);
     for file in &files {
         for record in records_of(file, &knowledge) {
             let ledger = collect_supplies(&record, &knowledge, &policy, as_of);
@@ -102,11 +102,19 @@ fn every_antidepressant_order_in_the_synthea_sample_has_a_daily_dose() {
                 );
                 trials_dosed += 1;
             }
+            for non_trial in &assessment.non_trials {
+                assert!(non_trial.daily_dose_mg.is_some(), "{non_trial:?}");
+                non_trials_dosed += 1;
+            }
         }
     }
     // Three bundles hold sertraline orders (RxNorm SCDC 328670 "Sertraline 100MG",
     // doseQuantity 1 without a unit); before the SCDC work none of them had a dose.
-    assert_eq!((orders, dosed, trials_dosed), (3, 3, 3));
+    // One is ordered for PTSD (reasonReference): a non-trial, with its dose.
+    assert_eq!(
+        (orders, dosed, trials_dosed, non_trials_dosed),
+        (3, 3, 2, 1)
+    );
 }
 
 fn bundle(medication: &str, dose: &str) -> String {

@@ -72,34 +72,19 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
         }
         if let Some(drug) = knowledge.drugs.by_rxnorm(&coding.code) {
             let label = format!("RxNorm ingredient {}", coding.code);
-            if let Some(strength) = ingredient_strength(product, knowledge, drug) {
-                let components = vec![IdentifiedComponent {
-                    drug,
-                    strength: Some(strength),
-                }];
-                return finish(
-                    components,
-                    false,
-                    transdermal,
-                    false,
-                    label,
-                    product,
-                    knowledge,
-                );
-            }
+            let strength = ingredient_strength(product, knowledge, drug);
             // An ingredient code with a display such as "sertraline 100 MG": the
             // strength is read from the display (and said so).
-            if let Some(mut found) = from_labels(product, knowledge, transdermal) {
-                if found.components.iter().any(|c| c.drug == drug) {
-                    found.components.retain(|c| c.drug == drug);
-                    found.identified_by = label;
-                    return ProductIdentity::Known(found);
+            if strength.is_none() {
+                if let Some(mut found) = from_labels(product, knowledge, transdermal) {
+                    if found.components.iter().any(|c| c.drug == drug) {
+                        found.components.retain(|c| c.drug == drug);
+                        found.identified_by = label;
+                        return ProductIdentity::Known(found);
+                    }
                 }
             }
-            let components = vec![IdentifiedComponent {
-                drug,
-                strength: None,
-            }];
+            let components = vec![IdentifiedComponent { drug, strength }];
             return finish(
                 components,
                 false,
