@@ -60,11 +60,23 @@ fn lines(a: &Assessment) -> Lines {
             } else {
                 "not counted"
             };
+            let mut notes = String::new();
+            if let Some(earlier) = &t.retrial_of {
+                notes.push_str(&format!(" (re-trial of {earlier})"));
+            }
+            if t.orders_only {
+                notes.push_str(" (orders only: adherence unknown)");
+            }
             format!(
-                "{} {} {dose}, {} to {}: {mark} — {}",
+                "{} {} {dose}, {} to {}{notes}: {mark} — {}",
                 t.id, t.ingredient, t.start, t.end, c.why
             )
         })
+        .collect();
+    let non_trials = a
+        .non_trials
+        .iter()
+        .map(|n| format!("{} to {}: {}", n.start, n.end, n.text))
         .collect();
     let mut staging = vec![format!("Thase-Rush {}", a.thase_rush_stage.roman)];
     if let Some(msm) = &a.msm {
@@ -109,6 +121,7 @@ fn lines(a: &Assessment) -> Lines {
         sections: vec![
             ("Episode", episode),
             ("Trials", trials),
+            ("Not antidepressant trials", non_trials),
             ("Staging", vec![staging.join("; ")]),
             ("Findings", findings),
             ("Suggestions", suggestions),
