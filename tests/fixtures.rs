@@ -4,7 +4,7 @@
 //! key (extra keys in the output are fine), arrays element by element with equal
 //! length, numbers within 0.01.
 //!
-//! A fixture with a `why` (the rule it shows, with its source) pins the whole answer:
+//! Every fixture has a `why` (the rule it shows, with its source) and pins the whole answer:
 //! `trd_status`, every trial's ingredient, period, dose, adequacy, reasons and
 //! response class, the non-trials, and the complete sorted lists `finding_codes` and
 //! `suggestion_codes`, so an unexpected extra finding or suggestion fails it.
@@ -138,7 +138,12 @@ fn every_fixture_matches_its_expectation() {
             .expect("serialise");
 
         let mut problems = Vec::new();
-        if expected.get("why").is_some() {
+        if expected.get("why").and_then(Value::as_str).is_none() {
+            problems.push(format!(
+                "{name}: no `why` (the rule it shows, with its source)"
+            ));
+        }
+        {
             pins_everything(&expected["expect"], name, &mut problems);
             let codes = |list: &str| -> Value {
                 let mut codes: Vec<String> = assessment[list]
