@@ -393,24 +393,16 @@ fn recognise(
     match identify(product, knowledge) {
         ProductIdentity::Known(product) => Some(product),
         ProductIdentity::NotInCatalogue { label } => {
-            if !ledger.ignored.iter().any(|i| &i.source == source) {
-                ledger.ignored.push(IgnoredMedication {
-                    source: source.clone(),
-                    medication: label,
-                });
-            }
+            ledger.ignored.push(IgnoredMedication {
+                source: source.clone(),
+                medication: label,
+            });
             None
         }
         ProductIdentity::Unidentifiable { reason } => {
-            if !ledger
+            ledger
                 .findings
-                .iter()
-                .any(|f| f.evidence.first() == Some(source))
-            {
-                ledger
-                    .findings
-                    .push(Finding::unidentified_medication(source, reason));
-            }
+                .push(Finding::unidentified_medication(source, reason));
             None
         }
     }
