@@ -142,11 +142,7 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
     if let Some(found) = from_labels(product, knowledge, transdermal) {
         return ProductIdentity::Known(found);
     }
-    let labels = product
-        .codes
-        .iter()
-        .filter_map(|c| c.display.as_deref())
-        .chain(product.text.as_deref());
+    let labels = labels_of(product);
     for label in labels {
         if let Some(drug) = name_match(label, knowledge) {
             let components = vec![IdentifiedComponent {
@@ -173,6 +169,15 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
     }
 }
 
+/// A product's code displays, then its text: what a person would read as its name.
+fn labels_of(product: &MedicationProduct) -> impl Iterator<Item = &str> {
+    product
+        .codes
+        .iter()
+        .filter_map(|c| c.display.as_deref())
+        .chain(product.text.as_deref())
+}
+
 /// The first display or text that reads as an RxNorm name naming a catalogued drug
 /// (SCD, SBD, SCDC "sertraline 100 MG", packs). Strengths read this way are marked.
 fn from_labels(
@@ -180,11 +185,7 @@ fn from_labels(
     knowledge: &Knowledge,
     transdermal: bool,
 ) -> Option<IdentifiedProduct> {
-    let labels = product
-        .codes
-        .iter()
-        .filter_map(|c| c.display.as_deref())
-        .chain(product.text.as_deref());
+    let labels = labels_of(product);
     for label in labels {
         let Ok(parsed) = parse_rxnorm_display(label, &knowledge.drugs) else {
             continue;
