@@ -10,7 +10,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::fhir::writeback::WRITTEN_TYPES;
+/// Every resource type the service can write back (`writeback.resources` picks from
+/// these). All but Provenance are kept in step with the latest assessment (updated,
+/// retired); a Provenance is only ever added.
+pub const WRITTEN_TYPES: &[&str] = &[
+    "Flag",
+    "Observation",
+    "DetectedIssue",
+    "ServiceRequest",
+    "Provenance",
+];
 
 /// A secret that never prints.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -91,6 +100,8 @@ pub struct FhirSettings {
     pub page_size: u32,
     /// At most this many pages per search (a guard against runaway paging).
     pub max_pages: u32,
+    /// A larger answer from the EHR is an error (memory stays bounded).
+    pub max_response_bytes: usize,
     /// How far back medication and score searches reach.
     pub look_back_months: u32,
     /// none | bearer | smart-backend; default: bearer when a token is given, else none.
@@ -120,6 +131,7 @@ impl Default for FhirSettings {
             retry_base_ms: 200,
             page_size: 100,
             max_pages: 200,
+            max_response_bytes: 32 * 1024 * 1024,
             look_back_months: 60,
             auth: None,
             token: None,
@@ -191,40 +203,30 @@ pub struct AmqpSettings {
     pub prefetch: u16,
     pub max_attempts: u32,
     pub retry_delay_ms: u64,
+    /// The broker's own backstop on the work shards: a message delivered this many
+    /// times (its holder died each time) is dead-lettered by RabbitMQ.
+    pub delivery_limit: u32,
 }
 
 impl Default for AmqpSettings {
     fn default() -> Self {
-        let q = crate::queue::QueueSettings::default();
         Self {
             url: None,
             url_file: None,
-            intake_queue: q.intake,
-            work_queue: q.work,
-            dead_letter: q.dead,
-            events_exchange: q.events,
-            shards: q.shards,
-            prefetch: q.prefetch,
-            max_attempts: q.max_attempts,
-            retry_delay_ms: q.retry_delay_ms,
+            intake_queue: "trd.intake".into(),
+            work_queue: "trd.work".into(),
+            dead_letter: "trd.dead".into(),
+            events_exchange: "trd.events".into(),
+            shards: 16,
+            prefetch: 32,
+            max_attempts: 5,
+            retry_delay_ms: 5_000,
+            delivery_limit: 20,
         }
     }
 }
 
 impl AmqpSettings {
-    pub fn queue_settings(&self) -> crate::queue::QueueSettings {
-        crate::queue::QueueSettings {
-            intake: self.intake_queue.clone(),
-            work: self.work_queue.clone(),
-            dead: self.dead_letter.clone(),
-            events: self.events_exchange.clone(),
-            shards: self.shards,
-            prefetch: self.prefetch,
-            max_attempts: self.max_attempts,
-            retry_delay_ms: self.retry_delay_ms,
-        }
-    }
-
     /// The broker URL, from the environment or its file.
     pub fn resolved_url(&self) -> Result<Option<Secret>, String> {
         match (&self.url, &self.url_file) {
@@ -601,6 +603,15 @@ impl Config {
             if !url.expose().starts_with("amqp://") && !url.expose().starts_with("amqps://") {
                 out.push("amqp.url must start with amqp:// or amqps://".into());
             }
+        }
+        if self.amqp.delivery_limit < self.amqp.max_attempts {
+            out.push(format!(
+                "amqp.delivery_limit ({}) must be at least amqp.max_attempts ({}): the broker's backstop must not cut retries short",
+                self.amqp.delivery_limit, self.amqp.max_attempts
+            ));
+        }
+        if self.fhir.max_response_bytes < 64 * 1024 {
+            out.push("fhir.max_response_bytes must be at least 65536".into());
         }
         if self.amqp.shards == 0 || self.pipeline.concurrency == 0 {
             out.push("amqp.shards and pipeline.concurrency must be > 0".into());

@@ -5,6 +5,7 @@ use time::Date;
 
 use crate::clinical::knowledge::{KnowledgeError, ProfileFiles};
 use crate::clinical::policy::PolicyBook;
+use crate::clinical::record::PatientRecord;
 use crate::clinical::{self, AssessOptions, Assessment, Knowledge, Policy};
 use crate::config::{Config, ConfigError, WritebackSettings};
 use crate::fhir::auth::Auth;
@@ -108,6 +109,7 @@ impl Ehr {
             .await?)
     }
 
+    /// Gathers the patient's record from the EHR, then [`Ehr::assess_and_write`].
     pub async fn run_patient(&self, patient: &str, as_of: Date) -> Result<PatientRun, EhrError> {
         let gathered = gather(
             &self.client,
@@ -117,28 +119,34 @@ impl Ehr {
             as_of,
         )
         .await?;
-        let assessment = clinical::assess_with(
-            &gathered.record,
-            &self.policy,
-            &self.knowledge,
-            as_of,
-            self.options,
-        );
+        let mut run = self.assess_and_write(&gathered.record, as_of).await?;
+        run.requests += gathered.requests;
+        Ok(run)
+    }
+
+    /// The one orchestration of a record already in hand (gathered, or a Bundle
+    /// declared complete): assess, then write back.
+    pub async fn assess_and_write(
+        &self,
+        record: &PatientRecord,
+        as_of: Date,
+    ) -> Result<PatientRun, EhrError> {
+        let assessment =
+            clinical::assess_with(record, &self.policy, &self.knowledge, as_of, self.options);
         let write = write_back(&self.client, &assessment, &self.writeback).await?;
-        let requests = gathered.requests + write.requests;
         tracing::info!(
-            patient = %patient,
+            patient = %assessment.patient,
             status = assessment.trd_status.code(),
             written = write.plan.written.len(),
             retired = write.plan.retired.len(),
             unchanged = write.plan.unchanged,
-            requests,
+            requests = write.requests,
             "assessed"
         );
         Ok(PatientRun {
+            requests: write.requests,
             assessment,
             write,
-            requests,
         })
     }
 }

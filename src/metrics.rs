@@ -25,6 +25,15 @@ pub struct Metrics {
     /// From first queued to settled.
     pub end_to_end_seconds: Histogram,
     pub coalesced: IntCounter,
+    /// id-only notifications read and re-queued on their patient's shard.
+    pub routed: IntCounter,
+    /// Failures worth a retry, by kind (ehr, identity-provider, unauthorized,
+    /// conflict, broker, panic).
+    pub transient_failures: IntCounterVec,
+    /// Assessments that panicked (caught: the message is settled, the rest go on).
+    pub panics: IntCounter,
+    /// `assessment.*` events by result (published, failed).
+    pub events: IntCounterVec,
 }
 
 impl Metrics {
@@ -89,6 +98,20 @@ impl Metrics {
                 "coalesced_total",
                 "Work items absorbed by another for the same patient",
             ),
+            routed: counter(
+                "routed_total",
+                "id-only notifications resolved to their patient and queued on its shard",
+            ),
+            transient_failures: counter_vec(
+                "transient_failures_total",
+                "Failures retried later, by kind",
+                &["kind"],
+            ),
+            panics: counter(
+                "panics_total",
+                "Assessments that panicked (caught and settled)",
+            ),
+            events: counter_vec("events_total", "assessment.* events by result", &["result"]),
             registry,
         }
     }

@@ -1,27 +1,36 @@
 //! The work loop: take items from the queue, coalesce bursts per patient, assess at
-//! most one patient at a time (per consumer; sharding with single-active-consumer
-//! extends that across replicas), bounded concurrency, then settle each message:
-//! ack after write-back committed, a delayed retry for transient failures, a dead
-//! letter with the reason after the last attempt or for a permanent failure.
+//! most one patient at a time (per consumer; sharding by patient with
+//! single-active-consumer extends that across replicas), bounded concurrency, then
+//! settle each message ([`settle`]).
+//!
+//! The patient is the unit of work: an id-only notification (`WorkItem::Resource`) is
+//! read to learn its patient and re-queued on that patient's shard, never assessed
+//! where it landed, so two resources of one patient are never assessed at once.
+//! A panic while assessing is caught and settles its messages like any failure.
+//! Events are sent at least once: after every committed change, again when a
+//! message comes back (the process may have died between commit and publish), and
+//! always in events-only mode (dry-run or nothing to write).
 
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::clinical;
 use crate::ehr::{is_own_resource, Ehr, EhrError, PatientRun};
 use crate::fhir::client::{FhirError, Idempotency};
 use crate::fhir::mapping::patient_of;
 use crate::fhir::read::{ObservationCodes, ResourcePool};
-use crate::fhir::writeback::write_back;
 use crate::intake::reconcile::Reconciler;
 use crate::intake::work::{from_intake_message, WorkItem};
 use crate::metrics::Metrics;
-use crate::queue::{now_ms, stream_of, Incoming, IntakeSettle, Job, QueueError, WorkQueue};
+use crate::queue::{Incoming, IntakeSettle, Job, QueueError, WorkQueue};
+
+pub mod settle;
+pub use settle::Failure;
 
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
@@ -31,6 +40,8 @@ pub struct PipelineSettings {
     pub coalesce: Duration,
     /// On shutdown, how long in-flight work may take to finish.
     pub drain: Duration,
+    /// Fault injection for the delivery tests only (see [`Fault`]).
+    pub fault: Option<Fault>,
 }
 
 impl Default for PipelineSettings {
@@ -39,29 +50,28 @@ impl Default for PipelineSettings {
             concurrency: 4,
             coalesce: Duration::from_millis(300),
             drain: Duration::from_secs(20),
+            fault: None,
         }
     }
 }
 
-/// Why an item failed: decides retry or dead letter.
-#[derive(Debug)]
-pub enum Failure {
-    Transient(String),
-    Permanent(String),
+/// Faults the end-to-end tests inject into a real process, named in the environment
+/// variable [`Fault::ENV`] (not a setting: never set it in production).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Abort the process right after a write-back committed, before its event is
+    /// published: the test of "events at least once".
+    CrashAfterCommit,
 }
 
-impl From<EhrError> for Failure {
-    fn from(e: EhrError) -> Self {
-        match &e {
-            EhrError::Fhir(f) if f.is_transient() => Failure::Transient(e.to_string()),
-            _ => Failure::Permanent(e.to_string()),
+impl Fault {
+    pub const ENV: &'static str = "TRDSENTINEL_FAULT";
+
+    pub fn from_env() -> Option<Self> {
+        match std::env::var(Self::ENV).ok()?.as_str() {
+            "crash-after-commit" => Some(Fault::CrashAfterCommit),
+            _ => None,
         }
-    }
-}
-
-impl From<QueueError> for Failure {
-    fn from(e: QueueError) -> Self {
-        Failure::Transient(e.to_string())
     }
 }
 
@@ -78,6 +88,7 @@ struct Group {
     jobs: Vec<Job>,
 }
 
+/// A finished group: its key, its messages, the result, when it started.
 type Done = (String, Vec<Job>, Result<(), Failure>, Instant);
 
 impl Pipeline {
@@ -97,10 +108,11 @@ impl Pipeline {
                     }
                 },
                 WorkQueue::Local(_) => match self.queue.take_local_receiver().await {
-                    Some(receiver) => {
-                        let stream = stream_of(receiver)
-                            .map(|job| Ok(Incoming::Work(job)))
-                            .boxed();
+                    Some(mut receiver) => {
+                        let stream =
+                            futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+                                .map(|job| Ok(Incoming::Work(job)))
+                                .boxed();
                         Some((None, stream))
                     }
                     None => return,
@@ -151,7 +163,9 @@ impl Pipeline {
                     Some(Ok(Incoming::Work(job))) => {
                         pending.entry(job.item.key()).or_insert_with(|| Group { first_seen: Instant::now(), jobs: Vec::new() }).jobs.push(job);
                     }
-                    Some(Ok(Incoming::Intake { body, settle })) => self.intake(body, settle).await,
+                    Some(Ok(Incoming::Intake { body, declared_complete, settle })) => {
+                        self.intake(body, declared_complete, settle).await
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "consumer stream failed");
                         break false;
@@ -207,101 +221,56 @@ impl Pipeline {
             let (pipeline, done) = (self.clone(), done_tx.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
-                let mut distinct: Vec<&WorkItem> = Vec::new();
-                for job in &group.jobs {
-                    if !distinct.contains(&&job.item) {
-                        distinct.push(&job.item);
-                    }
-                }
-                pipeline
-                    .metrics
-                    .coalesced
-                    .inc_by((group.jobs.len() - distinct.len()) as u64);
-                let mut result = Ok(());
-                for item in distinct {
-                    if let Err(e) = pipeline.process(item).await {
-                        result = Err(e);
-                        break;
-                    }
-                }
+                let result = pipeline.run_group(&group.jobs).await;
                 drop(permit);
                 let _ = done.send((key, group.jobs, result, started));
             });
         }
     }
 
-    async fn settle(&self, (key, jobs, result, started): Done) {
+    /// The distinct items of a coalesced group, one after another; a message the
+    /// broker delivered before (or a retry) makes every item a replay, so its event is
+    /// sent again. A panic is caught here and fails the group like any error.
+    async fn run_group(&self, jobs: &[Job]) -> Result<(), Failure> {
+        let mut distinct: Vec<&WorkItem> = Vec::new();
+        for job in jobs {
+            if !distinct.contains(&&job.item) {
+                distinct.push(&job.item);
+            }
+        }
+        self.metrics
+            .coalesced
+            .inc_by(jobs.len().saturating_sub(distinct.len()) as u64);
+        let replay = jobs.iter().any(|j| j.redelivered || j.attempts > 0);
+        for item in distinct {
+            let run = AssertUnwindSafe(self.process(item, replay)).catch_unwind();
+            match run.await {
+                Ok(Ok(())) => {}
+                Ok(Err(failure)) => return Err(failure),
+                Err(_) => {
+                    // The panic hook logged where (never what: values can be PHI).
+                    self.metrics.panics.inc();
+                    return Err(Failure::transient(
+                        "panic",
+                        format!("the assessment of {} panicked (a defect)", item.key()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle(&self, (_key, jobs, result, started): Done) {
         self.metrics
             .processing_seconds
             .observe(started.elapsed().as_secs_f64());
-        let first_queued = jobs.iter().filter_map(|j| j.enqueued_ms).min();
-        let max_attempts = self.queue.max_attempts();
-        match result {
-            Ok(()) => {}
-            Err(Failure::Transient(reason)) => {
-                let attempts = jobs.iter().map(|j| j.attempts).max().unwrap_or(0);
-                let job = &jobs[0];
-                let outcome = if attempts + 1 < max_attempts {
-                    self.metrics.retries.inc();
-                    tracing::warn!(key = %key, attempts = attempts + 1, reason = %reason, "retrying later");
-                    self.queue.retry_later(job).await
-                } else {
-                    self.dead_letter_job(
-                        job,
-                        &format!("gave up after {} attempts: {reason}", attempts + 1),
-                        attempts + 1,
-                    )
-                    .await
-                };
-                if outcome.is_err() {
-                    // Could not park it safely: leave every message for redelivery.
-                    for job in jobs {
-                        let _ = job.requeue().await;
-                    }
-                    return;
-                }
-            }
-            Err(Failure::Permanent(reason)) => {
-                if self
-                    .dead_letter_job(&jobs[0], &reason, jobs[0].attempts + 1)
-                    .await
-                    .is_err()
-                {
-                    for job in jobs {
-                        let _ = job.requeue().await;
-                    }
-                    return;
-                }
-            }
-        }
-        for job in jobs {
-            let _ = job.ack().await;
-        }
-        if let Some(first) = first_queued {
-            self.metrics
-                .end_to_end_seconds
-                .observe(now_ms().saturating_sub(first) as f64 / 1000.0);
-        }
-    }
-
-    async fn dead_letter_job(
-        &self,
-        job: &Job,
-        reason: &str,
-        attempts: u32,
-    ) -> Result<(), QueueError> {
-        self.metrics.dead_letters.inc();
-        tracing::error!(key = %job.item.key(), kind = job.item.kind(), reason, "dead-lettered");
-        let body = serde_json::to_vec(&job.item).unwrap_or_default();
-        self.queue
-            .dead_letter(&body, reason, attempts, "work")
-            .await
+        settle::settle_all(&self.queue, &self.metrics, jobs, &result).await;
     }
 
     /// An intake-queue message: turned into work items (confirmed) before its ack;
     /// a malformed one is dead-lettered with the reason and affects nothing else.
-    async fn intake(&self, body: Vec<u8>, settle: IntakeSettle) {
-        match from_intake_message(&body) {
+    async fn intake(&self, body: Vec<u8>, declared_complete: bool, settle: IntakeSettle) {
+        match from_intake_message(&body, declared_complete) {
             Ok(items) => {
                 for item in &items {
                     if let Err(e) = self.queue.enqueue(item).await {
@@ -337,82 +306,78 @@ impl Pipeline {
         }
     }
 
-    /// One work item, start to finish.
-    pub async fn process(&self, item: &WorkItem) -> Result<(), Failure> {
+    /// One work item, start to finish. `replay`: the message came back, so the event
+    /// of a change already committed is sent again.
+    pub async fn process(&self, item: &WorkItem, replay: bool) -> Result<(), Failure> {
         let as_of = time::OffsetDateTime::now_utc().date();
         match item {
             WorkItem::Patient { patient } => {
                 let run = self.ehr.run_patient(patient, as_of).await?;
-                self.after_run(&run).await
+                self.after_run(&run, replay).await
             }
-            WorkItem::Resource { reference } => {
-                let resource = match self
-                    .ehr
-                    .client
-                    .send(
-                        reqwest::Method::GET,
-                        reference,
-                        None,
-                        Idempotency::Idempotent,
-                    )
-                    .await
-                {
-                    Ok(r) => r,
-                    // Gone (deleted since): nothing to assess.
-                    Err(FhirError::Status {
-                        status: 404 | 410, ..
-                    }) => return Ok(()),
-                    Err(e) => return Err(EhrError::from(e).into()),
-                };
-                if is_own_resource(&resource) {
-                    return Ok(());
-                }
-                let patient = patient_of(&resource)
-                    .ok_or_else(|| Failure::Permanent(format!("{reference} names no patient")))?;
-                let run = self.ehr.run_patient(&patient, as_of).await?;
-                self.after_run(&run).await
-            }
+            WorkItem::Resource { reference } => self.route_to_patient(reference).await,
             WorkItem::Requery { .. } => match &self.reconciler {
                 Some(reconciler) => reconciler
                     .poll_once(&self.ehr.client, &self.queue)
                     .await
                     .map(|_| ())
-                    .map_err(|e| Failure::Transient(e.to_string())),
+                    .map_err(|e| Failure::transient("ehr", e.to_string())),
                 None => {
                     tracing::warn!("a notification named nothing and reconciliation is off: nothing re-queried");
                     Ok(())
                 }
             },
             WorkItem::Bundle { bundle } => {
+                // Declared complete at intake, and about one patient (its shard's key).
                 let mut pool =
                     ResourcePool::new(ObservationCodes::from_knowledge(&self.ehr.knowledge));
                 pool.add_json(&bundle.to_string(), "intake bundle")
                     .map_err(|e| Failure::Permanent(e.to_string()))?;
                 for record in pool.records() {
-                    let assessment = clinical::assess_with(
-                        &record,
-                        &self.ehr.policy,
-                        &self.ehr.knowledge,
-                        as_of,
-                        self.ehr.options,
-                    );
-                    let write = write_back(&self.ehr.client, &assessment, &self.ehr.writeback)
-                        .await
-                        .map_err(EhrError::from)?;
-                    self.after_run(&PatientRun {
-                        assessment,
-                        write,
-                        requests: 0,
-                    })
-                    .await?;
+                    let run = self.ehr.assess_and_write(&record, as_of).await?;
+                    self.after_run(&run, replay).await?;
                 }
                 Ok(())
             }
         }
     }
 
-    /// Metrics, and an event when the assessment changed what the EHR holds.
-    async fn after_run(&self, run: &PatientRun) -> Result<(), Failure> {
+    /// An id-only notification: read the resource to learn its patient, then queue
+    /// the patient on its own shard (confirmed before this message is acked).
+    async fn route_to_patient(&self, reference: &str) -> Result<(), Failure> {
+        let read = self
+            .ehr
+            .client
+            .send(
+                reqwest::Method::GET,
+                reference,
+                None,
+                Idempotency::Idempotent,
+            )
+            .await;
+        let resource = match read {
+            Ok(r) => r,
+            // Gone (deleted since): nothing to assess.
+            Err(FhirError::Status {
+                status: 404 | 410, ..
+            }) => return Ok(()),
+            Err(e) => return Err(EhrError::from(e).into()),
+        };
+        if is_own_resource(&resource) {
+            return Ok(());
+        }
+        let patient = patient_of(&resource)
+            .ok_or_else(|| Failure::Permanent(format!("{reference} names no patient")))?;
+        self.queue.enqueue(&WorkItem::Patient { patient }).await?;
+        self.metrics.routed.inc();
+        Ok(())
+    }
+
+    /// Metrics, and the `assessment.*` event: after a committed change, on a replay
+    /// (the event of a change committed before a crash), and always in events-only
+    /// mode. Its message id is the assessment's content hash, so consumers drop
+    /// duplicates.
+    async fn after_run(&self, run: &PatientRun, replay: bool) -> Result<(), Failure> {
         let status = run.assessment.trd_status.code();
         self.metrics.assessments.with_label_values(&[status]).inc();
         let result = match (&run.write.transaction, run.write.dry_run) {
@@ -421,7 +386,15 @@ impl Pipeline {
             (Some(_), false) => "written",
         };
         self.metrics.writebacks.with_label_values(&[result]).inc();
-        if result != "written" {
+        if result == "written" && self.settings.fault == Some(Fault::CrashAfterCommit) {
+            tracing::error!(
+                fault = Fault::ENV,
+                "fault injection: aborting between commit and publish"
+            );
+            std::process::abort();
+        }
+        let events_only = run.write.dry_run || self.ehr.writeback.resources.is_empty();
+        if !(result == "written" || replay || events_only) {
             return Ok(());
         }
         let event = json!({
@@ -433,11 +406,24 @@ impl Pipeline {
             "written": run.write.plan.written,
             "retired": run.write.plan.retired,
             "as_of": run.assessment.as_of.to_string(),
+            "content_hash": run.write.content_hash,
+            "events_only": events_only,
         });
-        let body = serde_json::to_vec(&event).unwrap_or_default();
-        self.queue
-            .publish_event(&format!("assessment.{status}"), &body)
-            .await?;
-        Ok(())
+        let body = serde_json::to_vec(&event).map_err(QueueError::from)?;
+        let published = self
+            .queue
+            .publish_event(
+                &format!("assessment.{status}"),
+                &body,
+                &run.write.content_hash,
+            )
+            .await;
+        let label = if published.is_ok() {
+            "published"
+        } else {
+            "failed"
+        };
+        self.metrics.events.with_label_values(&[label]).inc();
+        Ok(published?)
     }
 }

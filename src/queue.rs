@@ -20,6 +20,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Mutex};
 
+use crate::config::AmqpSettings;
 use crate::intake::work::WorkItem;
 
 pub mod shards;
@@ -35,19 +36,29 @@ pub struct QueueSettings {
     pub prefetch: u16,
     pub max_attempts: u32,
     pub retry_delay_ms: u64,
+    /// The broker's backstop: a work message delivered this many times (the process
+    /// died while holding it each time) is dead-lettered by RabbitMQ itself.
+    pub delivery_limit: u32,
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
+        Self::from(&AmqpSettings::default())
+    }
+}
+
+impl From<&AmqpSettings> for QueueSettings {
+    fn from(a: &AmqpSettings) -> Self {
         Self {
-            intake: "trd.intake".into(),
-            work: "trd.work".into(),
-            dead: "trd.dead".into(),
-            events: "trd.events".into(),
-            shards: 16,
-            prefetch: 32,
-            max_attempts: 5,
-            retry_delay_ms: 5_000,
+            intake: a.intake_queue.clone(),
+            work: a.work_queue.clone(),
+            dead: a.dead_letter.clone(),
+            events: a.events_exchange.clone(),
+            shards: a.shards,
+            prefetch: a.prefetch,
+            max_attempts: a.max_attempts,
+            retry_delay_ms: a.retry_delay_ms,
+            delivery_limit: a.delivery_limit,
         }
     }
 }
@@ -64,6 +75,8 @@ pub enum QueueError {
     Encode(#[from] serde_json::Error),
     #[error("the broker ended a consumer")]
     ConsumerEnded,
+    #[error("the in-process queue is full")]
+    Full,
 }
 
 pub const HEADER_ATTEMPTS: &str = "x-trd-attempts";
@@ -74,7 +87,12 @@ pub const HEADER_SOURCE: &str = "x-trd-source-queue";
 /// A unit of work taken from a queue, with what is needed to settle it.
 pub struct Job {
     pub item: WorkItem,
+    /// Failed attempts so far: our header, carried through every re-publish, so it
+    /// never resets.
     pub attempts: u32,
+    /// The broker delivered it before (the holder died or returned it): what it did
+    /// may already be in the EHR.
+    pub redelivered: bool,
     /// When it was first queued (ms since the epoch), for end-to-end latency.
     pub enqueued_ms: Option<u64>,
     pub(crate) settle: Settle,
@@ -91,6 +109,9 @@ pub enum Incoming {
     /// A raw intake-queue message (integration engines), to be turned into work.
     Intake {
         body: Vec<u8>,
+        /// The sender declared a Bundle to be a complete record
+        /// ([`crate::intake::work::COMPLETE_RECORD_HEADER`]).
+        declared_complete: bool,
         settle: IntakeSettle,
     },
 }
@@ -260,9 +281,16 @@ impl Rabbit {
         declare_exchange(channel, &s.events, ExchangeKind::Topic).await?;
         declare_exchange(channel, &self.members_exchange(), ExchangeKind::Fanout).await?;
         for shard in 0..s.shards {
+            // A message whose holder keeps dying (a crash the pipeline cannot
+            // catch) is dead-lettered by the broker after `delivery_limit` deliveries.
             let work = args(&[
                 ("x-queue-type", text("quorum")),
                 ("x-single-active-consumer", AMQPValue::Boolean(true)),
+                (
+                    "x-delivery-limit",
+                    AMQPValue::LongLongInt(i64::from(s.delivery_limit)),
+                ),
+                ("x-dead-letter-exchange", text(&s.dead)),
             ]);
             channel
                 .queue_declare(&self.shard_queue(shard), durable(), work)
@@ -288,12 +316,16 @@ impl Rabbit {
         routing_key: &str,
         body: &[u8],
         headers: FieldTable,
+        message_id: Option<&str>,
     ) -> Result<(), QueueError> {
         let channel = self.channel().await?;
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
             .with_headers(headers);
+        if let Some(id) = message_id {
+            properties = properties.with_message_id(ShortString::from(id.to_string()));
+        }
         let confirmation = channel
             .basic_publish(
                 exchange,
@@ -328,6 +360,7 @@ impl Rabbit {
             &self.shard_queue(shard),
             &body,
             Self::work_headers(0, now_ms()),
+            None,
         )
         .await
     }
@@ -337,7 +370,7 @@ impl Rabbit {
         let shard = shard_of(&job.item.key(), self.settings.shards);
         let body = serde_json::to_vec(&job.item)?;
         let headers = Self::work_headers(job.attempts + 1, job.enqueued_ms.unwrap_or_else(now_ms));
-        self.publish("", &self.retry_queue(shard), &body, headers)
+        self.publish("", &self.retry_queue(shard), &body, headers, None)
             .await
     }
 
@@ -353,22 +386,30 @@ impl Rabbit {
             (HEADER_ATTEMPTS, AMQPValue::LongLongInt(i64::from(attempts))),
             (HEADER_SOURCE, text(source)),
         ]);
-        self.publish(&self.settings.dead, "", body, headers).await
+        self.publish(&self.settings.dead, "", body, headers, None)
+            .await
     }
 
-    pub async fn publish_event(&self, routing_key: &str, body: &[u8]) -> Result<(), QueueError> {
+    /// An event, with a message id consumers de-duplicate on (it is sent at least once).
+    pub async fn publish_event(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        message_id: &str,
+    ) -> Result<(), QueueError> {
         self.publish(
             &self.settings.events,
             routing_key,
             body,
             FieldTable::default(),
+            Some(message_id),
         )
         .await
     }
 
     /// Intake messages from integration engines go straight to the intake queue.
     pub async fn publish_intake(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.publish("", &self.settings.intake, body, FieldTable::default())
+        self.publish("", &self.settings.intake, body, FieldTable::default(), None)
             .await
     }
 
@@ -395,6 +436,7 @@ impl Rabbit {
             .await?
             .map(|d| {
                 d.map_err(QueueError::from).map(|d| Incoming::Intake {
+                    declared_complete: declared_complete(d.properties.headers()),
                     body: d.data,
                     settle: IntakeSettle(d.acker),
                 })
@@ -465,19 +507,35 @@ fn header_u64(headers: &Option<FieldTable>, name: &str) -> Option<u64> {
     }
 }
 
+/// Whether the sender set [`crate::intake::work::COMPLETE_RECORD_HEADER`] (a boolean,
+/// or the text `true`).
+fn declared_complete(headers: &Option<FieldTable>) -> bool {
+    let name = crate::intake::work::COMPLETE_RECORD_HEADER;
+    match headers.as_ref().and_then(|h| h.inner().get(name)) {
+        Some(AMQPValue::Boolean(b)) => *b,
+        Some(AMQPValue::LongString(s)) => s.to_string().eq_ignore_ascii_case("true"),
+        Some(AMQPValue::ShortString(s)) => s.as_str().eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
 fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError> {
     let headers = delivery.properties.headers();
-    let attempts = header_u64(headers, HEADER_ATTEMPTS).unwrap_or(0) as u32;
+    let attempts = header_u64(headers, HEADER_ATTEMPTS)
+        .and_then(|a| u32::try_from(a).ok())
+        .unwrap_or(0);
     let enqueued_ms = header_u64(headers, HEADER_ENQUEUED_MS);
     match serde_json::from_slice::<WorkItem>(&delivery.data) {
         Ok(item) => Ok(Incoming::Work(Job {
             item,
             attempts,
+            redelivered: delivery.redelivered,
             enqueued_ms,
             settle: Settle::Rabbit(delivery.acker),
         })),
         // Not a work item (someone published to a work queue by hand): treat as intake.
         Err(_) => Ok(Incoming::Intake {
+            declared_complete: declared_complete(delivery.properties.headers()),
             body: delivery.data,
             settle: IntakeSettle(delivery.acker),
         }),
@@ -486,18 +544,26 @@ fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError
 
 // ------------------------------------------------------------------ in-process
 
-/// For `serve` without a broker: an unbounded channel. Not durable.
+/// For `serve` without a broker: a bounded channel (full: the intake answers 503 and
+/// the EHR retries). Not durable.
 pub struct LocalQueue {
-    sender: mpsc::UnboundedSender<Job>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    sender: mpsc::Sender<Job>,
+    receiver: Mutex<Option<mpsc::Receiver<Job>>>,
     pub retry_delay: Duration,
     pub max_attempts: u32,
     pub dead: Mutex<Vec<(String, String)>>,
 }
 
 impl LocalQueue {
+    /// Items it holds at most before refusing more.
+    pub const CAPACITY: usize = 10_000;
+
     pub fn new(retry_delay: Duration) -> Self {
-        let (sender, receiver) = mpsc::unbounded_channel();
+        Self::with_capacity(retry_delay, Self::CAPACITY)
+    }
+
+    pub fn with_capacity(retry_delay: Duration, capacity: usize) -> Self {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
         Self {
             sender,
             receiver: Mutex::new(Some(receiver)),
@@ -509,13 +575,17 @@ impl LocalQueue {
 
     fn send(&self, item: WorkItem, attempts: u32, enqueued_ms: u64) -> Result<(), QueueError> {
         self.sender
-            .send(Job {
+            .try_send(Job {
                 item,
                 attempts,
+                redelivered: attempts > 0,
                 enqueued_ms: Some(enqueued_ms),
                 settle: Settle::Local,
             })
-            .map_err(|_| QueueError::Closed)
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+            })
     }
 }
 
@@ -554,7 +624,17 @@ impl WorkQueue {
                 );
                 tokio::spawn(async move {
                     tokio::time::sleep(queue.retry_delay).await;
-                    let _ = queue.send(item, attempts, enqueued);
+                    // A retry waits for room rather than being dropped.
+                    let job = Job {
+                        item,
+                        attempts,
+                        redelivered: true,
+                        enqueued_ms: Some(enqueued),
+                        settle: Settle::Local,
+                    };
+                    if queue.sender.send(job).await.is_err() {
+                        tracing::warn!("in-process queue closed: a retry was dropped at shutdown");
+                    }
                 });
                 Ok(())
             }
@@ -581,11 +661,16 @@ impl WorkQueue {
         }
     }
 
-    pub async fn publish_event(&self, routing_key: &str, body: &[u8]) -> Result<(), QueueError> {
+    pub async fn publish_event(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        message_id: &str,
+    ) -> Result<(), QueueError> {
         match self {
-            WorkQueue::Rabbit(r) => r.publish_event(routing_key, body).await,
+            WorkQueue::Rabbit(r) => r.publish_event(routing_key, body, message_id).await,
             WorkQueue::Local(_) => {
-                tracing::info!(routing_key, "event (no broker: logged only)");
+                tracing::info!(routing_key, message_id, "event (no broker: logged only)");
                 Ok(())
             }
         }
@@ -627,7 +712,7 @@ impl WorkQueue {
     }
 
     /// The local queue's receiver (taken once, by the pipeline).
-    pub async fn take_local_receiver(&self) -> Option<mpsc::UnboundedReceiver<Job>> {
+    pub async fn take_local_receiver(&self) -> Option<mpsc::Receiver<Job>> {
         match self {
             WorkQueue::Local(l) => l.receiver.lock().await.take(),
             WorkQueue::Rabbit(_) => None,

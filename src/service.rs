@@ -15,8 +15,8 @@ use crate::http::{configure, AppState, EhrProbe, NotifyAuth};
 use crate::intake::reconcile::Reconciler;
 use crate::intake::work::WorkItem;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::queue::{LocalQueue, QueueError, Rabbit, WorkQueue};
+use crate::pipeline::{Fault, Pipeline, PipelineSettings};
+use crate::queue::{LocalQueue, QueueError, QueueSettings, Rabbit, WorkQueue};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -48,7 +48,7 @@ async fn connect_queue(config: &Config) -> Result<WorkQueue, ServiceError> {
     let mut delay = Duration::from_millis(500);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        match Rabbit::connect(url.expose(), config.amqp.queue_settings()).await {
+        match Rabbit::connect(url.expose(), QueueSettings::from(&config.amqp)).await {
             Ok(rabbit) => return Ok(WorkQueue::Rabbit(Box::new(rabbit))),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "broker not reachable yet");
@@ -65,6 +65,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     if !problems.is_empty() {
         return Err(crate::config::ConfigError { problems }.into());
     }
+    log_panics_without_values();
     let ehr = Arc::new(Ehr::from_config(&config)?);
     wait_for_ehr(&ehr).await?;
     let queue = Arc::new(connect_queue(&config).await?);
@@ -90,6 +91,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             concurrency: config.pipeline.concurrency,
             coalesce: Duration::from_millis(config.pipeline.coalesce_ms),
             drain: Duration::from_secs(config.pipeline.drain_secs),
+            fault: Fault::from_env(),
         },
     });
 
@@ -241,4 +243,16 @@ async fn poll_periodically(
             _ = stopped.changed() => return,
         }
     }
+}
+
+/// A panic (caught by the pipeline, which settles the message) is logged with where it
+/// happened, never its message: a message can quote values from the record.
+fn log_panics_without_values() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        tracing::error!(%location, "panic (message withheld: it may quote the record)");
+    }));
 }

@@ -1,6 +1,7 @@
 //! Fault injection with a stub server (wiremock): retries, timeouts, token refresh,
-//! refused conditional updates, malformed answers and paging loops each end in the
-//! expected behaviour with a clear error.
+//! identity-provider outages, refused conditional updates, malformed and oversized
+//! answers, paging loops and links to other hosts each end in the expected behaviour
+//! with a clear error that quotes nothing of the record.
 
 use std::time::Duration;
 
@@ -64,9 +65,10 @@ async fn server_errors_on_reads_are_retried_until_success() {
 }
 
 #[tokio::test]
-async fn persistent_errors_end_with_the_operation_outcome_text() {
+async fn persistent_errors_name_the_outcome_codes_never_its_text() {
     let server = MockServer::start().await;
-    let outcome = json!({ "resourceType": "OperationOutcome", "issue": [{ "severity": "error", "code": "exception", "diagnostics": "database is locked" }] });
+    // Diagnostics can quote the record: they must not reach the error (logs, dead letters).
+    let outcome = json!({ "resourceType": "OperationOutcome", "issue": [{ "severity": "error", "code": "exception", "diagnostics": "Patient Jane Doe born 1980-02-29: database is locked" }] });
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503).set_body_json(outcome))
         .expect(4)
@@ -78,9 +80,12 @@ async fn persistent_errors_end_with_the_operation_outcome_text() {
         .expect_err("gives up");
     let text = error.to_string();
     assert!(
-        text.contains("HTTP 503") && text.contains("database is locked"),
+        text.ends_with("HTTP 503: Service Unavailable (OperationOutcome: exception)"),
         "{text}"
     );
+    for phi in ["Jane", "1980-02-29", "locked"] {
+        assert!(!text.contains(phi), "{text}");
+    }
     assert!(
         error.is_transient(),
         "the work item should be retried later"
@@ -133,7 +138,7 @@ async fn a_slow_server_times_out_with_a_clear_error() {
 }
 
 #[tokio::test]
-async fn a_refused_conditional_update_is_reported_not_retried() {
+async fn a_refused_conditional_update_is_not_resent_but_the_work_item_is_retried() {
     let server = MockServer::start().await;
     let outcome = json!({ "resourceType": "OperationOutcome", "issue": [{ "severity": "error", "code": "conflict", "details": { "text": "multiple matches for identifier" } }] });
     Mock::given(method("POST"))
@@ -148,10 +153,14 @@ async fn a_refused_conditional_update_is_reported_not_retried() {
         .expect_err("412");
     let text = error.to_string();
     assert!(
-        text.contains("HTTP 412") && text.contains("multiple matches for identifier"),
+        text.ends_with("HTTP 412: Precondition Failed (OperationOutcome: conflict)"),
         "{text}"
     );
-    assert!(!error.is_transient());
+    // Not sent again at once (expect(1)), but the work item is retried: the next
+    // attempt reads the duplicates and repairs them.
+    assert!(!error.is_retryable_now());
+    assert!(error.is_transient());
+    assert_eq!(error.kind(), "conflict");
 }
 
 #[tokio::test]
@@ -339,6 +348,9 @@ async fn a_second_401_is_a_clear_error() {
     assert!(error
         .to_string()
         .contains("401 Unauthorized even with a fresh token"));
+    // Credentials rotated on the EHR's side come back: retried later, not dead-lettered.
+    assert!(error.is_transient());
+    assert_eq!(error.kind(), "unauthorized");
 }
 
 #[tokio::test]
@@ -370,4 +382,101 @@ async fn the_smart_assertion_is_a_signed_jwt_for_the_token_endpoint() {
     let header = jsonwebtoken::decode_header(jwt).expect("a JWT");
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES384);
     assert_eq!(header.kid.as_deref(), Some("k1"));
+}
+
+#[tokio::test]
+async fn an_identity_provider_outage_is_transient() {
+    let server = MockServer::start().await;
+    let config = json!({ "token_endpoint": format!("{}/auth/token", server.uri()) });
+    Mock::given(method("GET"))
+        .and(path("/.well-known/smart-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(config))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let error = smart_client(&server)
+        .search("Condition", &[])
+        .await
+        .expect_err("no token");
+    assert!(matches!(error, FhirError::IdentityProvider(_)), "{error}");
+    assert!(error.is_transient());
+    assert_eq!(error.kind(), "identity-provider");
+    let requests = server.received_requests().await.expect("recorded");
+    assert!(
+        requests.iter().all(|r| r.url.path() != "/Condition"),
+        "nothing is sent to the EHR without a token"
+    );
+}
+
+/// A `next` link to another host would carry the EHR's token there: refused before
+/// anything is sent.
+#[tokio::test]
+async fn a_next_link_to_another_origin_is_refused_and_gets_no_token() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    let page1 = json!({ "resourceType": "Bundle", "type": "searchset",
+        "link": [{ "relation": "next", "url": format!("{}/Condition?page=2", elsewhere.uri()) }], "entry": [] });
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page1))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(json!([]))))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let client = FhirClient::new(
+        &server.uri(),
+        &settings(),
+        Auth::Bearer(trd_sentinel::config::Secret::new("ehr-token")),
+    )
+    .expect("client");
+    let error = client
+        .search("Condition", &[])
+        .await
+        .expect_err("foreign origin");
+    assert!(matches!(error, FhirError::ForeignOrigin { .. }), "{error}");
+    assert!(!error.is_transient());
+    assert!(error.to_string().contains(&elsewhere.uri()), "{error}");
+    let error = client
+        .send(
+            Method::GET,
+            &format!("{}/Patient/1", elsewhere.uri()),
+            None,
+            Idempotency::Idempotent,
+        )
+        .await
+        .expect_err("an absolute reference elsewhere");
+    assert!(matches!(error, FhirError::ForeignOrigin { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_an_error_not_a_memory_spike() {
+    let server = MockServer::start().await;
+    let huge = format!(
+        "{{\"resourceType\": \"Bundle\", \"type\": \"searchset\", \"entry\": [], \"pad\": \"{}\"}}",
+        "x".repeat(200_000)
+    );
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(huge))
+        .mount(&server)
+        .await;
+    let small = FhirSettings {
+        max_response_bytes: 100_000,
+        ..settings()
+    };
+    let error = FhirClient::new(&server.uri(), &small, Auth::None)
+        .expect("client")
+        .search("Condition", &[])
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(error, FhirError::TooLarge { limit: 100_000, .. }),
+        "{error}"
+    );
 }

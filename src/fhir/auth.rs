@@ -98,11 +98,11 @@ impl SmartBackend {
             .get(&url)
             .send()
             .await
-            .map_err(|e| FhirError::Auth(format!("{url}: {e}")))?;
+            .map_err(|e| FhirError::IdentityProvider(format!("{url}: {e}")))?;
         let config: SmartConfiguration = answer
             .json()
             .await
-            .map_err(|e| FhirError::Auth(format!("{url}: no token_endpoint: {e}")))?;
+            .map_err(|e| FhirError::IdentityProvider(format!("{url}: no token_endpoint: {e}")))?;
         *known = Some(config.token_endpoint.clone());
         Ok(config.token_endpoint)
     }
@@ -145,17 +145,16 @@ impl SmartBackend {
             .form(&form)
             .send()
             .await
-            .map_err(|e| FhirError::Auth(format!("{token_url}: {e}")))?;
+            .map_err(|e| FhirError::IdentityProvider(format!("{token_url}: {e}")))?;
         if !answer.status().is_success() {
-            return Err(FhirError::Auth(format!(
+            return Err(FhirError::IdentityProvider(format!(
                 "{token_url}: HTTP {}",
                 answer.status().as_u16()
             )));
         }
-        let body: TokenResponse = answer
-            .json()
-            .await
-            .map_err(|e| FhirError::Auth(format!("{token_url}: bad token response: {e}")))?;
+        let body: TokenResponse = answer.json().await.map_err(|e| {
+            FhirError::IdentityProvider(format!("{token_url}: bad token response: {e}"))
+        })?;
         let expires = Instant::now() + Duration::from_secs(body.expires_in.unwrap_or(300));
         let token = Secret::new(body.access_token);
         *cached = Some((token.clone(), expires));

@@ -1,6 +1,13 @@
 //! The EHR's FHIR REST API over reqwest: configurable media type, timeouts, bounded
 //! concurrency, retries with exponential backoff and jitter for idempotent requests
-//! only, `next`-link paging with loop detection, and OperationOutcome text in errors.
+//! only, `next`-link paging with loop detection, a size limit on every answer.
+//!
+//! Credentials stay home: a request (a `next` link, an absolute reference) to any
+//! origin other than the configured base URL's is refused before it is sent, so the
+//! EHR token never leaves for another host. Errors carry the status, the method, the
+//! URL and the OperationOutcome's issue codes, never its text or a response body:
+//! diagnostics can quote the patient's record, and errors reach logs and dead-letter
+//! headers.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +22,8 @@ use crate::config::FhirSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FhirError {
+    /// `detail`: what kind of body came back (an OperationOutcome's issue codes), never
+    /// the body's text.
     #[error("{method} {url}: HTTP {status}: {detail}")]
     Status {
         method: String,
@@ -44,17 +53,53 @@ pub enum FhirError {
     Unauthorized { url: String },
     #[error("the EHR does not support what the configuration needs: {0}")]
     Capability(String),
+    /// Our own authentication set-up is wrong (key, missing token): retrying cannot help.
     #[error("authentication: {0}")]
     Auth(String),
+    /// The identity provider (token endpoint, SMART configuration) did not give a
+    /// token: an outage, retried later.
+    #[error("identity provider: {0}")]
+    IdentityProvider(String),
+    #[error("{url}: refused: not the EHR's origin ({origin}); the EHR's credentials go to its base URL only")]
+    ForeignOrigin { url: String, origin: String },
+    #[error("{url}: the answer is larger than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
 }
 
 impl FhirError {
-    /// Worth trying again later (the work item is retried, not dead-lettered).
-    pub fn is_transient(&self) -> bool {
+    /// Worth sending again at once, within one request's retries (overload, outage).
+    pub fn is_retryable_now(&self) -> bool {
         match self {
             FhirError::Status { status, .. } => *status == 429 || *status >= 500,
             FhirError::Timeout { .. } | FhirError::Transport { .. } => true,
             _ => false,
+        }
+    }
+
+    /// Worth trying the work item again later (retried, not dead-lettered): outages,
+    /// an identity provider that is down, a 401 even after a fresh token (credentials
+    /// rotated elsewhere come back), and a conditional write that found several
+    /// matches (412: the next attempt sees the duplicates and repairs them) or a
+    /// version conflict (409).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FhirError::Status {
+                status: 409 | 412, ..
+            } => true,
+            FhirError::IdentityProvider(_) | FhirError::Unauthorized { .. } => true,
+            other => other.is_retryable_now(),
+        }
+    }
+
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FhirError::Status {
+                status: 409 | 412, ..
+            } => "conflict",
+            FhirError::IdentityProvider(_) => "identity-provider",
+            FhirError::Unauthorized { .. } => "unauthorized",
+            _ => "ehr",
         }
     }
 }
@@ -80,6 +125,7 @@ pub struct FhirClient {
     timeout_secs: u64,
     page_size: u32,
     max_pages: u32,
+    max_body_bytes: usize,
 }
 
 impl FhirClient {
@@ -107,6 +153,7 @@ impl FhirClient {
             timeout_secs: settings.request_timeout_secs,
             page_size: settings.page_size,
             max_pages: settings.max_pages,
+            max_body_bytes: settings.max_response_bytes,
         })
     }
 
@@ -118,11 +165,23 @@ impl FhirClient {
         self.page_size
     }
 
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}/{}", self.base, path.trim_start_matches('/'))
+    /// The URL for a path or an absolute URL; an absolute URL must be on the base
+    /// URL's origin (scheme, host and port), or nothing is sent.
+    fn url(&self, path: &str) -> Result<String, FhirError> {
+        if !(path.starts_with("http://") || path.starts_with("https://")) {
+            return Ok(format!("{}/{}", self.base, path.trim_start_matches('/')));
+        }
+        let origin_of = |url: &str| {
+            reqwest::Url::parse(url)
+                .ok()
+                .map(|u| u.origin().ascii_serialization())
+        };
+        match (origin_of(path), origin_of(&self.base)) {
+            (Some(theirs), Some(ours)) if theirs == ours => Ok(path.to_string()),
+            (theirs, _) => Err(FhirError::ForeignOrigin {
+                url: theirs.clone().unwrap_or_else(|| "(unparsable URL)".into()),
+                origin: theirs.unwrap_or_default(),
+            }),
         }
     }
 
@@ -135,7 +194,7 @@ impl FhirClient {
         body: Option<&Value>,
         idempotency: Idempotency,
     ) -> Result<Value, FhirError> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -152,7 +211,7 @@ impl FhirClient {
                     return Err(FhirError::Unauthorized { url })
                 }
                 Err(e)
-                    if e.is_transient()
+                    if e.is_retryable_now()
                         && idempotency == Idempotency::Idempotent
                         && attempt < self.max_retries =>
                 {
@@ -218,17 +277,13 @@ impl FhirClient {
             }
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| FhirError::Transport {
-            method: method.to_string(),
-            url: url.into(),
-            detail: e.to_string(),
-        })?;
+        let bytes = self.read_limited(response, method, url).await?;
         if !status.is_success() {
             return Err(FhirError::Status {
                 method: method.to_string(),
                 url: url.into(),
                 status: status.as_u16(),
-                detail: outcome_text(&bytes, status),
+                detail: body_kind(&bytes, status),
             });
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -238,6 +293,38 @@ impl FhirClient {
             url: url.into(),
             detail: e.to_string(),
         })
+    }
+
+    /// The body, read chunk by chunk up to the size limit (a runaway answer is an
+    /// error, not an out-of-memory).
+    async fn read_limited(
+        &self,
+        mut response: reqwest::Response,
+        method: &Method,
+        url: &str,
+    ) -> Result<Vec<u8>, FhirError> {
+        let too_large = || FhirError::TooLarge {
+            url: url.into(),
+            limit: self.max_body_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_body_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| FhirError::Transport {
+            method: method.to_string(),
+            url: url.into(),
+            detail: e.to_string(),
+        })? {
+            if bytes.len().saturating_add(chunk.len()) > self.max_body_bytes {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     /// All pages of a search, as Bundles; follows `next` links (which must not repeat).
@@ -252,7 +339,7 @@ impl FhirClient {
             .collect();
         query.push(("_count".into(), self.page_size.to_string()));
         let first =
-            reqwest::Url::parse_with_params(&self.url(resource_type), &query).map_err(|e| {
+            reqwest::Url::parse_with_params(&self.url(resource_type)?, &query).map_err(|e| {
                 FhirError::Malformed {
                     url: resource_type.into(),
                     detail: e.to_string(),
@@ -377,33 +464,33 @@ pub fn missing_capabilities(statement: &Value, needed: &[(&str, &str)]) -> Vec<S
         .collect()
 }
 
-/// The text of an OperationOutcome, else the start of the body.
-fn outcome_text(bytes: &[u8], status: StatusCode) -> String {
-    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-        if value.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
-            let texts: Vec<String> = value
+/// What an error body was, without its text: an OperationOutcome's issue codes (a
+/// fixed vocabulary), another resource's type, or the status's reason phrase.
+/// Diagnostics and bodies can quote the record, so they never reach an error.
+fn body_kind(bytes: &[u8], status: StatusCode) -> String {
+    let reason = status.canonical_reason().unwrap_or("error");
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return reason.to_string();
+    };
+    match value.get("resourceType").and_then(Value::as_str) {
+        Some("OperationOutcome") => {
+            let mut codes: Vec<&str> = value
                 .get("issue")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|issue| {
-                    issue
-                        .get("diagnostics")
-                        .and_then(Value::as_str)
-                        .or_else(|| issue.pointer("/details/text").and_then(Value::as_str))
-                        .map(str::to_string)
+                .filter_map(|issue| issue.get("code").and_then(Value::as_str))
+                .filter(|code| {
+                    code.len() <= 32 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
                 })
                 .collect();
-            if !texts.is_empty() {
-                return texts.join("; ");
-            }
+            codes.sort_unstable();
+            codes.dedup();
+            format!("{reason} (OperationOutcome: {})", codes.join(", "))
         }
-    }
-    let text = String::from_utf8_lossy(bytes);
-    let short: String = text.chars().take(200).collect();
-    if short.trim().is_empty() {
-        status.canonical_reason().unwrap_or("no detail").to_string()
-    } else {
-        short
+        Some(kind) if kind.len() <= 64 && kind.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            format!("{reason} ({kind})")
+        }
+        _ => reason.to_string(),
     }
 }

@@ -27,15 +27,7 @@ const STATUS_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-status
 const FINDING_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-finding";
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 
-/// Every resource type the service can write. All but Provenance are kept in step with
-/// the latest assessment (updated, retired); a Provenance is only ever added.
-pub const WRITTEN_TYPES: &[&str] = &[
-    "Flag",
-    "Observation",
-    "DetectedIssue",
-    "ServiceRequest",
-    "Provenance",
-];
+pub use crate::config::WRITTEN_TYPES;
 
 fn kept_in_step() -> impl Iterator<Item = &'static str> {
     WRITTEN_TYPES.iter().copied().filter(|k| *k != "Provenance")
@@ -729,6 +721,20 @@ pub struct WriteOutcome {
     pub transaction: Option<Value>,
     pub requests: usize,
     pub dry_run: bool,
+    /// What the EHR should hold for this patient, as one hash (of every desired
+    /// resource's content hash): the same assessment gives the same hash, so events
+    /// carry it as their message id and consumers de-duplicate re-sent events.
+    pub content_hash: String,
+}
+
+/// The hash of everything the assessment wants written for the patient.
+pub fn content_hash(patient: &str, desired: &[Desired]) -> String {
+    let mut parts: Vec<String> = desired
+        .iter()
+        .map(|d| format!("{} {} {}", d.resource_type, d.identifier, d.hash))
+        .collect();
+    parts.sort();
+    hash_of(&json!({ "patient": patient, "resources": parts }))
 }
 
 /// Compares, plans and (unless dry-run) sends one transaction for this patient.
@@ -749,7 +755,9 @@ pub async fn write_back(
                 .and_then(Value::as_str)
         })
         .map(str::to_string);
-    let plan = plan(a, desired_resources(a, settings), &existing, settings);
+    let desired = desired_resources(a, settings);
+    let content_hash = content_hash(&a.patient, &desired);
+    let plan = plan(a, desired, &existing, settings);
     if plan.entries.is_empty() {
         return Ok(WriteOutcome {
             previous_status,
@@ -757,6 +765,7 @@ pub async fn write_back(
             transaction: None,
             requests,
             dry_run: settings.dry_run,
+            content_hash,
         });
     }
     let transaction = plan.transaction();
@@ -773,5 +782,6 @@ pub async fn write_back(
         transaction: Some(transaction),
         requests,
         dry_run: settings.dry_run,
+        content_hash,
     })
 }

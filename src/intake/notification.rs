@@ -9,6 +9,8 @@
 //! A notification is a hint: it becomes "patient P needs assessment", "resource R
 //! changed (find its patient)", or "re-query" when it names nothing.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -107,13 +109,38 @@ pub fn reduce(
         ignored_own: 0,
     };
     if kind == "Bundle" {
-        // A plain Bundle POSTed: every entry is a changed resource.
-        for entry in value
-            .get("entry")
-            .and_then(Value::as_array)
+        // A plain Bundle POSTed: every entry is a changed resource. References to a
+        // Patient inside the Bundle (`urn:uuid:...` fullUrls) name that Patient.
+        let entries = value.get("entry").and_then(Value::as_array);
+        let local: HashMap<&str, String> = entries
             .into_iter()
             .flatten()
-        {
+            .filter_map(|entry| {
+                let url = entry.get("fullUrl").and_then(Value::as_str)?;
+                let patient = entry.get("resource").and_then(patient_of)?;
+                (entry
+                    .pointer("/resource/resourceType")
+                    .and_then(Value::as_str)
+                    == Some("Patient"))
+                .then_some((url, patient))
+            })
+            .collect();
+        for entry in entries.into_iter().flatten() {
+            let in_bundle = entry.get("resource").and_then(|r| {
+                ["subject", "patient"].iter().find_map(|field| {
+                    let reference = r.pointer(&format!("/{field}/reference"))?.as_str()?;
+                    local.get(reference).cloned()
+                })
+            });
+            if let Some(patient) = in_bundle {
+                if !entry
+                    .get("resource")
+                    .is_some_and(crate::ehr::is_own_resource)
+                {
+                    reduced.targets.push(Target::Patient { patient });
+                    continue;
+                }
+            }
             add_resource(
                 &mut reduced,
                 entry.get("resource"),
@@ -393,6 +420,17 @@ mod tests {
         let r = reduce(&body, None).expect("reads");
         assert_eq!(r.events_since_start, Some(7));
         assert_eq!(r.targets, vec![patient("Patient/a"), patient("Patient/b")]);
+    }
+
+    /// An integration engine's transaction Bundle refers to its Patient by urn:uuid.
+    #[test]
+    fn a_plain_bundle_names_the_patient_its_urn_references_point_at() {
+        let body = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+            { "fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", "resource": { "resourceType": "Patient", "id": "p7" } },
+            { "fullUrl": "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", "resource": order("m1", "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a") },
+        ]});
+        let r = reduce(&serde_json::to_vec(&body).expect("json"), None).expect("reads");
+        assert_eq!(r.targets, vec![patient("Patient/p7")]);
     }
 
     #[test]
