@@ -29,6 +29,8 @@ const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 
 pub use crate::config::WRITTEN_TYPES;
 
+mod repair;
+
 fn kept_in_step() -> impl Iterator<Item = &'static str> {
     WRITTEN_TYPES.iter().copied().filter(|k| *k != "Provenance")
 }
@@ -471,6 +473,8 @@ pub fn plan(
     settings: &WritebackSettings,
 ) -> Plan {
     let system = settings.identifier_system.as_str();
+    let split = repair::split(existing);
+    let existing = &split.kept[..];
     let find = |kind: &str, identifier: &str| {
         existing
             .iter()
@@ -555,12 +559,27 @@ pub fn plan(
         resolve_assessment_ref(body, assessment_ref.as_deref());
     }
 
-    for (full_url, kind, identifier, body) in &bodies {
+    for (full_url, kind, identifier, body) in &mut bodies {
+        let url = match split.repaired_id(kind, identifier) {
+            Some(id) => {
+                body["id"] = json!(id);
+                format!("{kind}/{id}")
+            }
+            None => format!(
+                "{kind}?identifier={}",
+                query_escape(&format!("{system}|{identifier}"))
+            ),
+        };
         plan.entries.push(json!({
             "fullUrl": full_url,
             "resource": body,
-            "request": { "method": "PUT", "url": format!("{kind}?identifier={}", query_escape(&format!("{system}|{identifier}"))) },
+            "request": { "method": "PUT", "url": url },
         }));
+    }
+    for duplicate in &split.duplicates {
+        let (entry, label) = repair::retirement(duplicate, system);
+        plan.entries.push(entry);
+        plan.retired.push(label);
     }
 
     if !plan.entries.is_empty() && settings.resources.iter().any(|r| r == "Provenance") {
