@@ -57,9 +57,10 @@ fn assert_well_formed(xhtml: &str) {
 fn the_narrative_explains_a_trd_verdict() {
     let a = fixture("thase-rush-v");
     let text = &a.narrative.text;
+    // Phenelzine started 6 days after nortriptyline: the safety block comes first.
     assert!(
         text.starts_with(
-            "TRD status: trd (>= 2 failed adequate trials in the current episode (policy default))"
+            "SAFETY:\n- MAOI and serotonergic antidepressant: phenelzine started 2023-10-21 6 days after the last day of nortriptyline (2023-10-15): 14 days needed after nortriptyline; serotonin syndrome risk\nTRD status: trd (>= 2 failed adequate trials in the current episode (policy default))"
         ),
         "{text}"
     );
@@ -95,5 +96,26 @@ fn data_handling_findings_stay_out_of_the_clinical_narrative() {
         "{}",
         a.narrative.text
     );
+    assert_well_formed(&a.narrative.xhtml);
+}
+
+#[test]
+fn safety_signals_open_the_narrative_and_are_not_repeated() {
+    let a = fixture("cssrs-high-risk");
+    let text = &a.narrative.text;
+    let first_line = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        first_line.starts_with("- C-SSRS suicidal intent or plan (Q4 or Q5) in the past month: yes on 2024-10-17: high risk, assess today"),
+        "{text}"
+    );
+    assert_eq!(text.matches("C-SSRS suicidal intent").count(), 1, "{text}");
+    assert!(
+        text.contains("Suggestions:\n- assess suicide risk now (full C-SSRS or clinical interview) and agree a safety plan"),
+        "{text}"
+    );
+    assert!(a
+        .narrative
+        .xhtml
+        .contains("<p><b>SAFETY:</b></p><ul><li><b>C-SSRS suicidal intent"));
     assert_well_formed(&a.narrative.xhtml);
 }

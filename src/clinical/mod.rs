@@ -4,7 +4,7 @@
 //!
 //! Data flow inside: record -> sanity screen -> supplies -> exposure eras -> trials
 //! (and non-trials) -> verdicts (adequacy, response) -> episode -> TRD status ->
-//! staging -> pseudo-resistance checklist -> suggestions -> narrative.
+//! staging -> pseudo-resistance checklist -> safety -> suggestions -> narrative.
 
 pub mod adequacy;
 pub mod amm;
@@ -25,6 +25,7 @@ pub mod product;
 pub mod pseudo_resistance;
 pub mod record;
 pub mod response;
+pub mod safety;
 pub mod sanity;
 pub mod schedule;
 pub mod score;
@@ -166,11 +167,32 @@ pub fn assess_with(
         pseudo_resistance::check(&checklist_input, knowledge)
     };
     clinical_findings.extend(relapse_findings(&judged));
-    let suggestions = if pathway {
-        suggestion::suggest_all(&status, &judged, &episode, &clinical_findings)
-    } else {
-        Vec::new()
-    };
+    // Safety signals whatever the status, and first.
+    let safety_findings = safety::check(
+        &safety::SafetyInput {
+            record,
+            scores: &scores,
+            trials: &trials,
+            non_trials: &non_trials,
+            supplies: &ledger.supplies,
+            as_of,
+        },
+        knowledge,
+    );
+    let mut suggestions =
+        suggestion::safety_suggestions(&safety_findings, &knowledge.safety.finding_codes());
+    if pathway {
+        suggestions.extend(suggestion::suggest_all(
+            &status,
+            &judged,
+            &episode,
+            &clinical_findings,
+        ));
+    }
+    let mut clinical_findings: Vec<Finding> = safety_findings
+        .into_iter()
+        .chain(clinical_findings)
+        .collect();
     clinical_findings.append(&mut findings);
     let findings = clinical_findings;
 

@@ -1,5 +1,5 @@
-//! The clinician-facing summary: status, counted trials, stages, top findings and
-//! suggestions, readable in ten seconds. Plain text and FHIR Narrative XHTML.
+//! The clinician-facing summary: safety signals first, then status, counted trials,
+//! stages, top findings and suggestions, readable in ten seconds. Plain text and FHIR Narrative XHTML.
 
 use serde::Serialize;
 
@@ -15,6 +15,8 @@ pub struct Narrative {
 }
 
 struct Lines {
+    /// Safety signals: before everything, the headline included.
+    safety: Vec<String>,
     headline: String,
     sections: Vec<(&'static str, Vec<String>)>,
 }
@@ -93,7 +95,18 @@ fn lines(a: &Assessment) -> Lines {
         ));
     }
     staging.push(format!("MGH-S {}", fmt(a.mgh_s.score)));
-    let mut clinical: Vec<_> = a.findings.iter().filter(|f| f.is_clinical()).collect();
+    // Safety signals all come first, in their own section, never cut off.
+    let safety = a
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Safety)
+        .map(|f| f.text.clone())
+        .collect();
+    let mut clinical: Vec<_> = a
+        .findings
+        .iter()
+        .filter(|f| f.is_clinical() && f.severity != Severity::Safety)
+        .collect();
     clinical.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let findings = clinical
         .iter()
@@ -118,6 +131,7 @@ fn lines(a: &Assessment) -> Lines {
         .collect();
     Lines {
         headline,
+        safety,
         sections: vec![
             ("Episode", episode),
             ("Trials", trials),
@@ -130,12 +144,25 @@ fn lines(a: &Assessment) -> Lines {
 }
 
 pub fn render(a: &Assessment) -> Narrative {
-    let Lines { headline, sections } = lines(a);
-    let mut text = headline.clone();
-    let mut xhtml = format!(
-        "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>{}</b></p>",
-        escape(&headline)
-    );
+    let Lines {
+        safety,
+        headline,
+        sections,
+    } = lines(a);
+    let mut text = String::new();
+    let mut xhtml = String::from("<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+    if !safety.is_empty() {
+        text.push_str("SAFETY:");
+        xhtml.push_str("<p><b>SAFETY:</b></p><ul>");
+        for item in &safety {
+            text.push_str(&format!("\n- {item}"));
+            xhtml.push_str(&format!("<li><b>{}</b></li>", escape(item)));
+        }
+        text.push('\n');
+        xhtml.push_str("</ul>");
+    }
+    text.push_str(&headline);
+    xhtml.push_str(&format!("<p><b>{}</b></p>", escape(&headline)));
     for (title, items) in sections.iter().filter(|(_, items)| !items.is_empty()) {
         text.push_str(&format!("\n{title}:"));
         xhtml.push_str(&format!("<p>{title}:</p><ul>"));

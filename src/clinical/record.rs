@@ -128,8 +128,15 @@ pub struct MedicationUse {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum ObservedValue {
-    Number { value: f64, unit: Option<String> },
+    Number {
+        value: f64,
+        unit: Option<String>,
+    },
     Text(String),
+    /// valueCodeableConcept: an answer code (LOINC LA codes for questionnaire items).
+    Coded(Vec<Code>),
+    /// valueBoolean (yes/no items).
+    Boolean(bool),
 }
 
 /// A final/amended/corrected Observation (scores and labs).
@@ -184,6 +191,11 @@ pub struct RecordNote {
 pub struct PatientRecord {
     /// "Patient/123"
     pub patient: String,
+    /// Patient.birthDate: the age-dependent safety rules need it (antidepressants
+    /// under 25, citalopram over 60). Never serialised, so it cannot reach a log or
+    /// an output line.
+    #[serde(skip_serializing)]
+    pub birth_date: Option<Date>,
     pub orders: Vec<MedicationOrder>,
     pub dispenses: Vec<MedicationDispensed>,
     pub statements: Vec<MedicationUse>,
@@ -199,5 +211,12 @@ impl PatientRecord {
             patient: patient.into(),
             ..Self::default()
         }
+    }
+
+    /// Age in completed years on `date`, when the birth date is known.
+    pub fn age_on(&self, date: Date) -> Option<i32> {
+        let birth = self.birth_date?;
+        let before_birthday = (date.month() as u8, date.day()) < (birth.month() as u8, birth.day());
+        Some(date.year() - birth.year() - i32::from(before_birthday))
     }
 }

@@ -50,6 +50,10 @@ impl ScoreSeries {
             let value = match &observation.value {
                 Some(ObservedValue::Number { value, .. }) => Some(*value),
                 Some(ObservedValue::Text(text)) => text.trim().parse::<f64>().ok(),
+                Some(ObservedValue::Coded(codes)) => codes
+                    .iter()
+                    .find_map(|c| instrument.answers.get(&c.code).copied()),
+                Some(ObservedValue::Boolean(yes)) => Some(if *yes { 1.0 } else { 0.0 }),
                 None => None,
             };
             match value {
@@ -69,7 +73,10 @@ impl ScoreSeries {
                 )),
                 None => findings.push(Finding::not_used(
                     &observation.source,
-                    format!("{} score has no numeric value", instrument.name),
+                    format!(
+                        "{} has no numeric value or known answer code",
+                        instrument.name
+                    ),
                 )),
             }
         }
@@ -79,7 +86,6 @@ impl ScoreSeries {
         Self { by_instrument }
     }
 
-    /// The last score of an instrument within [from, to].
     /// How many depression-scale scores the record holds (any instrument).
     pub fn depression_points(&self, knowledge: &super::Knowledge) -> usize {
         knowledge
@@ -91,6 +97,7 @@ impl ScoreSeries {
             .sum()
     }
 
+    /// The last score of an instrument within [from, to].
     pub fn last_between(&self, instrument: usize, from: Date, to: Date) -> Option<&ScorePoint> {
         self.by_instrument[instrument]
             .iter()

@@ -58,6 +58,11 @@ pub mod kinds {
         own("measurement-based-care", "Measurement-based care");
     pub const DIAGNOSIS_REVIEW: SuggestionCode =
         own("diagnosis-review", "Review the depression diagnosis");
+    pub const SUICIDE_RISK_ASSESSMENT: SuggestionCode = own(
+        "suicide-risk-assessment",
+        "Suicide risk assessment and safety plan",
+    );
+    pub const LITHIUM_LEVEL: SuggestionCode = own("lithium-level", "Serum lithium level");
 
     pub const ALL: &[SuggestionCode] = &[
         PSYCHIATRY_REFERRAL,
@@ -72,6 +77,8 @@ pub mod kinds {
         PSYCHOTHERAPY_REVIEW,
         MEASUREMENT_BASED_CARE,
         DIAGNOSIS_REVIEW,
+        SUICIDE_RISK_ASSESSMENT,
+        LITHIUM_LEVEL,
     ];
 }
 
@@ -96,6 +103,39 @@ fn suggest(
         because,
         evidence,
     }
+}
+
+/// What the safety findings ask for, whatever the TRD status: a suicide risk
+/// assessment after a positive screen, a serum lithium level when one is due.
+/// `suicide_codes`: the suicide-risk finding codes of the safety rules.
+pub fn safety_suggestions(findings: &[Finding], suicide_codes: &[String]) -> Vec<Suggestion> {
+    let mut out = Vec::new();
+    let suicide: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| suicide_codes.contains(&f.code))
+        .collect();
+    if !suicide.is_empty() {
+        let mut because: Vec<String> = suicide.iter().map(|f| f.code.clone()).collect();
+        because.dedup();
+        out.push(suggest(
+            kinds::SUICIDE_RISK_ASSESSMENT,
+            "assess suicide risk now (full C-SSRS or clinical interview) and agree a safety plan",
+            because,
+            suicide.iter().flat_map(|f| f.evidence.clone()).collect(),
+        ));
+    }
+    if let Some(f) = findings
+        .iter()
+        .find(|f| f.code == codes::LITHIUM_LEVEL_MISSING)
+    {
+        out.push(suggest(
+            kinds::LITHIUM_LEVEL,
+            "order a serum lithium level (trough, about 12 hours after the last dose), with creatinine and TSH",
+            vec![f.code.clone()],
+            f.evidence.clone(),
+        ));
+    }
+    out
 }
 
 pub fn suggest_all(

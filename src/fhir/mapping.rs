@@ -435,6 +435,8 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
             unit: q.code.clone().or_else(|| q.unit.clone()),
         }),
         Some(ObservationValue::String(s)) => Some(ObservedValue::Text(s.clone())),
+        Some(ObservationValue::CodeableConcept(c)) => Some(ObservedValue::Coded(codes_of(c))),
+        Some(ObservationValue::Boolean(b)) => Some(ObservedValue::Boolean(*b)),
         _ => None,
     };
     let range = observation.reference_range.iter().flatten().next();
@@ -446,6 +448,12 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
         reference_high: range.and_then(|r| r.high.as_ref()).and_then(|q| q.value),
         reference_low: range.and_then(|r| r.low.as_ref()).and_then(|q| q.value),
     }
+}
+
+/// Patient.birthDate as a calendar day (a partial date takes its first day).
+pub fn birth_date_of(value: &str) -> Option<Date> {
+    let date: FhirDate = value.parse().ok()?;
+    fhir_date(&date)
 }
 
 pub fn condition_of(source: SourceRef, condition: &Condition) -> ConditionFact {

@@ -57,6 +57,15 @@ enum Clinical {
 struct PatientBucket {
     resources: Vec<(String, Clinical)>,
     notes: Vec<RecordNote>,
+    /// From the Patient resource itself (age-dependent safety rules).
+    birth_date: Option<time::Date>,
+}
+
+/// The one Patient element the engine reads.
+#[derive(Deserialize)]
+struct PatientHead<'a> {
+    #[serde(rename = "birthDate", borrow, default)]
+    birth_date: Option<Cow<'a, str>>,
 }
 
 /// Codes of Observations worth typing (scores and labs): everything else is skipped
@@ -320,7 +329,16 @@ impl ResourcePool {
         let text = raw.get();
         let typed = match kind {
             "Patient" => {
-                self.patients.entry(source).or_default();
+                // A birthDate that does not parse is no birth date: the age rules then
+                // say nothing rather than guess (the value itself is never logged).
+                let birth_date = serde_json::from_str::<PatientHead<'_>>(text)
+                    .ok()
+                    .and_then(|h| h.birth_date)
+                    .and_then(|b| mapping::birth_date_of(&b));
+                let bucket = self.patients.entry(source).or_default();
+                if birth_date.is_some() {
+                    bucket.birth_date = birth_date;
+                }
                 return;
             }
             "Medication" => {
@@ -424,6 +442,9 @@ impl ResourcePool {
     fn record_of(&self, patient: String, buckets: &[&PatientBucket]) -> PatientRecord {
         let mut record = PatientRecord::new(patient);
         for bucket in buckets {
+            if bucket.birth_date.is_some() {
+                record.birth_date = bucket.birth_date;
+            }
             record.notes.extend(bucket.notes.iter().cloned());
             for (source, resource) in &bucket.resources {
                 let source = source.clone();
@@ -510,4 +531,44 @@ fn subject_of(resource: &Clinical) -> Option<String> {
         Clinical::Procedure(p) => Some(&p.subject),
     }?;
     mapping::reference_of(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_with_patient(patient: &str) -> PatientRecord {
+        let mut pool = ResourcePool::default();
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"resource":{patient}}}]}}"#
+        );
+        pool.add_json(&bundle, "test").expect("bundle");
+        pool.record_for("Patient/p1")
+    }
+
+    #[test]
+    fn the_birth_date_is_read_and_never_serialised() {
+        let record =
+            record_with_patient(r#"{"resourceType":"Patient","id":"p1","birthDate":"2002-05-01"}"#);
+        assert_eq!(record.birth_date, Some(time::macros::date!(2002 - 05 - 01)));
+        assert_eq!(record.age_on(time::macros::date!(2024 - 04 - 30)), Some(21));
+        assert_eq!(record.age_on(time::macros::date!(2024 - 05 - 01)), Some(22));
+        let json = serde_json::to_string(&record).expect("serialise");
+        assert!(!json.contains("2002"), "{json}");
+    }
+
+    #[test]
+    fn a_partial_or_bad_birth_date_is_read_or_left_out() {
+        let partial =
+            record_with_patient(r#"{"resourceType":"Patient","id":"p1","birthDate":"1990"}"#);
+        assert_eq!(
+            partial.birth_date,
+            Some(time::macros::date!(1990 - 01 - 01))
+        );
+        let bad = record_with_patient(r#"{"resourceType":"Patient","id":"p1","birthDate":"soon"}"#);
+        assert_eq!(bad.birth_date, None);
+        let wrong_type =
+            record_with_patient(r#"{"resourceType":"Patient","id":"p1","birthDate":19900101}"#);
+        assert_eq!(wrong_type.birth_date, None);
+    }
 }

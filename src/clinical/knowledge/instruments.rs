@@ -10,13 +10,15 @@ use super::value_sets::ValueSetIndex;
 use super::KnowledgeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum InstrumentPurpose {
     /// Measures depression severity: used for trial response.
     Depression,
     Screening,
     Anxiety,
     Ptsd,
+    /// A suicide-risk item or level (PHQ-9 item 9, C-SSRS): read by the safety rules.
+    SuicideRisk,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +33,10 @@ pub struct Instrument {
     #[serde(default)]
     pub severity_bands: Vec<(f64, f64, String)>,
     pub flag_at_or_above: Option<f64>,
+    /// Answer codes (LOINC LA codes) of a coded item, with the value each stands for
+    /// (PHQ-9 item 9: LA6568-5 "not at all" = 0 ... LA6571-9 "nearly every day" = 3).
+    #[serde(default)]
+    pub answers: BTreeMap<String, f64>,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
 }
@@ -69,6 +75,19 @@ pub(crate) fn parse(
         }
         if instrument.flag_at_or_above.is_some() {
             required.push("flag_at_or_above");
+        }
+        if !instrument.answers.is_empty() {
+            required.push("answers");
+        }
+        if let Some((code, value)) = instrument
+            .answers
+            .iter()
+            .find(|(_, v)| **v < instrument.range[0] || **v > instrument.range[1])
+        {
+            return Err(KnowledgeError::invalid(
+                file,
+                format!("{entry}: answer {code} = {value} is outside the range"),
+            ));
         }
         check_citations(
             file,
