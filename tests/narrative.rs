@@ -78,11 +78,12 @@ fn the_narrative_explains_a_trd_verdict() {
         "{text}"
     );
     assert!(text.contains("- refer to psychiatry"), "{text}");
-    assert!(
-        text.lines().count() <= 20,
-        "readable in ten seconds: {} lines",
-        text.lines().count()
-    );
+    // The safety block is never shortened; the summary under it stays short.
+    let summary = text
+        .lines()
+        .skip_while(|l| !l.starts_with("TRD status:"))
+        .count();
+    assert!(summary <= 20, "readable in ten seconds: {summary} lines");
     assert_well_formed(&a.narrative.xhtml);
     assert!(a.narrative.xhtml.contains("&gt;= 2 failed adequate trials"));
 }
@@ -118,4 +119,33 @@ fn safety_signals_open_the_narrative_and_are_not_repeated() {
         .xhtml
         .contains("<p><b>SAFETY:</b></p><ul><li><b>C-SSRS suicidal intent"));
     assert_well_formed(&a.narrative.xhtml);
+}
+
+#[test]
+fn function_is_said_in_one_line_beside_symptoms() {
+    let impaired = fixture("phq9-responds-wsas-impaired");
+    assert!(
+        impaired.narrative.text.contains("Function:\n- T1 sertraline: PHQ-9 18 -> 8 (response), but WSAS 26 -> 22 on 2024-03-23 (severe impairment): symptoms improved, function still impaired\n"),
+        "{}",
+        impaired.narrative.text
+    );
+    assert_eq!(
+        impaired
+            .narrative
+            .text
+            .matches("function still impaired")
+            .count(),
+        1,
+        "said once, not again under Findings"
+    );
+    let improving = fixture("wsas-improves-phq9-does-not");
+    assert!(
+        improving.narrative.text.contains("Function:\n- T1 sertraline: WSAS 28 -> 12 on 2024-03-28 (significant impairment), improved; symptoms: non-response\n"),
+        "{}",
+        improving.narrative.text
+    );
+    let unmeasured = fixture("trd-two-ssris");
+    assert!(unmeasured.narrative.text.contains(
+        "Function:\n- no functional measure (WSAS, SDS, Q-LES-Q-SF, ...) recorded in the current episode\n"
+    ));
 }

@@ -43,6 +43,9 @@ pub struct TrialAssessment {
     pub reasons: Vec<super::adequacy::ReasonCode>,
     pub verdict: TrialVerdict,
     pub response: TrialResponse,
+    /// Functional change over the trial, beside the symptom response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<super::function::FunctionalChange>,
     pub evidence: Vec<SourceRef>,
 }
 

@@ -54,6 +54,12 @@ pub mod codes {
     /// Lithium taken without a serum level in the monitoring window.
     pub const LITHIUM_LEVEL_MISSING: &str = "lithium-level-missing";
 
+    /// A trial with symptom response or remission whose functional score is still in
+    /// the impaired range.
+    pub const FUNCTION_STILL_IMPAIRED: &str = "symptoms-improved-function-impaired";
+    /// TRD or at risk, and no functional measure recorded in the episode.
+    pub const NO_FUNCTIONAL_MEASURE: &str = "no-functional-measure";
+
     /// Every code above, for the CodeSystem consistency test (the suicide-risk codes
     /// come from knowledge/safety.toml).
     pub const ALL: &[&str] = &[
@@ -74,6 +80,8 @@ pub mod codes {
         SEROTONERGIC_INTERACTION,
         DOSE_ABOVE_SAFETY_LIMIT,
         LITHIUM_LEVEL_MISSING,
+        FUNCTION_STILL_IMPAIRED,
+        NO_FUNCTIONAL_MEASURE,
     ];
 }
 

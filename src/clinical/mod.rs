@@ -4,7 +4,8 @@
 //!
 //! Data flow inside: record -> sanity screen -> supplies -> exposure eras -> trials
 //! (and non-trials) -> verdicts (adequacy, response) -> episode -> TRD status ->
-//! staging -> pseudo-resistance checklist -> safety -> suggestions -> narrative.
+//! staging -> pseudo-resistance checklist -> function beside symptoms -> safety ->
+//! suggestions -> narrative.
 
 pub mod adequacy;
 pub mod amm;
@@ -17,6 +18,7 @@ pub mod dose_review;
 pub mod episode;
 pub mod era;
 pub mod finding;
+pub mod function;
 pub mod indication;
 pub mod knowledge;
 pub mod narrative;
@@ -35,6 +37,7 @@ pub mod suggestion;
 pub mod supply;
 pub mod trial;
 pub mod units;
+pub mod wpai;
 
 use time::Date;
 
@@ -110,6 +113,10 @@ pub fn assess_with(
         .iter()
         .map(|trial| response::judge(trial, &scores, knowledge, policy, as_of))
         .collect();
+    let functional: Vec<_> = trials
+        .iter()
+        .map(|trial| function::per_trial(trial, &scores, knowledge, policy, as_of))
+        .collect();
     let judged: Vec<status::JudgedTrial<'_>> = trials
         .iter()
         .zip(verdicts.iter().zip(&responses))
@@ -167,6 +174,17 @@ pub fn assess_with(
         pseudo_resistance::check(&checklist_input, knowledge)
     };
     clinical_findings.extend(relapse_findings(&judged));
+    if status.status != status::TrdStatus::NoDepressionEvidence {
+        clinical_findings.extend(function::findings(
+            &judged,
+            &functional,
+            &episode,
+            status.status,
+            &scores,
+            knowledge,
+            as_of,
+        ));
+    }
     // Safety signals whatever the status, and first.
     let safety_findings = safety::check(
         &safety::SafetyInput {
@@ -198,7 +216,8 @@ pub fn assess_with(
 
     let trial_assessments = judged
         .iter()
-        .map(|j| TrialAssessment {
+        .zip(functional)
+        .map(|(j, function)| TrialAssessment {
             id: j.trial.id.clone(),
             ingredient: j.ingredient.to_string(),
             rxnorm: knowledge.drugs.rxnorm(j.trial.drug).to_string(),
@@ -216,6 +235,7 @@ pub fn assess_with(
             reasons: j.verdict.reasons.iter().map(|r| r.code).collect(),
             verdict: j.verdict.clone(),
             response: j.response.clone(),
+            function,
             evidence: j.trial.evidence.clone(),
         })
         .collect();

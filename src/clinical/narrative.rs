@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::assessment::Assessment;
 use super::dose::fmt;
-use super::finding::Severity;
+use super::finding::{codes, Severity};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Narrative {
@@ -102,10 +102,12 @@ fn lines(a: &Assessment) -> Lines {
         .filter(|f| f.severity == Severity::Safety)
         .map(|f| f.text.clone())
         .collect();
+    let function = function_line(a).into_iter().collect();
     let mut clinical: Vec<_> = a
         .findings
         .iter()
         .filter(|f| f.is_clinical() && f.severity != Severity::Safety)
+        .filter(|f| !FUNCTION_CODES.contains(&f.code.as_str()))
         .collect();
     clinical.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let findings = clinical
@@ -136,11 +138,49 @@ fn lines(a: &Assessment) -> Lines {
             ("Episode", episode),
             ("Trials", trials),
             ("Not antidepressant trials", non_trials),
+            ("Function", function),
             ("Staging", vec![staging.join("; ")]),
             ("Findings", findings),
             ("Suggestions", suggestions),
         ],
     }
+}
+
+/// The function findings, said once in the Function line instead of under Findings.
+const FUNCTION_CODES: &[&str] = &[codes::FUNCTION_STILL_IMPAIRED, codes::NO_FUNCTIONAL_MEASURE];
+
+/// One line on function: a finding about it, else the latest trial's functional change
+/// beside its symptom response.
+fn function_line(a: &Assessment) -> Option<String> {
+    let finding = |code: &str| a.findings.iter().find(|f| f.code == code);
+    if let Some(f) = finding(codes::FUNCTION_STILL_IMPAIRED) {
+        return Some(f.text.clone());
+    }
+    let latest = a
+        .trials
+        .iter()
+        .filter(|t| t.function.is_some())
+        .max_by_key(|t| t.start);
+    if let Some((t, change)) = latest.and_then(|t| Some((t, t.function.as_ref()?))) {
+        let direction = if change.change == 0.0 {
+            "no change"
+        } else if change.improved {
+            "improved"
+        } else {
+            "worse"
+        };
+        let symptoms = serde_json::to_value(t.response.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Some(format!(
+            "{} {}: {}, {direction}; symptoms: {symptoms}",
+            t.id,
+            t.ingredient,
+            change.describe()
+        ));
+    }
+    finding(codes::NO_FUNCTIONAL_MEASURE).map(|f| f.text.clone())
 }
 
 pub fn render(a: &Assessment) -> Narrative {

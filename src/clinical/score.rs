@@ -1,4 +1,6 @@
-//! Symptom scores: observations recognised as an instrument's total, with a number.
+//! Scores: observations recognised as an instrument's total or item, with a number
+//! (a coded answer read through the instrument's answer map); WPAI percent scores
+//! computed from their items.
 
 use serde::Serialize;
 use time::Date;
@@ -83,7 +85,9 @@ impl ScoreSeries {
         for series in &mut by_instrument {
             series.sort_by(|a, b| (a.date, &a.source).cmp(&(b.date, &b.source)));
         }
-        Self { by_instrument }
+        let mut series = Self { by_instrument };
+        super::wpai::derive(&mut series, knowledge);
+        series
     }
 
     /// How many depression-scale scores the record holds (any instrument).

@@ -10,7 +10,7 @@ use crate::clinical::dates::{last_of_span, plus_days};
 use crate::clinical::dose::fmt;
 use crate::clinical::finding::{codes, Finding, Severity};
 use crate::clinical::knowledge::{DrugKind, InteractingDrug, Knowledge};
-use crate::clinical::product::RXNORM;
+use crate::clinical::product::{labels_of, RXNORM};
 use crate::clinical::record::{MedicationProduct, SourceRef};
 
 /// One antidepressant's period of use (a trial or a non-trial era).
@@ -160,11 +160,7 @@ fn names(product: &MedicationProduct, drug: &InteractingDrug) -> bool {
         .iter()
         .chain(product.ingredients.iter().flat_map(|i| &i.codes))
         .any(|c| c.system == RXNORM && drug.rxnorm.contains(&c.code));
-    let label_match = product
-        .codes
-        .iter()
-        .filter_map(|c| c.display.as_deref())
-        .chain(product.text.as_deref())
+    let label_match = labels_of(product)
         .chain(product.ingredients.iter().filter_map(|i| i.text.as_deref()))
         .any(|label| label.to_lowercase().contains(&drug.name));
     code_match || label_match
