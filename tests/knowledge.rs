@@ -199,3 +199,36 @@ fn an_answer_outside_the_instrument_range_is_rejected() {
         "{error}"
     );
 }
+
+#[test]
+fn psychotherapy_rules_load_and_are_checked() {
+    let knowledge = Knowledge::embedded().expect("shipped knowledge is valid");
+    let rules = &knowledge.psychotherapy;
+    assert_eq!(
+        (rules.course.adequate_sessions, rules.course.adequate_weeks),
+        (8, 8)
+    );
+    assert!(rules.modality("emdr").is_some_and(|m| m.trauma_focused));
+    assert!(rules.modality("cbt").is_some_and(|m| !m.trauma_focused));
+    // Time-based CPT codes come last: a coded modality wins.
+    assert_eq!(
+        rules.modality.last().map(|m| m.id.as_str()),
+        Some("unspecified")
+    );
+
+    let mut files = ProfileFiles::embedded();
+    let path = "knowledge/psychotherapy.toml";
+    let text = files.get(path).expect("psychotherapy").replacen(
+        "dbt_modality = \"dbt\"",
+        "dbt_modality = \"dbt-x\"",
+        1,
+    );
+    files.set(path, text);
+    let error = Knowledge::from_files(&files)
+        .expect_err("must be rejected")
+        .to_string();
+    assert!(
+        error.contains("[fit]: modality `dbt-x` is not defined"),
+        "{error}"
+    );
+}

@@ -149,3 +149,19 @@ fn function_is_said_in_one_line_beside_symptoms() {
         "Function:\n- no functional measure (WSAS, SDS, Q-LES-Q-SF, ...) recorded in the current episode\n"
     ));
 }
+
+#[test]
+fn psychotherapy_courses_are_listed() {
+    let a = fixture("cbt-adequate-no-response");
+    assert!(
+        a.narrative.text.contains("Psychotherapy:\n- CBT 2024-04-17 to 2024-06-19: 10 sessions over 10 weeks (adequate); PHQ-9 18 -> 17 at best (5.56% reduction)\n"),
+        "{}",
+        a.narrative.text
+    );
+    let group = fixture("trd-ptsd-no-trauma-focused");
+    assert!(
+        group.narrative.text.contains("- group therapy 2024-04-17 to 2024-05-08: 4 sessions over 4 weeks (short), during T2\n"),
+        "{}",
+        group.narrative.text
+    );
+}

@@ -69,6 +69,10 @@ pub struct Assessment {
     /// dose, another indication, below the augmenting dose).
     pub non_trials: Vec<NonTrial>,
     pub amm: Option<AmmResult>,
+    /// Psychotherapy courses (modality, sessions, period, adequacy, trials overlapped,
+    /// scores during them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub psychotherapy: Vec<super::psychotherapy::Course>,
     pub findings: Vec<Finding>,
     /// Medications read but not tracked (not antidepressants or augmentation agents).
     pub ignored_medications: Vec<IgnoredMedication>,

@@ -60,6 +60,15 @@ pub mod codes {
     /// TRD or at risk, and no functional measure recorded in the episode.
     pub const NO_FUNCTIONAL_MEASURE: &str = "no-functional-measure";
 
+    /// TRD or at risk, and no psychotherapy course in the episode.
+    pub const NO_PSYCHOTHERAPY: &str = "no-psychotherapy";
+    /// PTSD or trauma recorded, no trauma-focused therapy in the episode.
+    pub const PTSD_WITHOUT_TRAUMA_FOCUSED: &str = "ptsd-without-trauma-focused-therapy";
+    /// Borderline personality disorder recorded, no DBT course.
+    pub const BORDERLINE_WITHOUT_DBT: &str = "borderline-without-dbt";
+    /// An adequate CBT course without symptom response.
+    pub const CBT_WITHOUT_RESPONSE: &str = "cbt-adequate-no-response";
+
     /// Every code above, for the CodeSystem consistency test (the suicide-risk codes
     /// come from knowledge/safety.toml).
     pub const ALL: &[&str] = &[
@@ -82,6 +91,10 @@ pub mod codes {
         LITHIUM_LEVEL_MISSING,
         FUNCTION_STILL_IMPAIRED,
         NO_FUNCTIONAL_MEASURE,
+        NO_PSYCHOTHERAPY,
+        PTSD_WITHOUT_TRAUMA_FOCUSED,
+        BORDERLINE_WITHOUT_DBT,
+        CBT_WITHOUT_RESPONSE,
     ];
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Data flow inside: record -> sanity screen -> supplies -> exposure eras -> trials
 //! (and non-trials) -> verdicts (adequacy, response) -> episode -> TRD status ->
-//! staging -> pseudo-resistance checklist -> function beside symptoms -> safety ->
+//! staging -> pseudo-resistance checklist -> function beside symptoms -> psychotherapy
+//! courses and fit -> safety ->
 //! suggestions -> narrative.
 
 pub mod adequacy;
@@ -25,6 +26,7 @@ pub mod narrative;
 pub mod policy;
 pub mod product;
 pub mod pseudo_resistance;
+pub mod psychotherapy;
 pub mod record;
 pub mod response;
 pub mod safety;
@@ -174,6 +176,7 @@ pub fn assess_with(
         pseudo_resistance::check(&checklist_input, knowledge)
     };
     clinical_findings.extend(relapse_findings(&judged));
+    let courses = psychotherapy::courses(record, &trials, &scores, knowledge, policy, as_of);
     if status.status != status::TrdStatus::NoDepressionEvidence {
         clinical_findings.extend(function::findings(
             &judged,
@@ -184,6 +187,18 @@ pub fn assess_with(
             knowledge,
             as_of,
         ));
+        let fit = psychotherapy::fit_findings(
+            &psychotherapy::FitInput {
+                record,
+                courses: &courses,
+                episode: &episode,
+                status: status.status,
+                findings: &clinical_findings,
+                as_of,
+            },
+            knowledge,
+        );
+        clinical_findings.extend(fit);
     }
     // Safety signals whatever the status, and first.
     let safety_findings = safety::check(
@@ -262,6 +277,7 @@ pub fn assess_with(
         trials: trial_assessments,
         non_trials,
         amm,
+        psychotherapy: courses,
         findings,
         ignored_medications: ledger.ignored,
     };

@@ -103,6 +103,37 @@ fn lines(a: &Assessment) -> Lines {
         .map(|f| f.text.clone())
         .collect();
     let function = function_line(a).into_iter().collect();
+    // The latest three courses, newest first.
+    let psychotherapy = a
+        .psychotherapy
+        .iter()
+        .rev()
+        .take(3)
+        .map(|c| {
+            let adequacy = if c.adequate { "adequate" } else { "short" };
+            let mut line = format!(
+                "{} {} to {}: {} sessions over {} weeks ({adequacy})",
+                c.name,
+                c.start,
+                c.end,
+                c.sessions,
+                fmt(c.weeks)
+            );
+            if !c.during_trials.is_empty() {
+                line.push_str(&format!(", during {}", c.during_trials.join(", ")));
+            }
+            if let Some(s) = &c.symptoms {
+                line.push_str(&format!(
+                    "; {} {} -> {} at best ({}% reduction)",
+                    s.instrument,
+                    fmt(s.baseline.value),
+                    fmt(s.best.value),
+                    fmt(s.percent_change)
+                ));
+            }
+            line
+        })
+        .collect();
     let mut clinical: Vec<_> = a
         .findings
         .iter()
@@ -139,6 +170,7 @@ fn lines(a: &Assessment) -> Lines {
             ("Trials", trials),
             ("Not antidepressant trials", non_trials),
             ("Function", function),
+            ("Psychotherapy", psychotherapy),
             ("Staging", vec![staging.join("; ")]),
             ("Findings", findings),
             ("Suggestions", suggestions),
@@ -146,8 +178,13 @@ fn lines(a: &Assessment) -> Lines {
     }
 }
 
-/// The function findings, said once in the Function line instead of under Findings.
-const FUNCTION_CODES: &[&str] = &[codes::FUNCTION_STILL_IMPAIRED, codes::NO_FUNCTIONAL_MEASURE];
+/// Said elsewhere, not under Findings: the function findings in the Function line,
+/// the missing psychotherapy in the psychotherapy suggestion.
+const FUNCTION_CODES: &[&str] = &[
+    codes::FUNCTION_STILL_IMPAIRED,
+    codes::NO_FUNCTIONAL_MEASURE,
+    codes::NO_PSYCHOTHERAPY,
+];
 
 /// One line on function: a finding about it, else the latest trial's functional change
 /// beside its symptom response.

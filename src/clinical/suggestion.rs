@@ -63,6 +63,15 @@ pub mod kinds {
         "Suicide risk assessment and safety plan",
     );
     pub const LITHIUM_LEVEL: SuggestionCode = own("lithium-level", "Serum lithium level");
+    pub const DBT: SuggestionCode = SuggestionCode {
+        system: SNOMED,
+        code: "405780009",
+        display: "Dialectical behavior therapy",
+    };
+    pub const ACT_OR_DBT: SuggestionCode = own(
+        "act-or-dbt",
+        "Consider ACT or DBT after CBT without response",
+    );
 
     pub const ALL: &[SuggestionCode] = &[
         PSYCHIATRY_REFERRAL,
@@ -79,6 +88,8 @@ pub mod kinds {
         DIAGNOSIS_REVIEW,
         SUICIDE_RISK_ASSESSMENT,
         LITHIUM_LEVEL,
+        DBT,
+        ACT_OR_DBT,
     ];
 }
 
@@ -243,6 +254,16 @@ pub fn suggest_all(
         &["no-recent-vitamin-d", "low-vitamin-d"],
     ));
     out.extend(when_found(
+        kinds::DBT,
+        "refer for dialectical behaviour therapy: borderline personality disorder, no DBT course",
+        &[codes::BORDERLINE_WITHOUT_DBT],
+    ));
+    out.extend(when_found(
+        kinds::ACT_OR_DBT,
+        "consider ACT or DBT: an adequate CBT course brought no response",
+        &[codes::CBT_WITHOUT_RESPONSE],
+    ));
+    out.extend(when_found(
         kinds::SLEEP_STUDY,
         "sleep study or review of OSA treatment: untreated OSA mimics depression",
         &["sleep-apnea"],
@@ -258,6 +279,8 @@ pub fn suggest_all(
         let trauma = has("ptsd");
         let text = if trauma {
             "psychotherapy review: trauma-focused therapy (PTSD recorded)"
+        } else if has(codes::NO_PSYCHOTHERAPY) {
+            "psychotherapy: none recorded in this episode; behavioural activation as a core component (CBT; ACT or DBT when CBT has not helped)"
         } else {
             "psychotherapy review (CBT; ACT or DBT when CBT has not helped)"
         };

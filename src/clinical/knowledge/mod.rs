@@ -1,5 +1,5 @@
 //! Clinical knowledge as data: the antidepressant catalogue, the RxNorm clinical-drug
-//! map, code sets, symptom-score instruments and the safety rules. Loaded once, validated at start, and
+//! map, code sets, symptom-score instruments, psychotherapy and the safety rules. Loaded once, validated at start, and
 //! read-only afterwards, so the engine can share it across threads.
 
 mod catalogue;
@@ -7,6 +7,7 @@ mod checklist;
 mod clinical_drugs;
 mod files;
 mod instruments;
+mod psychotherapy_rules;
 mod rxnorm_display;
 mod safety_rules;
 mod sources;
@@ -24,6 +25,7 @@ pub use clinical_drugs::{
 };
 pub use files::ProfileFiles;
 pub use instruments::{Instrument, InstrumentPurpose};
+pub use psychotherapy_rules::{CourseRules, FitRules, Modality, PsychotherapyRules};
 pub use rxnorm_display::parse_rxnorm_display;
 pub use safety_rules::{
     DoseLimit, InteractingDrug, LithiumMonitoring, SafetyRules, Serotonin, SuicideRisk,
@@ -67,6 +69,7 @@ pub struct Knowledge {
     pub staging: StagingTables,
     pub checklist: Checklist,
     pub safety: SafetyRules,
+    pub psychotherapy: PsychotherapyRules,
 }
 
 /// Lab value sets the engine reads (medical mimics and work-up).
@@ -85,6 +88,7 @@ pub(crate) const STAGING_FILE: &str = "knowledge/staging.toml";
 pub(crate) const CHECKLIST_FILE: &str = "knowledge/checklist.toml";
 pub(crate) const RXNORM_EXTRA_FILE: &str = "knowledge/rxnorm_extra.toml";
 pub(crate) const SAFETY_FILE: &str = "knowledge/safety.toml";
+pub(crate) const PSYCHOTHERAPY_FILE: &str = "knowledge/psychotherapy.toml";
 
 impl Knowledge {
     /// The knowledge shipped with the binary.
@@ -126,6 +130,11 @@ impl Knowledge {
             &drugs,
             &value_sets,
         )?;
+        let psychotherapy = psychotherapy_rules::parse(
+            PSYCHOTHERAPY_FILE,
+            files.get(PSYCHOTHERAPY_FILE)?,
+            &value_sets,
+        )?;
         Ok(Self {
             drugs,
             clinical_drugs,
@@ -134,6 +143,7 @@ impl Knowledge {
             staging,
             checklist,
             safety,
+            psychotherapy,
         })
     }
 
