@@ -1,6 +1,7 @@
-//! Psychotherapy courses and fit (CLINICAL.md section 9). Procedures coded as
-//! psychotherapy (SNOMED CT modalities, or CPT time codes that carry no modality) are
-//! sessions; sessions of one modality no further apart than the course gap make a
+//! Psychotherapy courses and fit (CLINICAL.md section 9). Procedures (and Encounters
+//! by their type) coded as psychotherapy (SNOMED CT modalities, or CPT time codes that
+//! carry no modality) are sessions, one per modality and day (a visit coded both ways
+//! counts once); sessions of one modality no further apart than the course gap make a
 //! course, judged against the configurable adequacy threshold (no consensus exists)
 //! and set beside the drug trials it overlaps and the depression scores during it.
 //! The fit findings say what the plan lacks: any psychotherapy (TRD or at risk),
@@ -75,16 +76,27 @@ pub fn courses(
     as_of: Date,
 ) -> Vec<Course> {
     let rules = &knowledge.psychotherapy.course;
-    let mut sessions: Vec<(&Modality, Date, &SourceRef)> = record
+    // Procedures done, and Encounters finished whose type is a psychotherapy code.
+    let procedures = record
         .procedures
         .iter()
         .filter(|p| p.status == "completed")
-        .filter_map(|p| {
-            let date = p.performed.filter(|d| *d <= as_of)?;
-            Some((modality_of(&p.codes, knowledge)?, date, &p.source))
+        .map(|p| (&p.codes, p.performed, &p.source));
+    let encounters = record
+        .encounters
+        .iter()
+        .filter(|e| e.status == "finished")
+        .map(|e| (&e.types, e.start, &e.source));
+    let mut sessions: Vec<(&Modality, Date, &SourceRef)> = procedures
+        .chain(encounters)
+        .filter_map(|(codes, date, source)| {
+            let date = date.filter(|d| *d <= as_of)?;
+            Some((modality_of(codes, knowledge)?, date, source))
         })
         .collect();
     sessions.sort_by(|a, b| (&a.0.id, a.1, a.2).cmp(&(&b.0.id, b.1, b.2)));
+    // One session per modality and day: the Encounter and the Procedure of one visit.
+    sessions.dedup_by(|b, a| a.0.id == b.0.id && a.1 == b.1);
     let mut out: Vec<Course> = Vec::new();
     let mut current: Vec<(&Modality, Date, &SourceRef)> = Vec::new();
     let close = |run: &[(&Modality, Date, &SourceRef)], out: &mut Vec<Course>| {

@@ -170,6 +170,16 @@ pub struct ProcedureFact {
     pub performed: Option<Date>,
 }
 
+/// An Encounter whose type codes a psychotherapy session: some EHRs code the
+/// session as the visit type rather than as a Procedure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EncounterFact {
+    pub source: SourceRef,
+    pub types: Vec<Code>,
+    pub status: String,
+    pub start: Option<Date>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoteKind {
@@ -202,6 +212,8 @@ pub struct PatientRecord {
     pub observations: Vec<ObservationFact>,
     pub conditions: Vec<ConditionFact>,
     pub procedures: Vec<ProcedureFact>,
+    /// Encounters typed as psychotherapy (the reader keeps no others).
+    pub encounters: Vec<EncounterFact>,
     pub notes: Vec<RecordNote>,
 }
 

@@ -2,7 +2,7 @@
 //! mechanical: no clinical judgement here, only "what does this resource say".
 
 use fhir_sdk::r4b::resources::{
-    Condition, ConditionAbatement, ConditionOnset, Medication, MedicationDispense,
+    Condition, ConditionAbatement, ConditionOnset, Encounter, Medication, MedicationDispense,
     MedicationDispenseMedication, MedicationIngredientItem, MedicationRequest,
     MedicationRequestMedication, MedicationStatement, MedicationStatementEffective,
     MedicationStatementMedication, Observation, ObservationEffective, ObservationValue, Procedure,
@@ -15,9 +15,9 @@ use fhir_sdk::{Date as FhirDate, DateTime};
 use time::{Date, Month};
 
 use crate::clinical::record::{
-    Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, MedicationDispensed,
-    MedicationOrder, MedicationProduct, MedicationUse, ObservationFact, ObservedValue,
-    ProcedureFact, ProductIngredient, SourceRef, REASON_REFERENCE,
+    Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, EncounterFact,
+    MedicationDispensed, MedicationOrder, MedicationProduct, MedicationUse, ObservationFact,
+    ObservedValue, ProcedureFact, ProductIngredient, SourceRef, REASON_REFERENCE,
 };
 
 /// Resolves references to Medication resources outside the referring resource
@@ -489,5 +489,22 @@ pub fn procedure_of(source: SourceRef, procedure: &Procedure) -> ProcedureFact {
         codes: procedure.code.as_ref().map(codes_of).unwrap_or_default(),
         status: procedure.status.as_ref().to_string(),
         performed,
+    }
+}
+
+pub fn encounter_of(source: SourceRef, encounter: &Encounter) -> EncounterFact {
+    EncounterFact {
+        source,
+        types: encounter
+            .r#type
+            .iter()
+            .flatten()
+            .flat_map(codes_of)
+            .collect(),
+        status: encounter.status.as_ref().to_string(),
+        start: encounter
+            .period
+            .as_ref()
+            .and_then(|p| period_bounds(p).0.or(period_bounds(p).1)),
     }
 }

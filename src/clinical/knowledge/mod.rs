@@ -162,6 +162,20 @@ impl Knowledge {
         codes
     }
 
+    /// Every (system, code) of a psychotherapy modality: the Encounter types the
+    /// reader keeps.
+    pub fn psychotherapy_codes(&self) -> Vec<(String, String)> {
+        let mut codes: Vec<(String, String)> = self
+            .psychotherapy
+            .modality
+            .iter()
+            .flat_map(|m| self.value_sets.exact_codes(&m.value_set))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     pub fn instrument(&self, id: &str) -> Option<&Instrument> {
         self.instruments.iter().find(|i| i.id == id)
     }
