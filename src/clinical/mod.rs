@@ -212,9 +212,14 @@ pub fn assess_with(
         },
         knowledge,
     );
-    let mut suggestions =
-        suggestion::safety_suggestions(&safety_findings, &knowledge.safety.finding_codes());
+    // Safety findings are raised for everyone; proposals only in the pathway (no
+    // proposal for not-treated or no-depression-evidence, as for every suggestion).
+    let mut suggestions = Vec::new();
     if pathway {
+        suggestions.extend(suggestion::safety_suggestions(
+            &safety_findings,
+            &knowledge.safety.finding_codes(),
+        ));
         suggestions.extend(suggestion::suggest_all(
             &status,
             &judged,
