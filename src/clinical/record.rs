@@ -149,6 +149,16 @@ pub struct ObservationFact {
     /// Reference range high bound, when the lab gave one.
     pub reference_high: Option<f64>,
     pub reference_low: Option<f64>,
+    /// Observation.component: a panel's items or total (a PHQ-9 panel carrying item 9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ObservedComponent>,
+}
+
+/// One Observation.component: its code and value, dated and sourced by its parent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedComponent {
+    pub codes: Vec<Code>,
+    pub value: Option<ObservedValue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,8 +5,8 @@ use fhir_sdk::r4b::resources::{
     Condition, ConditionAbatement, ConditionOnset, Encounter, Medication, MedicationDispense,
     MedicationDispenseMedication, MedicationIngredientItem, MedicationRequest,
     MedicationRequestMedication, MedicationStatement, MedicationStatementEffective,
-    MedicationStatementMedication, Observation, ObservationEffective, ObservationValue, Procedure,
-    ProcedurePerformed, Resource,
+    MedicationStatementMedication, Observation, ObservationComponentValue, ObservationEffective,
+    ObservationValue, Procedure, ProcedurePerformed, Resource,
 };
 use fhir_sdk::r4b::types::{
     CodeableConcept, Dosage, Duration, Period, Quantity, Reference, TimingRepeatBounds,
@@ -17,7 +17,8 @@ use time::{Date, Month};
 use crate::clinical::record::{
     Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, EncounterFact,
     MedicationDispensed, MedicationOrder, MedicationProduct, MedicationUse, ObservationFact,
-    ObservedValue, ProcedureFact, ProductIngredient, SourceRef, REASON_REFERENCE,
+    ObservedComponent, ObservedValue, ProcedureFact, ProductIngredient, SourceRef,
+    REASON_REFERENCE,
 };
 
 /// Resolves references to Medication resources outside the referring resource
@@ -440,6 +441,32 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
         _ => None,
     };
     let range = observation.reference_range.iter().flatten().next();
+    let components = observation
+        .component
+        .iter()
+        .flatten()
+        .map(|c| ObservedComponent {
+            codes: codes_of(&c.code),
+            value: match &c.value {
+                Some(ObservationComponentValue::Integer(i)) => Some(ObservedValue::Number {
+                    value: f64::from(*i),
+                    unit: None,
+                }),
+                Some(ObservationComponentValue::Quantity(q)) => {
+                    q.value.map(|value| ObservedValue::Number {
+                        value,
+                        unit: q.code.clone().or_else(|| q.unit.clone()),
+                    })
+                }
+                Some(ObservationComponentValue::String(s)) => Some(ObservedValue::Text(s.clone())),
+                Some(ObservationComponentValue::CodeableConcept(c)) => {
+                    Some(ObservedValue::Coded(codes_of(c)))
+                }
+                Some(ObservationComponentValue::Boolean(b)) => Some(ObservedValue::Boolean(*b)),
+                _ => None,
+            },
+        })
+        .collect();
     ObservationFact {
         source,
         codes: codes_of(&observation.code),
@@ -447,6 +474,7 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
         value,
         reference_high: range.and_then(|r| r.high.as_ref()).and_then(|q| q.value),
         reference_low: range.and_then(|r| r.low.as_ref()).and_then(|q| q.value),
+        components,
     }
 }
 

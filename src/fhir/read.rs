@@ -97,6 +97,10 @@ impl ObservationCodes {
 
     fn wants(&self, head: &ObservationHead<'_>) -> bool {
         Self::any_in(&self.codes, head.code.as_slice())
+            || head
+                .component
+                .iter()
+                .any(|c| Self::any_in(&self.codes, c.code.as_slice()))
     }
 
     fn wants_encounter(&self, head: &EncounterHead<'_>) -> bool {
@@ -128,6 +132,15 @@ struct RawEntry<'a> {
 
 #[derive(Deserialize)]
 struct ObservationHead<'a> {
+    #[serde(borrow, default)]
+    code: Option<ConceptHead<'a>>,
+    /// A panel is wanted when one of its components is (PHQ-9 item 9 in a panel).
+    #[serde(borrow, default)]
+    component: Vec<ComponentHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ComponentHead<'a> {
     #[serde(borrow, default)]
     code: Option<ConceptHead<'a>>,
 }
