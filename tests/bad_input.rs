@@ -352,3 +352,35 @@ fn absurd_doses() {
     let assessed = assess_value(bundle(vec![d]), AS_OF);
     assert_eq!(assessed.len(), 1);
 }
+
+fn record_with_patient(patient: Value) -> trd_sentinel::clinical::PatientRecord {
+    let mut pool = ResourcePool::default();
+    let bundle =
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]});
+    pool.add_json(&bundle.to_string(), "test").expect("bundle");
+    pool.record_for("Patient/p1")
+}
+
+#[test]
+fn a_birth_date_is_read_and_never_serialised() {
+    let record = record_with_patient(
+        json!({"resourceType": "Patient", "id": "p1", "birthDate": "2002-05-01"}),
+    );
+    assert_eq!(record.birth_date, Some(date!(2002 - 05 - 01)));
+    assert_eq!(record.age_on(date!(2024 - 04 - 30)), Some(21));
+    assert_eq!(record.age_on(date!(2024 - 05 - 01)), Some(22));
+    let text = serde_json::to_string(&record).expect("serialise");
+    assert!(!text.contains("2002"), "{text}");
+}
+
+#[test]
+fn a_partial_or_bad_birth_date_is_read_or_left_out() {
+    let partial =
+        record_with_patient(json!({"resourceType": "Patient", "id": "p1", "birthDate": "1990"}));
+    assert_eq!(partial.birth_date, Some(date!(1990 - 01 - 01)));
+    for bad in [json!("soon"), json!(19900101), json!("1990-02-30")] {
+        let record =
+            record_with_patient(json!({"resourceType": "Patient", "id": "p1", "birthDate": bad}));
+        assert_eq!(record.birth_date, None, "{bad}");
+    }
+}

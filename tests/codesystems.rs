@@ -71,7 +71,8 @@ fn finding_codes_from_engine_and_checklist_are_defined() {
         .chain(checklist.diagnosis.iter().map(|d| d.code.clone()))
         .chain(checklist.lab.iter().map(|l| l.code.clone()))
         .chain(checklist.lab.iter().filter_map(|l| l.missing_code.clone()))
-        .chain(checklist.score.iter().map(|s| s.code.clone()));
+        .chain(checklist.score.iter().map(|s| s.code.clone()))
+        .chain(knowledge.safety.finding_codes());
     for code in emitted {
         assert!(
             defined.contains(&code),

@@ -160,9 +160,10 @@ async fn write_back_is_right_idempotent_and_follows_changes() {
         format!("Observation/{}", assessment["id"].as_str().expect("id")),
         "urn:uuid resolved to the stored Observation"
     );
+    // No recent TSH, no recent vitamin D, no functional measure, no psychotherapy.
     assert_eq!(
         ours(&search(&server, &format!("DetectedIssue?patient={patient}")).await).len(),
-        2
+        4
     );
     assert_eq!(
         ours(&search(&server, &format!("ServiceRequest?patient={patient}")).await).len(),

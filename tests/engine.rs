@@ -202,3 +202,115 @@ fn the_same_inputs_give_the_same_assessment() {
     dispense(&mut record, ESCITALOPRAM_10, 100, 90.0);
     assert_eq!(run(&record, "default"), run(&record, "default"));
 }
+
+// ---------------------------------------------------------------- safety boundaries
+
+const PHENELZINE_15: &str = "312347";
+const FLUOXETINE_20: &str = "310385";
+
+fn safety_codes(record: &PatientRecord) -> Vec<String> {
+    run(record, "default")
+        .findings
+        .iter()
+        .filter(|f| f.severity == trd_sentinel::clinical::finding::Severity::Safety)
+        .map(|f| f.code.clone())
+        .collect()
+}
+
+#[test]
+fn maoi_washout_is_14_days_and_35_after_fluoxetine() {
+    // The earlier drug covers days 0-29; the gap is counted from its last day (29).
+    for (first, second, start, flagged) in [
+        (SERTRALINE_100, PHENELZINE_15, 43, false),
+        (SERTRALINE_100, PHENELZINE_15, 42, true),
+        (FLUOXETINE_20, PHENELZINE_15, 64, false),
+        (FLUOXETINE_20, PHENELZINE_15, 63, true),
+        (PHENELZINE_15, SERTRALINE_100, 43, false),
+        (PHENELZINE_15, SERTRALINE_100, 42, true),
+        (SERTRALINE_100, PHENELZINE_15, 20, true), // overlap
+    ] {
+        let mut record = PatientRecord::new("Patient/p");
+        dispense(&mut record, first, 0, 30.0);
+        dispense(&mut record, second, start, 30.0);
+        let codes = safety_codes(&record);
+        assert_eq!(
+            codes.contains(&"maoi-serotonergic-washout".to_string()),
+            flagged,
+            "{first} then {second} on day {start}: {codes:?}"
+        );
+    }
+}
+
+#[test]
+fn the_boxed_warning_applies_until_the_25th_birthday() {
+    // Sertraline started on day 300 (2024-11-03), within 84 days of the as-of date.
+    for (born, flagged) in [
+        (date!(1999 - 11 - 03), false),
+        (date!(1999 - 11 - 04), true),
+    ] {
+        let mut record = PatientRecord::new("Patient/p");
+        record.birth_date = Some(born);
+        dispense(&mut record, SERTRALINE_100, 300, 30.0);
+        assert_eq!(
+            safety_codes(&record).contains(&"young-adult-antidepressant-monitoring".to_string()),
+            flagged,
+            "born {born}"
+        );
+    }
+    // Started 84 days before the as-of date (day 274): inside the window; 85: outside.
+    for (day, flagged) in [(274, true), (273, false)] {
+        let mut record = PatientRecord::new("Patient/p");
+        record.birth_date = Some(date!(2004 - 01 - 01));
+        dispense(&mut record, SERTRALINE_100, day, 120.0);
+        assert_eq!(!safety_codes(&record).is_empty(), flagged, "day {day}");
+    }
+    // No birth date: the age rules say nothing.
+    let mut record = PatientRecord::new("Patient/p");
+    dispense(&mut record, SERTRALINE_100, 300, 30.0);
+    assert!(safety_codes(&record).is_empty());
+}
+
+fn citalopram_mg(record: &mut PatientRecord, day: i64, mg: f64) {
+    let n = record.dispenses.len() + 1;
+    record.dispenses.push(MedicationDispensed {
+        source: format!("MedicationDispense/citalopram-{n}"),
+        status: "completed".into(),
+        handed_over: Some(START + Duration::days(day)),
+        days_supply: Some(30.0),
+        quantity: None,
+        medication: product("2556"),
+        dosage: vec![DosageInstruction {
+            dose: Some(DoseQuantity::Quantity(Amount {
+                value: mg,
+                unit: "mg".into(),
+            })),
+            frequency: Some(1),
+            period: Some(1.0),
+            period_unit: Some("d".into()),
+            ..Default::default()
+        }],
+        authorizing: vec![],
+    });
+}
+
+#[test]
+fn citalopram_limits_are_40_mg_and_20_mg_over_60() {
+    // Held from day 300 (2024-11-03) to the as-of date.
+    for (mg, born, flagged) in [
+        (40.0, date!(1980 - 01 - 01), false),
+        (45.0, date!(1980 - 01 - 01), true),
+        (20.0, date!(1950 - 01 - 01), false),
+        (30.0, date!(1964 - 01 - 01), false), // 60 on the as-of date: not over 60
+        (30.0, date!(1963 - 12 - 01), true),  // 61
+    ] {
+        let mut record = PatientRecord::new("Patient/p");
+        record.birth_date = Some(born);
+        citalopram_mg(&mut record, 300, mg);
+        citalopram_mg(&mut record, 330, mg);
+        assert_eq!(
+            safety_codes(&record).contains(&"dose-above-safety-limit".to_string()),
+            flagged,
+            "{mg} mg, born {born}"
+        );
+    }
+}

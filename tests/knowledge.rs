@@ -117,3 +117,118 @@ fn a_hospital_directory_replaces_files_by_relative_path() {
     assert_eq!(sertraline.min_daily_mg, 75.0);
     fs::remove_dir_all(&dir).ok();
 }
+
+const SAFETY: &str = "knowledge/safety.toml";
+
+fn with_safety(edit: impl Fn(&str) -> String) -> String {
+    let mut files = ProfileFiles::embedded();
+    let text = edit(files.get(SAFETY).expect("shipped safety rules"));
+    files.set(SAFETY, text);
+    Knowledge::from_files(&files)
+        .expect_err("must be rejected")
+        .to_string()
+}
+
+#[test]
+fn safety_rules_load_with_their_thresholds() {
+    let knowledge = Knowledge::embedded().expect("shipped knowledge is valid");
+    let safety = &knowledge.safety;
+    assert_eq!(safety.suicide_risk.window_days, 30);
+    assert_eq!(safety.young_adult.under_age, 25);
+    assert_eq!(safety.serotonin.washout_after("fluoxetine"), 35);
+    assert_eq!(safety.serotonin.washout_after("sertraline"), 14);
+    let citalopram = &safety.dose_limit[0];
+    assert_eq!(
+        (
+            citalopram.ingredient.as_str(),
+            citalopram.max_daily_mg,
+            citalopram.older_than_years,
+            citalopram.older_max_daily_mg
+        ),
+        ("citalopram", 40.0, Some(60), Some(20.0))
+    );
+    assert_eq!(
+        safety.finding_codes(),
+        ["cssrs-positive", "phq9-item9-positive", "suicide-risk-high"]
+    );
+}
+
+#[test]
+fn a_safety_signal_needs_a_suicide_risk_instrument() {
+    let error =
+        with_safety(|t| t.replacen("instrument = \"phq9-item9\"", "instrument = \"phq9\"", 1));
+    assert!(
+        error.contains(
+            "suicide_risk signal `phq9`: no instrument `phq9` with measures = \"suicide-risk\""
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_serotonergic_class_is_rejected() {
+    let error = with_safety(|t| t.replacen("\"SPARI\"", "\"SPARX\"", 1));
+    assert!(error.contains("class `SPARX`"), "{error}");
+}
+
+#[test]
+fn an_uncited_safety_threshold_is_rejected() {
+    let error =
+        with_safety(|t| t.replacen("older_max_daily_mg = \"fda-citalopram-2011-2012\", ", "", 1));
+    assert!(
+        error.contains("dose_limit `citalopram`: no source cited for `older_max_daily_mg`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_answer_outside_the_instrument_range_is_rejected() {
+    let mut files = ProfileFiles::embedded();
+    let path = "knowledge/instruments.toml";
+    let text =
+        files
+            .get(path)
+            .expect("instruments")
+            .replacen("\"LA6571-9\" = 3", "\"LA6571-9\" = 4", 1);
+    files.set(path, text);
+    let error = Knowledge::from_files(&files)
+        .expect_err("must be rejected")
+        .to_string();
+    assert!(
+        error.contains("instrument `phq9-item9`: answer LA6571-9 = 4 is outside the range"),
+        "{error}"
+    );
+}
+
+#[test]
+fn psychotherapy_rules_load_and_are_checked() {
+    let knowledge = Knowledge::embedded().expect("shipped knowledge is valid");
+    let rules = &knowledge.psychotherapy;
+    assert_eq!(
+        (rules.course.adequate_sessions, rules.course.adequate_weeks),
+        (8, 8)
+    );
+    assert!(rules.modality("emdr").is_some_and(|m| m.trauma_focused));
+    assert!(rules.modality("cbt").is_some_and(|m| !m.trauma_focused));
+    // Time-based CPT codes come last: a coded modality wins.
+    assert_eq!(
+        rules.modality.last().map(|m| m.id.as_str()),
+        Some("unspecified")
+    );
+
+    let mut files = ProfileFiles::embedded();
+    let path = "knowledge/psychotherapy.toml";
+    let text = files.get(path).expect("psychotherapy").replacen(
+        "dbt_modality = \"dbt\"",
+        "dbt_modality = \"dbt-x\"",
+        1,
+    );
+    files.set(path, text);
+    let error = Knowledge::from_files(&files)
+        .expect_err("must be rejected")
+        .to_string();
+    assert!(
+        error.contains("[fit]: modality `dbt-x` is not defined"),
+        "{error}"
+    );
+}

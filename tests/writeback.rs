@@ -70,8 +70,8 @@ fn a_trd_assessment_writes_flag_observation_issues_proposals_and_provenance() {
     assert_eq!(kinds.iter().filter(|k| *k == "Observation").count(), 1);
     assert_eq!(
         kinds.iter().filter(|k| *k == "DetectedIssue").count(),
-        2,
-        "no recent TSH, no recent vitamin D"
+        4,
+        "no recent TSH, no recent vitamin D, no functional measure, no psychotherapy (issue 14)"
     );
     assert_eq!(kinds.iter().filter(|k| *k == "ServiceRequest").count(), 7);
     assert_eq!(kinds.last().map(String::as_str), Some("Provenance"));

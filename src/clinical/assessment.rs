@@ -43,6 +43,9 @@ pub struct TrialAssessment {
     pub reasons: Vec<super::adequacy::ReasonCode>,
     pub verdict: TrialVerdict,
     pub response: TrialResponse,
+    /// Functional change over the trial, beside the symptom response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<super::function::FunctionalChange>,
     pub evidence: Vec<SourceRef>,
 }
 
@@ -66,6 +69,10 @@ pub struct Assessment {
     /// dose, another indication, below the augmenting dose).
     pub non_trials: Vec<NonTrial>,
     pub amm: Option<AmmResult>,
+    /// Psychotherapy courses (modality, sessions, period, adequacy, trials overlapped,
+    /// scores during them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub psychotherapy: Vec<super::psychotherapy::Course>,
     pub findings: Vec<Finding>,
     /// Medications read but not tracked (not antidepressants or augmentation agents).
     pub ignored_medications: Vec<IgnoredMedication>,

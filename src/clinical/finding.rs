@@ -11,6 +11,9 @@ pub enum Severity {
     Info,
     Warning,
     High,
+    /// A patient-safety signal (suicide risk, a dangerous combination or dose, a
+    /// missing toxicity level): ranked above everything and shown first.
+    Safety,
 }
 
 /// Finding codes the engine itself emits; the pseudo-resistance checklist adds the
@@ -38,7 +41,36 @@ pub mod codes {
     /// A daily dose far above the drug's labelled maximum: not used as a dose.
     pub const DOSE_IMPLAUSIBLE: &str = "dose-implausible";
 
-    /// Every code above, for the CodeSystem consistency test.
+    /// An antidepressant started or its dose changed recently in a patient under 25
+    /// (boxed warning: monitor for suicidal thoughts).
+    pub const YOUNG_ADULT_MONITORING: &str = "young-adult-antidepressant-monitoring";
+    /// An MAOI overlapping, or within the washout of, a serotonergic antidepressant.
+    pub const MAOI_WASHOUT: &str = "maoi-serotonergic-washout";
+    /// Linezolid or methylene blue ordered during or within the washout of a
+    /// serotonergic antidepressant.
+    pub const SEROTONERGIC_INTERACTION: &str = "serotonergic-interaction";
+    /// A daily dose above a labelled safety limit (citalopram and QT).
+    pub const DOSE_ABOVE_SAFETY_LIMIT: &str = "dose-above-safety-limit";
+    /// Lithium taken without a serum level in the monitoring window.
+    pub const LITHIUM_LEVEL_MISSING: &str = "lithium-level-missing";
+
+    /// A trial with symptom response or remission whose functional score is still in
+    /// the impaired range.
+    pub const FUNCTION_STILL_IMPAIRED: &str = "symptoms-improved-function-impaired";
+    /// TRD or at risk, and no functional measure recorded in the episode.
+    pub const NO_FUNCTIONAL_MEASURE: &str = "no-functional-measure";
+
+    /// TRD or at risk, and no psychotherapy course in the episode.
+    pub const NO_PSYCHOTHERAPY: &str = "no-psychotherapy";
+    /// PTSD or trauma recorded, no trauma-focused therapy in the episode.
+    pub const PTSD_WITHOUT_TRAUMA_FOCUSED: &str = "ptsd-without-trauma-focused-therapy";
+    /// Borderline personality disorder recorded, no DBT course.
+    pub const BORDERLINE_WITHOUT_DBT: &str = "borderline-without-dbt";
+    /// An adequate CBT course without symptom response.
+    pub const CBT_WITHOUT_RESPONSE: &str = "cbt-adequate-no-response";
+
+    /// Every code above, for the CodeSystem consistency test (the suicide-risk codes
+    /// come from knowledge/safety.toml).
     pub const ALL: &[&str] = &[
         RESOURCE_UNREADABLE,
         RESOURCE_NOT_USED,
@@ -52,6 +84,17 @@ pub mod codes {
         RELAPSE_ON_TREATMENT,
         STRENGTH_FROM_DISPLAY,
         DOSE_IMPLAUSIBLE,
+        YOUNG_ADULT_MONITORING,
+        MAOI_WASHOUT,
+        SEROTONERGIC_INTERACTION,
+        DOSE_ABOVE_SAFETY_LIMIT,
+        LITHIUM_LEVEL_MISSING,
+        FUNCTION_STILL_IMPAIRED,
+        NO_FUNCTIONAL_MEASURE,
+        NO_PSYCHOTHERAPY,
+        PTSD_WITHOUT_TRAUMA_FOCUSED,
+        BORDERLINE_WITHOUT_DBT,
+        CBT_WITHOUT_RESPONSE,
     ];
 }
 
@@ -124,5 +167,26 @@ impl Finding {
             format!("{}: {}", note.source, note.message),
             vec![note.source.clone()],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safety_ranks_above_every_other_severity() {
+        let mut all = [
+            Severity::Info,
+            Severity::Safety,
+            Severity::Warning,
+            Severity::High,
+        ];
+        all.sort_by_key(|s| std::cmp::Reverse(*s));
+        assert_eq!(all[0], Severity::Safety);
+        assert_eq!(
+            serde_json::to_value(Severity::Safety).ok(),
+            Some(serde_json::json!("safety"))
+        );
     }
 }

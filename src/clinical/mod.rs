@@ -4,7 +4,9 @@
 //!
 //! Data flow inside: record -> sanity screen -> supplies -> exposure eras -> trials
 //! (and non-trials) -> verdicts (adequacy, response) -> episode -> TRD status ->
-//! staging -> pseudo-resistance checklist -> suggestions -> narrative.
+//! staging -> pseudo-resistance checklist -> function beside symptoms -> psychotherapy
+//! courses and fit -> safety ->
+//! suggestions -> narrative.
 
 pub mod adequacy;
 pub mod amm;
@@ -17,14 +19,17 @@ pub mod dose_review;
 pub mod episode;
 pub mod era;
 pub mod finding;
+pub mod function;
 pub mod indication;
 pub mod knowledge;
 pub mod narrative;
 pub mod policy;
 pub mod product;
 pub mod pseudo_resistance;
+pub mod psychotherapy;
 pub mod record;
 pub mod response;
+pub mod safety;
 pub mod sanity;
 pub mod schedule;
 pub mod score;
@@ -34,6 +39,7 @@ pub mod suggestion;
 pub mod supply;
 pub mod trial;
 pub mod units;
+pub mod wpai;
 
 use time::Date;
 
@@ -109,6 +115,10 @@ pub fn assess_with(
         .iter()
         .map(|trial| response::judge(trial, &scores, knowledge, policy, as_of))
         .collect();
+    let functional: Vec<_> = trials
+        .iter()
+        .map(|trial| function::per_trial(trial, &scores, knowledge, policy, as_of))
+        .collect();
     let judged: Vec<status::JudgedTrial<'_>> = trials
         .iter()
         .zip(verdicts.iter().zip(&responses))
@@ -166,17 +176,68 @@ pub fn assess_with(
         pseudo_resistance::check(&checklist_input, knowledge)
     };
     clinical_findings.extend(relapse_findings(&judged));
-    let suggestions = if pathway {
-        suggestion::suggest_all(&status, &judged, &episode, &clinical_findings)
-    } else {
-        Vec::new()
-    };
+    let courses = psychotherapy::courses(record, &trials, &scores, knowledge, policy, as_of);
+    if status.status != status::TrdStatus::NoDepressionEvidence {
+        clinical_findings.extend(function::findings(
+            &judged,
+            &functional,
+            &episode,
+            status.status,
+            &scores,
+            knowledge,
+            as_of,
+        ));
+        let fit = psychotherapy::fit_findings(
+            &psychotherapy::FitInput {
+                record,
+                courses: &courses,
+                episode: &episode,
+                status: status.status,
+                findings: &clinical_findings,
+                as_of,
+            },
+            knowledge,
+        );
+        clinical_findings.extend(fit);
+    }
+    // Safety signals whatever the status, and first.
+    let safety_findings = safety::check(
+        &safety::SafetyInput {
+            record,
+            scores: &scores,
+            trials: &trials,
+            non_trials: &non_trials,
+            supplies: &ledger.supplies,
+            as_of,
+        },
+        knowledge,
+    );
+    // Safety findings are raised for everyone; proposals only in the pathway (no
+    // proposal for not-treated or no-depression-evidence, as for every suggestion).
+    let mut suggestions = Vec::new();
+    if pathway {
+        suggestions.extend(suggestion::safety_suggestions(
+            &safety_findings,
+            &knowledge.safety.finding_codes(),
+        ));
+        suggestions.extend(suggestion::suggest_all(
+            &status,
+            &judged,
+            &episode,
+            &clinical_findings,
+        ));
+    }
+    let mut clinical_findings: Vec<Finding> = safety_findings
+        .into_iter()
+        .chain(clinical_findings)
+        .collect();
     clinical_findings.append(&mut findings);
     let findings = clinical_findings;
 
     let trial_assessments = judged
         .iter()
-        .map(|j| TrialAssessment {
+        .zip(functional)
+        .map(|(j, function)| TrialAssessment {
             id: j.trial.id.clone(),
             ingredient: j.ingredient.to_string(),
             rxnorm: knowledge.drugs.rxnorm(j.trial.drug).to_string(),
@@ -194,6 +255,7 @@ pub fn assess_with(
             reasons: j.verdict.reasons.iter().map(|r| r.code).collect(),
             verdict: j.verdict.clone(),
             response: j.response.clone(),
+            function,
             evidence: j.trial.evidence.clone(),
         })
         .collect();
@@ -220,6 +282,7 @@ pub fn assess_with(
         trials: trial_assessments,
         non_trials,
         amm,
+        psychotherapy: courses,
         findings,
         ignored_medications: ledger.ignored,
     };

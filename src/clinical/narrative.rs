@@ -1,11 +1,11 @@
-//! The clinician-facing summary: status, counted trials, stages, top findings and
-//! suggestions, readable in ten seconds. Plain text and FHIR Narrative XHTML.
+//! The clinician-facing summary: safety signals first, then status, counted trials,
+//! stages, top findings and suggestions, readable in ten seconds. Plain text and FHIR Narrative XHTML.
 
 use serde::Serialize;
 
 use super::assessment::Assessment;
 use super::dose::fmt;
-use super::finding::Severity;
+use super::finding::{codes, Severity};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Narrative {
@@ -15,6 +15,8 @@ pub struct Narrative {
 }
 
 struct Lines {
+    /// Safety signals: before everything, the headline included.
+    safety: Vec<String>,
     headline: String,
     sections: Vec<(&'static str, Vec<String>)>,
 }
@@ -93,7 +95,51 @@ fn lines(a: &Assessment) -> Lines {
         ));
     }
     staging.push(format!("MGH-S {}", fmt(a.mgh_s.score)));
-    let mut clinical: Vec<_> = a.findings.iter().filter(|f| f.is_clinical()).collect();
+    // Safety signals all come first, in their own section, never cut off.
+    let safety = a
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Safety)
+        .map(|f| f.text.clone())
+        .collect();
+    let function = function_line(a).into_iter().collect();
+    // The latest three courses, newest first.
+    let psychotherapy = a
+        .psychotherapy
+        .iter()
+        .rev()
+        .take(3)
+        .map(|c| {
+            let adequacy = if c.adequate { "adequate" } else { "short" };
+            let mut line = format!(
+                "{} {} to {}: {} sessions over {} weeks ({adequacy})",
+                c.name,
+                c.start,
+                c.end,
+                c.sessions,
+                fmt(c.weeks)
+            );
+            if !c.during_trials.is_empty() {
+                line.push_str(&format!(", during {}", c.during_trials.join(", ")));
+            }
+            if let Some(s) = &c.symptoms {
+                line.push_str(&format!(
+                    "; {} {} -> {} at best ({}% reduction)",
+                    s.instrument,
+                    fmt(s.baseline.value),
+                    fmt(s.best.value),
+                    fmt(s.percent_change)
+                ));
+            }
+            line
+        })
+        .collect();
+    let mut clinical: Vec<_> = a
+        .findings
+        .iter()
+        .filter(|f| f.is_clinical() && f.severity != Severity::Safety)
+        .filter(|f| !FUNCTION_CODES.contains(&f.code.as_str()))
+        .collect();
     clinical.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let findings = clinical
         .iter()
@@ -118,10 +164,13 @@ fn lines(a: &Assessment) -> Lines {
         .collect();
     Lines {
         headline,
+        safety,
         sections: vec![
             ("Episode", episode),
             ("Trials", trials),
             ("Not antidepressant trials", non_trials),
+            ("Function", function),
+            ("Psychotherapy", psychotherapy),
             ("Staging", vec![staging.join("; ")]),
             ("Findings", findings),
             ("Suggestions", suggestions),
@@ -129,13 +178,68 @@ fn lines(a: &Assessment) -> Lines {
     }
 }
 
+/// Said elsewhere, not under Findings: the function findings in the Function line,
+/// the missing psychotherapy in the psychotherapy suggestion.
+const FUNCTION_CODES: &[&str] = &[
+    codes::FUNCTION_STILL_IMPAIRED,
+    codes::NO_FUNCTIONAL_MEASURE,
+    codes::NO_PSYCHOTHERAPY,
+];
+
+/// One line on function: a finding about it, else the latest trial's functional change
+/// beside its symptom response.
+fn function_line(a: &Assessment) -> Option<String> {
+    let finding = |code: &str| a.findings.iter().find(|f| f.code == code);
+    if let Some(f) = finding(codes::FUNCTION_STILL_IMPAIRED) {
+        return Some(f.text.clone());
+    }
+    let latest = a
+        .trials
+        .iter()
+        .filter(|t| t.function.is_some())
+        .max_by_key(|t| t.start);
+    if let Some((t, change)) = latest.and_then(|t| Some((t, t.function.as_ref()?))) {
+        let direction = if change.change == 0.0 {
+            "no change"
+        } else if change.improved {
+            "improved"
+        } else {
+            "worse"
+        };
+        let symptoms = serde_json::to_value(t.response.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Some(format!(
+            "{} {}: {}, {direction}; symptoms: {symptoms}",
+            t.id,
+            t.ingredient,
+            change.describe()
+        ));
+    }
+    finding(codes::NO_FUNCTIONAL_MEASURE).map(|f| f.text.clone())
+}
+
 pub fn render(a: &Assessment) -> Narrative {
-    let Lines { headline, sections } = lines(a);
-    let mut text = headline.clone();
-    let mut xhtml = format!(
-        "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>{}</b></p>",
-        escape(&headline)
-    );
+    let Lines {
+        safety,
+        headline,
+        sections,
+    } = lines(a);
+    let mut text = String::new();
+    let mut xhtml = String::from("<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+    if !safety.is_empty() {
+        text.push_str("SAFETY:");
+        xhtml.push_str("<p><b>SAFETY:</b></p><ul>");
+        for item in &safety {
+            text.push_str(&format!("\n- {item}"));
+            xhtml.push_str(&format!("<li><b>{}</b></li>", escape(item)));
+        }
+        text.push('\n');
+        xhtml.push_str("</ul>");
+    }
+    text.push_str(&headline);
+    xhtml.push_str(&format!("<p><b>{}</b></p>", escape(&headline)));
     for (title, items) in sections.iter().filter(|(_, items)| !items.is_empty()) {
         text.push_str(&format!("\n{title}:"));
         xhtml.push_str(&format!("<p>{title}:</p><ul>"));

@@ -170,7 +170,7 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
 }
 
 /// A product's code displays, then its text: what a person would read as its name.
-fn labels_of(product: &MedicationProduct) -> impl Iterator<Item = &str> {
+pub(crate) fn labels_of(product: &MedicationProduct) -> impl Iterator<Item = &str> {
     product
         .codes
         .iter()

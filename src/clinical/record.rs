@@ -128,8 +128,15 @@ pub struct MedicationUse {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum ObservedValue {
-    Number { value: f64, unit: Option<String> },
+    Number {
+        value: f64,
+        unit: Option<String>,
+    },
     Text(String),
+    /// valueCodeableConcept: an answer code (LOINC LA codes for questionnaire items).
+    Coded(Vec<Code>),
+    /// valueBoolean (yes/no items).
+    Boolean(bool),
 }
 
 /// A final/amended/corrected Observation (scores and labs).
@@ -142,6 +149,16 @@ pub struct ObservationFact {
     /// Reference range high bound, when the lab gave one.
     pub reference_high: Option<f64>,
     pub reference_low: Option<f64>,
+    /// Observation.component: a panel's items or total (a PHQ-9 panel carrying item 9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ObservedComponent>,
+}
+
+/// One Observation.component: its code and value, dated and sourced by its parent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedComponent {
+    pub codes: Vec<Code>,
+    pub value: Option<ObservedValue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,6 +178,16 @@ pub struct ProcedureFact {
     pub codes: Vec<Code>,
     pub status: String,
     pub performed: Option<Date>,
+}
+
+/// An Encounter whose type codes a psychotherapy session: some EHRs code the
+/// session as the visit type rather than as a Procedure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EncounterFact {
+    pub source: SourceRef,
+    pub types: Vec<Code>,
+    pub status: String,
+    pub start: Option<Date>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -184,12 +211,19 @@ pub struct RecordNote {
 pub struct PatientRecord {
     /// "Patient/123"
     pub patient: String,
+    /// Patient.birthDate: the age-dependent safety rules need it (antidepressants
+    /// under 25, citalopram over 60). Never serialised, so it cannot reach a log or
+    /// an output line.
+    #[serde(skip_serializing)]
+    pub birth_date: Option<Date>,
     pub orders: Vec<MedicationOrder>,
     pub dispenses: Vec<MedicationDispensed>,
     pub statements: Vec<MedicationUse>,
     pub observations: Vec<ObservationFact>,
     pub conditions: Vec<ConditionFact>,
     pub procedures: Vec<ProcedureFact>,
+    /// Encounters typed as psychotherapy (the reader keeps no others).
+    pub encounters: Vec<EncounterFact>,
     pub notes: Vec<RecordNote>,
 }
 
@@ -199,5 +233,12 @@ impl PatientRecord {
             patient: patient.into(),
             ..Self::default()
         }
+    }
+
+    /// Age in completed years on `date`, when the birth date is known.
+    pub fn age_on(&self, date: Date) -> Option<i32> {
+        let birth = self.birth_date?;
+        let before_birthday = (date.month() as u8, date.day()) < (birth.month() as u8, birth.day());
+        Some(date.year() - birth.year() - i32::from(before_birthday))
     }
 }

@@ -1,4 +1,6 @@
-//! Symptom scores: observations recognised as an instrument's total, with a number.
+//! Scores: observations recognised as an instrument's total or item, with a number
+//! (a coded answer read through the instrument's answer map); WPAI percent scores
+//! computed from their items.
 
 use serde::Serialize;
 use time::Date;
@@ -29,57 +31,70 @@ impl ScoreSeries {
     ) -> Self {
         let mut by_instrument = vec![Vec::new(); knowledge.instruments.len()];
         for observation in &record.observations {
-            let Some(index) = knowledge
-                .instruments
-                .iter()
-                .position(|i| is_instrument(i, &observation.codes, knowledge))
-            else {
-                continue;
-            };
-            let instrument = &knowledge.instruments[index];
-            let Some(date) = observation.effective else {
-                findings.push(Finding::not_used(
-                    &observation.source,
-                    format!("{} score without a date", instrument.name),
-                ));
-                continue;
-            };
-            if date > as_of {
-                continue;
-            }
-            let value = match &observation.value {
-                Some(ObservedValue::Number { value, .. }) => Some(*value),
-                Some(ObservedValue::Text(text)) => text.trim().parse::<f64>().ok(),
-                None => None,
-            };
-            match value {
-                Some(v) if v >= instrument.range[0] && v <= instrument.range[1] => {
-                    by_instrument[index].push(ScorePoint {
-                        value: v,
-                        date,
-                        source: observation.source.clone(),
-                    })
+            // The observation itself, then its components (a panel's items).
+            let parts = std::iter::once((&observation.codes, &observation.value))
+                .chain(observation.components.iter().map(|c| (&c.codes, &c.value)));
+            for (codes, observed) in parts {
+                let Some(index) = knowledge
+                    .instruments
+                    .iter()
+                    .position(|i| is_instrument(i, codes, knowledge))
+                else {
+                    continue;
+                };
+                let instrument = &knowledge.instruments[index];
+                let Some(date) = observation.effective else {
+                    findings.push(Finding::not_used(
+                        &observation.source,
+                        format!("{} score without a date", instrument.name),
+                    ));
+                    continue;
+                };
+                if date > as_of {
+                    continue;
                 }
-                Some(v) => findings.push(Finding::not_used(
-                    &observation.source,
-                    format!(
-                        "{} value {v} outside {}-{}",
-                        instrument.name, instrument.range[0], instrument.range[1]
-                    ),
-                )),
-                None => findings.push(Finding::not_used(
-                    &observation.source,
-                    format!("{} score has no numeric value", instrument.name),
-                )),
+                let value = match observed {
+                    Some(ObservedValue::Number { value, .. }) => Some(*value),
+                    Some(ObservedValue::Text(text)) => text.trim().parse::<f64>().ok(),
+                    Some(ObservedValue::Coded(codes)) => codes
+                        .iter()
+                        .find_map(|c| instrument.answers.get(&c.code).copied()),
+                    Some(ObservedValue::Boolean(yes)) => Some(if *yes { 1.0 } else { 0.0 }),
+                    None => None,
+                };
+                match value {
+                    Some(v) if v >= instrument.range[0] && v <= instrument.range[1] => {
+                        by_instrument[index].push(ScorePoint {
+                            value: v,
+                            date,
+                            source: observation.source.clone(),
+                        })
+                    }
+                    Some(v) => findings.push(Finding::not_used(
+                        &observation.source,
+                        format!(
+                            "{} value {v} outside {}-{}",
+                            instrument.name, instrument.range[0], instrument.range[1]
+                        ),
+                    )),
+                    None => findings.push(Finding::not_used(
+                        &observation.source,
+                        format!(
+                            "{} has no numeric value or known answer code",
+                            instrument.name
+                        ),
+                    )),
+                }
             }
         }
         for series in &mut by_instrument {
             series.sort_by(|a, b| (a.date, &a.source).cmp(&(b.date, &b.source)));
         }
-        Self { by_instrument }
+        let mut series = Self { by_instrument };
+        super::wpai::derive(&mut series, knowledge);
+        series
     }
 
-    /// The last score of an instrument within [from, to].
     /// How many depression-scale scores the record holds (any instrument).
     pub fn depression_points(&self, knowledge: &super::Knowledge) -> usize {
         knowledge
@@ -91,6 +106,7 @@ impl ScoreSeries {
             .sum()
     }
 
+    /// The last score of an instrument within [from, to].
     pub fn last_between(&self, instrument: usize, from: Date, to: Date) -> Option<&ScorePoint> {
         self.by_instrument[instrument]
             .iter()

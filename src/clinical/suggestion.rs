@@ -58,6 +58,20 @@ pub mod kinds {
         own("measurement-based-care", "Measurement-based care");
     pub const DIAGNOSIS_REVIEW: SuggestionCode =
         own("diagnosis-review", "Review the depression diagnosis");
+    pub const SUICIDE_RISK_ASSESSMENT: SuggestionCode = own(
+        "suicide-risk-assessment",
+        "Suicide risk assessment and safety plan",
+    );
+    pub const LITHIUM_LEVEL: SuggestionCode = own("lithium-level", "Serum lithium level");
+    pub const DBT: SuggestionCode = SuggestionCode {
+        system: SNOMED,
+        code: "405780009",
+        display: "Dialectical behavior therapy",
+    };
+    pub const ACT_OR_DBT: SuggestionCode = own(
+        "act-or-dbt",
+        "Consider ACT or DBT after CBT without response",
+    );
 
     pub const ALL: &[SuggestionCode] = &[
         PSYCHIATRY_REFERRAL,
@@ -72,6 +86,10 @@ pub mod kinds {
         PSYCHOTHERAPY_REVIEW,
         MEASUREMENT_BASED_CARE,
         DIAGNOSIS_REVIEW,
+        SUICIDE_RISK_ASSESSMENT,
+        LITHIUM_LEVEL,
+        DBT,
+        ACT_OR_DBT,
     ];
 }
 
@@ -96,6 +114,39 @@ fn suggest(
         because,
         evidence,
     }
+}
+
+/// What the safety findings ask for, whatever the TRD status: a suicide risk
+/// assessment after a positive screen, a serum lithium level when one is due.
+/// `suicide_codes`: the suicide-risk finding codes of the safety rules.
+pub fn safety_suggestions(findings: &[Finding], suicide_codes: &[String]) -> Vec<Suggestion> {
+    let mut out = Vec::new();
+    let suicide: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| suicide_codes.contains(&f.code))
+        .collect();
+    if !suicide.is_empty() {
+        let mut because: Vec<String> = suicide.iter().map(|f| f.code.clone()).collect();
+        because.dedup();
+        out.push(suggest(
+            kinds::SUICIDE_RISK_ASSESSMENT,
+            "assess suicide risk now (full C-SSRS or clinical interview) and agree a safety plan",
+            because,
+            suicide.iter().flat_map(|f| f.evidence.clone()).collect(),
+        ));
+    }
+    if let Some(f) = findings
+        .iter()
+        .find(|f| f.code == codes::LITHIUM_LEVEL_MISSING)
+    {
+        out.push(suggest(
+            kinds::LITHIUM_LEVEL,
+            "order a serum lithium level (trough, about 12 hours after the last dose), with creatinine and TSH",
+            vec![f.code.clone()],
+            f.evidence.clone(),
+        ));
+    }
+    out
 }
 
 pub fn suggest_all(
@@ -203,6 +254,16 @@ pub fn suggest_all(
         &["no-recent-vitamin-d", "low-vitamin-d"],
     ));
     out.extend(when_found(
+        kinds::DBT,
+        "refer for dialectical behaviour therapy: borderline personality disorder, no DBT course",
+        &[codes::BORDERLINE_WITHOUT_DBT],
+    ));
+    out.extend(when_found(
+        kinds::ACT_OR_DBT,
+        "consider ACT or DBT: an adequate CBT course brought no response",
+        &[codes::CBT_WITHOUT_RESPONSE],
+    ));
+    out.extend(when_found(
         kinds::SLEEP_STUDY,
         "sleep study or review of OSA treatment: untreated OSA mimics depression",
         &["sleep-apnea"],
@@ -218,6 +279,8 @@ pub fn suggest_all(
         let trauma = has("ptsd");
         let text = if trauma {
             "psychotherapy review: trauma-focused therapy (PTSD recorded)"
+        } else if has(codes::NO_PSYCHOTHERAPY) {
+            "psychotherapy: none recorded in this episode; behavioural activation as a core component (CBT; ACT or DBT when CBT has not helped)"
         } else {
             "psychotherapy review (CBT; ACT or DBT when CBT has not helped)"
         };

@@ -2,11 +2,11 @@
 //! mechanical: no clinical judgement here, only "what does this resource say".
 
 use fhir_sdk::r4b::resources::{
-    Condition, ConditionAbatement, ConditionOnset, Medication, MedicationDispense,
+    Condition, ConditionAbatement, ConditionOnset, Encounter, Medication, MedicationDispense,
     MedicationDispenseMedication, MedicationIngredientItem, MedicationRequest,
     MedicationRequestMedication, MedicationStatement, MedicationStatementEffective,
-    MedicationStatementMedication, Observation, ObservationEffective, ObservationValue, Procedure,
-    ProcedurePerformed, Resource,
+    MedicationStatementMedication, Observation, ObservationComponentValue, ObservationEffective,
+    ObservationValue, Procedure, ProcedurePerformed, Resource,
 };
 use fhir_sdk::r4b::types::{
     CodeableConcept, Dosage, Duration, Period, Quantity, Reference, TimingRepeatBounds,
@@ -15,9 +15,10 @@ use fhir_sdk::{Date as FhirDate, DateTime};
 use time::{Date, Month};
 
 use crate::clinical::record::{
-    Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, MedicationDispensed,
-    MedicationOrder, MedicationProduct, MedicationUse, ObservationFact, ObservedValue,
-    ProcedureFact, ProductIngredient, SourceRef, REASON_REFERENCE,
+    Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, EncounterFact,
+    MedicationDispensed, MedicationOrder, MedicationProduct, MedicationUse, ObservationFact,
+    ObservedComponent, ObservedValue, ProcedureFact, ProductIngredient, SourceRef,
+    REASON_REFERENCE,
 };
 
 /// Resolves references to Medication resources outside the referring resource
@@ -435,9 +436,37 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
             unit: q.code.clone().or_else(|| q.unit.clone()),
         }),
         Some(ObservationValue::String(s)) => Some(ObservedValue::Text(s.clone())),
+        Some(ObservationValue::CodeableConcept(c)) => Some(ObservedValue::Coded(codes_of(c))),
+        Some(ObservationValue::Boolean(b)) => Some(ObservedValue::Boolean(*b)),
         _ => None,
     };
     let range = observation.reference_range.iter().flatten().next();
+    let components = observation
+        .component
+        .iter()
+        .flatten()
+        .map(|c| ObservedComponent {
+            codes: codes_of(&c.code),
+            value: match &c.value {
+                Some(ObservationComponentValue::Integer(i)) => Some(ObservedValue::Number {
+                    value: f64::from(*i),
+                    unit: None,
+                }),
+                Some(ObservationComponentValue::Quantity(q)) => {
+                    q.value.map(|value| ObservedValue::Number {
+                        value,
+                        unit: q.code.clone().or_else(|| q.unit.clone()),
+                    })
+                }
+                Some(ObservationComponentValue::String(s)) => Some(ObservedValue::Text(s.clone())),
+                Some(ObservationComponentValue::CodeableConcept(c)) => {
+                    Some(ObservedValue::Coded(codes_of(c)))
+                }
+                Some(ObservationComponentValue::Boolean(b)) => Some(ObservedValue::Boolean(*b)),
+                _ => None,
+            },
+        })
+        .collect();
     ObservationFact {
         source,
         codes: codes_of(&observation.code),
@@ -445,7 +474,14 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
         value,
         reference_high: range.and_then(|r| r.high.as_ref()).and_then(|q| q.value),
         reference_low: range.and_then(|r| r.low.as_ref()).and_then(|q| q.value),
+        components,
     }
+}
+
+/// Patient.birthDate as a calendar day (a partial date takes its first day).
+pub fn birth_date_of(value: &str) -> Option<Date> {
+    let date: FhirDate = value.parse().ok()?;
+    fhir_date(&date)
 }
 
 pub fn condition_of(source: SourceRef, condition: &Condition) -> ConditionFact {
@@ -481,5 +517,22 @@ pub fn procedure_of(source: SourceRef, procedure: &Procedure) -> ProcedureFact {
         codes: procedure.code.as_ref().map(codes_of).unwrap_or_default(),
         status: procedure.status.as_ref().to_string(),
         performed,
+    }
+}
+
+pub fn encounter_of(source: SourceRef, encounter: &Encounter) -> EncounterFact {
+    EncounterFact {
+        source,
+        types: encounter
+            .r#type
+            .iter()
+            .flatten()
+            .flat_map(codes_of)
+            .collect(),
+        status: encounter.status.as_ref().to_string(),
+        start: encounter
+            .period
+            .as_ref()
+            .and_then(|p| period_bounds(p).0.or(period_bounds(p).1)),
     }
 }

@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use fhir_sdk::r4b::resources::{
-    Condition, Medication, MedicationDispense, MedicationRequest, MedicationStatement, Observation,
-    Procedure,
+    Condition, Encounter, Medication, MedicationDispense, MedicationRequest, MedicationStatement,
+    Observation, Procedure,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -51,37 +51,60 @@ enum Clinical {
     Observation(Observation),
     Condition(Condition),
     Procedure(Procedure),
+    Encounter(Encounter),
 }
 
 #[derive(Debug, Default)]
 struct PatientBucket {
     resources: Vec<(String, Clinical)>,
     notes: Vec<RecordNote>,
+    /// From the Patient resource itself (age-dependent safety rules).
+    birth_date: Option<time::Date>,
 }
 
-/// Codes of Observations worth typing (scores and labs): everything else is skipped
-/// unparsed.
+/// The one Patient element the engine reads.
+#[derive(Deserialize)]
+struct PatientHead<'a> {
+    #[serde(rename = "birthDate", borrow, default)]
+    birth_date: Option<Cow<'a, str>>,
+}
+
+/// Codes of Observations worth typing (scores and labs), and of Encounter types that
+/// are psychotherapy sessions: everything else is skipped unparsed.
 #[derive(Debug, Default)]
 pub struct ObservationCodes {
     codes: HashSet<(String, String)>,
+    encounter_types: HashSet<(String, String)>,
 }
 
 impl ObservationCodes {
     pub fn from_knowledge(knowledge: &Knowledge) -> Self {
         Self {
             codes: knowledge.observation_codes().into_iter().collect(),
+            encounter_types: knowledge.psychotherapy_codes().into_iter().collect(),
         }
     }
 
-    fn wants(&self, head: &ObservationHead<'_>) -> bool {
-        head.code.iter().flat_map(|c| &c.coding).any(|coding| {
-            match (&coding.system, &coding.code) {
-                (Some(system), Some(code)) => {
-                    self.codes.contains(&(system.to_string(), code.to_string()))
-                }
+    fn any_in(set: &HashSet<(String, String)>, concepts: &[ConceptHead<'_>]) -> bool {
+        concepts
+            .iter()
+            .flat_map(|c| &c.coding)
+            .any(|coding| match (&coding.system, &coding.code) {
+                (Some(system), Some(code)) => set.contains(&(system.to_string(), code.to_string())),
                 _ => false,
-            }
-        })
+            })
+    }
+
+    fn wants(&self, head: &ObservationHead<'_>) -> bool {
+        Self::any_in(&self.codes, head.code.as_slice())
+            || head
+                .component
+                .iter()
+                .any(|c| Self::any_in(&self.codes, c.code.as_slice()))
+    }
+
+    fn wants_encounter(&self, head: &EncounterHead<'_>) -> bool {
+        Self::any_in(&self.encounter_types, &head.types)
     }
 }
 
@@ -111,6 +134,21 @@ struct RawEntry<'a> {
 struct ObservationHead<'a> {
     #[serde(borrow, default)]
     code: Option<ConceptHead<'a>>,
+    /// A panel is wanted when one of its components is (PHQ-9 item 9 in a panel).
+    #[serde(borrow, default)]
+    component: Vec<ComponentHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ComponentHead<'a> {
+    #[serde(borrow, default)]
+    code: Option<ConceptHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EncounterHead<'a> {
+    #[serde(rename = "type", borrow, default)]
+    types: Vec<ConceptHead<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -320,7 +358,16 @@ impl ResourcePool {
         let text = raw.get();
         let typed = match kind {
             "Patient" => {
-                self.patients.entry(source).or_default();
+                // A birthDate that does not parse is no birth date: the age rules then
+                // say nothing rather than guess (the value itself is never logged).
+                let birth_date = serde_json::from_str::<PatientHead<'_>>(text)
+                    .ok()
+                    .and_then(|h| h.birth_date)
+                    .and_then(|b| mapping::birth_date_of(&b));
+                let bucket = self.patients.entry(source).or_default();
+                if birth_date.is_some() {
+                    bucket.birth_date = birth_date;
+                }
                 return;
             }
             "Medication" => {
@@ -337,6 +384,15 @@ impl ResourcePool {
             "MedicationStatement" => serde_json::from_str(text).map(Clinical::Statement),
             "Condition" => serde_json::from_str(text).map(Clinical::Condition),
             "Procedure" => serde_json::from_str(text).map(Clinical::Procedure),
+            "Encounter" => {
+                let wanted = serde_json::from_str::<EncounterHead<'_>>(text)
+                    .map(|h| self.observation_codes.wants_encounter(&h))
+                    .unwrap_or(false);
+                if !wanted {
+                    return;
+                }
+                serde_json::from_str(text).map(Clinical::Encounter)
+            }
             "Observation" => {
                 let wanted = serde_json::from_str::<ObservationHead<'_>>(text)
                     .map(|h| self.observation_codes.wants(&h))
@@ -424,6 +480,9 @@ impl ResourcePool {
     fn record_of(&self, patient: String, buckets: &[&PatientBucket]) -> PatientRecord {
         let mut record = PatientRecord::new(patient);
         for bucket in buckets {
+            if bucket.birth_date.is_some() {
+                record.birth_date = bucket.birth_date;
+            }
             record.notes.extend(bucket.notes.iter().cloned());
             for (source, resource) in &bucket.resources {
                 let source = source.clone();
@@ -464,6 +523,9 @@ impl ResourcePool {
                     }
                     Clinical::Procedure(p) => {
                         record.procedures.push(mapping::procedure_of(source, p))
+                    }
+                    Clinical::Encounter(e) => {
+                        record.encounters.push(mapping::encounter_of(source, e))
                     }
                 }
             }
@@ -508,6 +570,7 @@ fn subject_of(resource: &Clinical) -> Option<String> {
         Clinical::Observation(o) => o.subject.as_ref(),
         Clinical::Condition(c) => Some(&c.subject),
         Clinical::Procedure(p) => Some(&p.subject),
+        Clinical::Encounter(e) => e.subject.as_ref(),
     }?;
     mapping::reference_of(reference)
 }

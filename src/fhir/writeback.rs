@@ -325,7 +325,7 @@ pub fn desired_resources(a: &Assessment, settings: &WritebackSettings) -> Vec<De
                 "resourceType": "DetectedIssue",
                 "status": "final",
                 "code": { "coding": coding, "text": finding.code },
-                "severity": match finding.severity { Severity::High => "high", Severity::Warning => "moderate", Severity::Info => "low" },
+                "severity": match finding.severity { Severity::High | Severity::Safety => "high", Severity::Warning => "moderate", Severity::Info => "low" },
                 "patient": patient,
                 "detail": finding.text,
                 "text": text_div(&finding.text),

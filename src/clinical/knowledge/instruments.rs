@@ -10,13 +10,24 @@ use super::value_sets::ValueSetIndex;
 use super::KnowledgeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum InstrumentPurpose {
     /// Measures depression severity: used for trial response.
     Depression,
     Screening,
     Anxiety,
     Ptsd,
+    /// A suicide-risk item or level (PHQ-9 item 9, C-SSRS): read by the safety rules.
+    SuicideRisk,
+    /// A symptom scale kept in the record but not used for percent response (EPDS, a
+    /// PROMIS T-score).
+    Symptom,
+    /// Clinician's global rating (CGI-S, CGI-I).
+    Global,
+    /// Functional outcome or quality of life (WSAS, SDS, Q-LES-Q-SF, WPAI, WHODAS).
+    Function,
+    /// An item a functional score is computed from (WPAI questions).
+    FunctionItem,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,11 +42,31 @@ pub struct Instrument {
     #[serde(default)]
     pub severity_bands: Vec<(f64, f64, String)>,
     pub flag_at_or_above: Option<f64>,
+    /// Higher is better (Q-LES-Q-SF); otherwise higher is worse.
+    #[serde(default)]
+    pub higher_is_better: bool,
+    /// Function still impaired at or above this value (WSAS 10).
+    pub impaired_at_or_above: Option<f64>,
+    /// Function still impaired below this value (Q-LES-Q-SF 70%).
+    pub impaired_below: Option<f64>,
+    /// Answer codes (LOINC LA codes) of a coded item, with the value each stands for
+    /// (PHQ-9 item 9: LA6568-5 "not at all" = 0 ... LA6571-9 "nearly every day" = 3).
+    #[serde(default)]
+    pub answers: BTreeMap<String, f64>,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
 }
 
 impl Instrument {
+    /// Whether a functional score still shows impairment (None: no threshold known).
+    pub fn impaired(&self, score: f64) -> Option<bool> {
+        match (self.impaired_at_or_above, self.impaired_below) {
+            (Some(at), _) => Some(score >= at),
+            (None, Some(below)) => Some(score < below),
+            (None, None) => None,
+        }
+    }
+
     pub fn severity(&self, score: f64) -> Option<&str> {
         self.severity_bands
             .iter()
@@ -69,6 +100,25 @@ pub(crate) fn parse(
         }
         if instrument.flag_at_or_above.is_some() {
             required.push("flag_at_or_above");
+        }
+        if !instrument.answers.is_empty() {
+            required.push("answers");
+        }
+        if instrument.impaired_at_or_above.is_some() {
+            required.push("impaired_at_or_above");
+        }
+        if instrument.impaired_below.is_some() {
+            required.push("impaired_below");
+        }
+        if let Some((code, value)) = instrument
+            .answers
+            .iter()
+            .find(|(_, v)| **v < instrument.range[0] || **v > instrument.range[1])
+        {
+            return Err(KnowledgeError::invalid(
+                file,
+                format!("{entry}: answer {code} = {value} is outside the range"),
+            ));
         }
         check_citations(
             file,

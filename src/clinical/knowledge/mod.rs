@@ -1,5 +1,5 @@
 //! Clinical knowledge as data: the antidepressant catalogue, the RxNorm clinical-drug
-//! map, code sets and symptom-score instruments. Loaded once, validated at start, and
+//! map, code sets, symptom-score instruments, psychotherapy and the safety rules. Loaded once, validated at start, and
 //! read-only afterwards, so the engine can share it across threads.
 
 mod catalogue;
@@ -7,7 +7,9 @@ mod checklist;
 mod clinical_drugs;
 mod files;
 mod instruments;
+mod psychotherapy_rules;
 mod rxnorm_display;
+mod safety_rules;
 mod sources;
 mod staging_tables;
 mod value_sets;
@@ -23,7 +25,12 @@ pub use clinical_drugs::{
 };
 pub use files::ProfileFiles;
 pub use instruments::{Instrument, InstrumentPurpose};
+pub use psychotherapy_rules::{CourseRules, FitRules, Modality, PsychotherapyRules};
 pub use rxnorm_display::parse_rxnorm_display;
+pub use safety_rules::{
+    DoseLimit, InteractingDrug, LithiumMonitoring, SafetyRules, Serotonin, SuicideRisk,
+    SuicideSignal, YoungAdult,
+};
 pub use sources::{Source, SourceQuality};
 pub use staging_tables::{MghSTable, MsmTable, StagingTables, ThaseRushTable};
 pub use value_sets::{ValueSetIndex, ValueSetUrl};
@@ -61,6 +68,8 @@ pub struct Knowledge {
     pub instruments: Vec<Instrument>,
     pub staging: StagingTables,
     pub checklist: Checklist,
+    pub safety: SafetyRules,
+    pub psychotherapy: PsychotherapyRules,
 }
 
 /// Lab value sets the engine reads (medical mimics and work-up).
@@ -70,6 +79,7 @@ pub const LAB_VALUE_SETS: &[&str] = &[
     "https://fhir.trd-sentinel.org/ValueSet/lab-vitamin-d",
     "https://fhir.trd-sentinel.org/ValueSet/lab-b12",
     "https://fhir.trd-sentinel.org/ValueSet/lab-folate",
+    "https://fhir.trd-sentinel.org/ValueSet/lab-lithium",
 ];
 
 pub(crate) const CATALOGUE_FILE: &str = "knowledge/antidepressants.toml";
@@ -77,6 +87,8 @@ pub(crate) const INSTRUMENTS_FILE: &str = "knowledge/instruments.toml";
 pub(crate) const STAGING_FILE: &str = "knowledge/staging.toml";
 pub(crate) const CHECKLIST_FILE: &str = "knowledge/checklist.toml";
 pub(crate) const RXNORM_EXTRA_FILE: &str = "knowledge/rxnorm_extra.toml";
+pub(crate) const SAFETY_FILE: &str = "knowledge/safety.toml";
+pub(crate) const PSYCHOTHERAPY_FILE: &str = "knowledge/psychotherapy.toml";
 
 impl Knowledge {
     /// The knowledge shipped with the binary.
@@ -111,6 +123,18 @@ impl Knowledge {
                 ));
             }
         }
+        let safety = safety_rules::parse(
+            SAFETY_FILE,
+            files.get(SAFETY_FILE)?,
+            &instruments,
+            &drugs,
+            &value_sets,
+        )?;
+        let psychotherapy = psychotherapy_rules::parse(
+            PSYCHOTHERAPY_FILE,
+            files.get(PSYCHOTHERAPY_FILE)?,
+            &value_sets,
+        )?;
         Ok(Self {
             drugs,
             clinical_drugs,
@@ -118,6 +142,8 @@ impl Knowledge {
             instruments,
             staging,
             checklist,
+            safety,
+            psychotherapy,
         })
     }
 
@@ -130,6 +156,20 @@ impl Knowledge {
             .map(|i| i.value_set.as_str())
             .chain(LAB_VALUE_SETS.iter().copied())
             .flat_map(|url| self.value_sets.exact_codes(url))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
+    /// Every (system, code) of a psychotherapy modality: the Encounter types the
+    /// reader keeps.
+    pub fn psychotherapy_codes(&self) -> Vec<(String, String)> {
+        let mut codes: Vec<(String, String)> = self
+            .psychotherapy
+            .modality
+            .iter()
+            .flat_map(|m| self.value_sets.exact_codes(&m.value_set))
             .collect();
         codes.sort();
         codes.dedup();
