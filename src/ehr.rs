@@ -78,6 +78,8 @@ impl Ehr {
             "Observation",
             "Condition",
             "Procedure",
+            "Patient",
+            "Encounter",
         ]
         .into_iter()
         .map(|t| (t, "search-type"))

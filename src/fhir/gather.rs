@@ -1,6 +1,8 @@
-//! Gathering one patient's record from the EHR: six searches (with `_include` of the
-//! Medications orders and dispenses name, `_count` paging), read into the same
-//! `PatientRecord` the batch reader builds.
+//! Gathering one patient's record from the EHR: eight searches (the Patient, for the
+//! birth date the age-based safety rules need; orders, dispenses and statements with
+//! `_include` of the Medications they name; scores and labs by code; diagnoses;
+//! procedures; encounters, where some EHRs code psychotherapy), `_count` paging, read
+//! into the same `PatientRecord` the batch reader builds.
 
 use time::{Date, Duration};
 
@@ -38,7 +40,12 @@ pub fn searches(
         as_of - Duration::days(i64::from(look_back_months) * 30)
     );
     let p = || ("patient", patient.to_string());
+    let id = patient
+        .strip_prefix("Patient/")
+        .unwrap_or(patient)
+        .to_string();
     vec![
+        ("Patient", vec![("_id", id)]),
         (
             "MedicationRequest",
             vec![
@@ -73,7 +80,8 @@ pub fn searches(
         ),
         // Diagnoses are not limited by date: a bipolar history is lifelong.
         ("Condition", vec![p()]),
-        ("Procedure", vec![p(), ("date", since)]),
+        ("Procedure", vec![p(), ("date", since.clone())]),
+        ("Encounter", vec![p(), ("date", since)]),
     ]
 }
 
