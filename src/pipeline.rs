@@ -57,20 +57,26 @@ impl Default for PipelineSettings {
 
 /// Faults the end-to-end tests inject into a real process, named in the environment
 /// variable [`Fault::ENV`] (not a setting: never set it in production).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Abort the process right after a write-back committed, before its event is
     /// published: the test of "events at least once".
     CrashAfterCommit,
+    /// Panic while assessing this patient (`panic-for:Patient/x`): the test of
+    /// "poison input contained".
+    PanicFor(String),
 }
 
 impl Fault {
     pub const ENV: &'static str = "TRDSENTINEL_FAULT";
 
     pub fn from_env() -> Option<Self> {
-        match std::env::var(Self::ENV).ok()?.as_str() {
+        let value = std::env::var(Self::ENV).ok()?;
+        match value.as_str() {
             "crash-after-commit" => Some(Fault::CrashAfterCommit),
-            _ => None,
+            _ => value
+                .strip_prefix("panic-for:")
+                .map(|patient| Fault::PanicFor(patient.to_string())),
         }
     }
 }
@@ -312,6 +318,9 @@ impl Pipeline {
         let as_of = time::OffsetDateTime::now_utc().date();
         match item {
             WorkItem::Patient { patient } => {
+                if self.settings.fault.as_ref() == Some(&Fault::PanicFor(patient.clone())) {
+                    panic!("fault injection: a poison patient");
+                }
                 let run = self.ehr.run_patient(patient, as_of).await?;
                 self.after_run(&run, replay).await
             }

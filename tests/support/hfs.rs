@@ -1,6 +1,10 @@
-//! Helios FHIR Server for tests: started on a free loopback port with an in-memory
-//! SQLite database and the R4 search parameters, stopped when dropped. The binary
-//! and data come from scripts/provision (HFS_TEST_BIN, HFS_TEST_DATA).
+//! Helios FHIR Server for tests: started on a free loopback port with the R4 search
+//! parameters, stopped when dropped. Two backends: in-memory SQLite ([`Hfs::start`],
+//! one request at a time: it answers overlapping requests with lock errors) for
+//! tests that need nothing else, and PostgreSQL ([`Hfs::start_postgres`], a fresh
+//! database on 127.0.0.1:5432 for every server, dropped with it) wherever concurrent
+//! requests or several replicas matter. The binary and data come from
+//! scripts/provision (HFS_TEST_BIN, HFS_TEST_DATA).
 
 #![allow(dead_code)]
 
@@ -16,6 +20,29 @@ pub struct Hfs {
     child: Child,
     pub base: String,
     pub log: PathBuf,
+    /// The PostgreSQL database it owns (dropped with it).
+    database: Option<String>,
+}
+
+/// The PostgreSQL these machines run (trust auth; scripts/provision starts it).
+pub const POSTGRES: &str = "postgresql://postgres@127.0.0.1:5432";
+
+fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn cache() -> String {
@@ -37,7 +64,24 @@ impl Hfs {
         Self::start_with(&[])
     }
 
+    /// Helios on a fresh PostgreSQL database: concurrent requests are served.
+    pub fn start_postgres() -> Self {
+        let database = format!("trd_hfs_{}_{}", std::process::id(), free_port());
+        assert!(
+            psql(&format!("CREATE DATABASE {database}")),
+            "cannot create a PostgreSQL database at 127.0.0.1:5432 (scripts/provision starts PostgreSQL)"
+        );
+        let url = format!("{POSTGRES}/{database}");
+        let mut server = Self::launch(&url, &[("HFS_STORAGE_BACKEND", "postgres")]);
+        server.database = Some(database);
+        server
+    }
+
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::launch(":memory:", env)
+    }
+
+    fn launch(database_url: &str, env: &[(&str, &str)]) -> Self {
         let bin =
             std::env::var("HFS_TEST_BIN").unwrap_or_else(|_| format!("{}/hfs/bin/hfs", cache()));
         let data =
@@ -61,7 +105,7 @@ impl Hfs {
                 "--port",
                 &port.to_string(),
                 "--database-url",
-                ":memory:",
+                database_url,
                 "--data-dir",
                 &data,
                 "--seed-conformance",
@@ -78,6 +122,7 @@ impl Hfs {
             child,
             base: format!("http://127.0.0.1:{port}"),
             log,
+            database: None,
         };
         server.wait_ready();
         server
@@ -142,6 +187,9 @@ impl Drop for Hfs {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(database) = &self.database {
+            psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+        }
     }
 }
 
