@@ -10,7 +10,8 @@
 //! - [`intake`]: notifications of every shape -> work items; reconciliation polling;
 //!   the EHR Subscriptions.
 //! - [`queue`]: RabbitMQ intake, work shards, retries, dead letters (or in-process).
-//! - [`pipeline`]: the work loop: coalesce, assess, settle, publish events.
+//! - [`pipeline`]: the work loop: coalesce, route id-only items to their patient,
+//!   assess, publish events (at least once); `pipeline::settle`: ack, retry, dead letter.
 //! - [`ehr`]: one patient against the EHR: gather, assess, write back.
 //! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client and
 //!   gather) and out (write-back); mapping resources to the engine's `PatientRecord`.
