@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Secret;
 use crate::fhir::client::Idempotency;
-use crate::intake::notification::{reduce, Target};
+use crate::intake::notification::reduce;
 use crate::intake::work::WorkItem;
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
@@ -119,8 +119,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: NotifyAuth,
     pub ehr: Option<EhrProbe>,
-    /// Highest events-since-subscription-start seen per subscription.
-    pub event_counts: Mutex<HashMap<String, u64>>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig, body_limit: usize) {
@@ -204,22 +202,24 @@ async fn handle(
         }
     };
     let shape = reduced.shape.label();
-    let mut targets = reduced.targets.clone();
+    let mut items: Vec<WorkItem> = reduced
+        .targets
+        .iter()
+        .cloned()
+        .map(WorkItem::from)
+        .collect();
+    // Gaps in the event counter are judged in one place for all replicas: the
+    // count goes to the subscription's shard (see `WorkItem::EventCount`).
     if let (Some(subscription), Some(n)) = (&reduced.subscription, reduced.events_since_start) {
-        let mut counts = state.event_counts.lock().await;
-        let last = counts.get(subscription).copied();
-        if let Some(last) = last.filter(|last| {
-            n > last + 1 && reduced.notification_type.as_deref() != Some("handshake")
-        }) {
-            tracing::warn!(subscription = %subscription, last, now = n, "notification gap: re-querying");
-            targets.push(Target::Requery {
-                subscription: Some(subscription.clone()),
+        if reduced.notification_type.as_deref() != Some("handshake") {
+            items.push(WorkItem::EventCount {
+                subscription: subscription.clone(),
+                events_since_start: n,
             });
         }
-        counts.insert(subscription.clone(), last.map_or(n, |l| l.max(n)));
     }
-    for target in &targets {
-        if let Err(e) = state.queue.enqueue(&WorkItem::from(target.clone())).await {
+    for item in &items {
+        if let Err(e) = state.queue.enqueue(item).await {
             count(shape, "unavailable");
             tracing::error!(error = %e, "could not queue a notification: answering 503 so the EHR retries");
             return HttpResponse::ServiceUnavailable().finish();
@@ -227,7 +227,7 @@ async fn handle(
     }
     count(
         shape,
-        if targets.is_empty() {
+        if reduced.targets.is_empty() {
             "ignored"
         } else {
             "queued"
@@ -235,10 +235,10 @@ async fn handle(
     );
     tracing::info!(
         shape,
-        queued = targets.len(),
+        queued = reduced.targets.len(),
         ignored_own = reduced.ignored_own,
         kind = reduced.notification_type.as_deref().unwrap_or("-"),
         "notification"
     );
-    HttpResponse::Ok().json(serde_json::json!({ "queued": targets.len() }))
+    HttpResponse::Ok().json(serde_json::json!({ "queued": reduced.targets.len() }))
 }

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub panics: IntCounter,
     /// `assessment.*` events by result (published, failed).
     pub events: IntCounterVec,
+    /// Jumps in a subscription's event counter (notifications lost): each re-queries.
+    pub notification_gaps: IntCounter,
 }
 
 impl Metrics {
@@ -110,6 +112,10 @@ impl Metrics {
             panics: counter(
                 "panics_total",
                 "Assessments that panicked (caught and settled)",
+            ),
+            notification_gaps: counter(
+                "notification_gaps_total",
+                "Jumps in a subscription's event counter, each re-queried",
             ),
             events: counter_vec("events_total", "assessment.* events by result", &["result"]),
             registry,

@@ -87,6 +87,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     pub reconciler: Option<Arc<Reconciler>>,
     pub settings: PipelineSettings,
+    /// Highest events-since-subscription-start seen per subscription (on its shard).
+    pub event_counts: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 struct Group {
@@ -325,6 +327,13 @@ impl Pipeline {
                 self.after_run(&run, replay).await
             }
             WorkItem::Resource { reference } => self.route_to_patient(reference).await,
+            WorkItem::EventCount {
+                subscription,
+                events_since_start,
+            } => {
+                self.check_event_count(subscription, *events_since_start)
+                    .await
+            }
             WorkItem::Requery { .. } => match &self.reconciler {
                 Some(reconciler) => reconciler
                     .poll_once(&self.ehr.client, &self.queue)
@@ -349,6 +358,29 @@ impl Pipeline {
                 Ok(())
             }
         }
+    }
+
+    /// A subscription's event counter: a jump past the highest count seen means
+    /// notifications were lost, so what changed is re-queried. All counts of a
+    /// subscription reach this one consumer (its shard), whichever replica received
+    /// the notification; a consumer that just took the shard over starts counting.
+    async fn check_event_count(&self, subscription: &str, n: u64) -> Result<(), Failure> {
+        let gap = {
+            let mut counts = self.event_counts.lock().await;
+            let last = counts.get(subscription).copied();
+            counts.insert(subscription.to_string(), last.map_or(n, |l| l.max(n)));
+            last.filter(|last| n > last.saturating_add(1))
+        };
+        if let Some(last) = gap {
+            tracing::warn!(subscription, last, now = n, "notification gap: re-querying");
+            self.metrics.notification_gaps.inc();
+            self.queue
+                .enqueue(&WorkItem::Requery {
+                    subscription: Some(subscription.to_string()),
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// An id-only notification: read the resource to learn its patient, then queue

@@ -93,6 +93,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             drain: Duration::from_secs(config.pipeline.drain_secs),
             fault: Fault::from_env(),
         },
+        event_counts: Default::default(),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -117,7 +118,6 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             allow_unauthenticated: config.notify.allow_unauthenticated,
         },
         ehr: Some(EhrProbe::new(ehr.clone())),
-        event_counts: Default::default(),
     });
     let limit = config.http.body_limit_bytes;
     let server = HttpServer::new(move || {

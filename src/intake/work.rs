@@ -17,6 +17,13 @@ pub enum WorkItem {
     Resource { reference: String },
     /// Re-query what changed (a notification that named nothing, or a gap).
     Requery { subscription: Option<String> },
+    /// A subscription's event counter as a notification reported it. Keyed by the
+    /// subscription, so one consumer (across replicas) sees every count and decides
+    /// whether events were missed.
+    EventCount {
+        subscription: String,
+        events_since_start: u64,
+    },
     /// A Bundle its sender declared one patient's complete record: assessed as it
     /// is, then written back.
     Bundle { bundle: Value },
@@ -35,6 +42,7 @@ impl WorkItem {
             WorkItem::Bundle { bundle } => {
                 bundle_patient(bundle).unwrap_or_else(|| "bundle".into())
             }
+            WorkItem::EventCount { subscription, .. } => format!("events:{subscription}"),
         }
     }
 
@@ -44,6 +52,7 @@ impl WorkItem {
             WorkItem::Resource { .. } => "resource",
             WorkItem::Requery { .. } => "requery",
             WorkItem::Bundle { .. } => "bundle",
+            WorkItem::EventCount { .. } => "event-count",
         }
     }
 }
