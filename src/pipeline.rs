@@ -24,6 +24,7 @@ use crate::ehr::{is_own_resource, Ehr, EhrError, PatientRun};
 use crate::fhir::client::{FhirError, Idempotency};
 use crate::fhir::mapping::patient_of;
 use crate::fhir::read::{ObservationCodes, ResourcePool};
+use crate::intake::gaps::EventCounter;
 use crate::intake::reconcile::Reconciler;
 use crate::intake::work::{from_intake_message, WorkItem};
 use crate::metrics::Metrics;
@@ -87,8 +88,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     pub reconciler: Option<Arc<Reconciler>>,
     pub settings: PipelineSettings,
-    /// Highest events-since-subscription-start seen per subscription (on its shard).
-    pub event_counts: tokio::sync::Mutex<HashMap<String, u64>>,
+    /// Event numbers seen per subscription (on its shard).
+    pub event_counts: tokio::sync::Mutex<HashMap<String, EventCounter>>,
 }
 
 struct Group {
@@ -360,19 +361,21 @@ impl Pipeline {
         }
     }
 
-    /// A subscription's event counter: a jump past the highest count seen means
-    /// notifications were lost, so what changed is re-queried. All counts of a
-    /// subscription reach this one consumer (its shard), whichever replica received
-    /// the notification; a consumer that just took the shard over starts counting.
+    /// A subscription's event counter ([`crate::intake::gaps`]): numbers missing for
+    /// longer than the grace mean notifications were lost, so what changed is
+    /// re-queried. All counts of a subscription reach this one consumer (its shard),
+    /// whichever replica received the notification; a consumer that just took the
+    /// shard over starts counting.
     async fn check_event_count(&self, subscription: &str, n: u64) -> Result<(), Failure> {
-        let gap = {
-            let mut counts = self.event_counts.lock().await;
-            let last = counts.get(subscription).copied();
-            counts.insert(subscription.to_string(), last.map_or(n, |l| l.max(n)));
-            last.filter(|last| n > last.saturating_add(1))
-        };
-        if let Some(last) = gap {
-            tracing::warn!(subscription, last, now = n, "notification gap: re-querying");
+        let gap = self
+            .event_counts
+            .lock()
+            .await
+            .entry(subscription.to_string())
+            .or_default()
+            .observe(n, Instant::now());
+        if gap {
+            tracing::warn!(subscription, now = n, "notification gap: re-querying");
             self.metrics.notification_gaps.inc();
             self.queue
                 .enqueue(&WorkItem::Requery {

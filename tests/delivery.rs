@@ -193,12 +193,14 @@ async fn next_event(consumer: &mut lapin::Consumer, within: Duration) -> Option<
     Some((id, serde_json::from_slice(&delivery.data).ok()?))
 }
 
-/// An R4 Backport id-only notification naming one resource.
-fn id_only(fhir: &str, reference: &str) -> Value {
+/// An R4 Backport id-only notification naming one resource, with the subscription's
+/// event number.
+fn id_only(fhir: &str, reference: &str, event: usize) -> Value {
     json!({ "resourceType": "Bundle", "type": "history", "entry": [
         { "resource": { "resourceType": "Parameters", "parameter": [
             { "name": "subscription", "valueReference": { "reference": "Subscription/test" } },
-            { "name": "type", "valueCode": "event-notification" } ] } },
+            { "name": "type", "valueCode": "event-notification" },
+            { "name": "events-since-subscription-start", "valueString": event.to_string() } ] } },
         { "fullUrl": format!("{fhir}/{reference}") } ] })
 }
 
@@ -253,8 +255,10 @@ async fn id_only_notifications_of_one_patient_on_two_replicas_give_one_of_each()
             .take(4)
             .collect();
         for (i, reference) in references.iter().enumerate() {
+            // Events numbered 1, 2, 3 ... alternate between the replicas: no gap.
+            let event = sends.len() + 1;
             let service = if i % 2 == 0 { &a } else { &b };
-            sends.push(notify(service, id_only(&server.base, reference)));
+            sends.push(notify(service, id_only(&server.base, reference, event)));
         }
     }
     futures_util::future::join_all(sends).await;
@@ -297,6 +301,26 @@ async fn id_only_notifications_of_one_patient_on_two_replicas_give_one_of_each()
         (PATIENTS * 4) as f64,
         "every id-only notification was routed to its patient"
     );
+    let gaps = a.metric("trd_notification_gaps_total").await
+        + b.metric("trd_notification_gaps_total").await;
+    assert_eq!(gaps, 0.0, "events split over two replicas are no gap");
+
+    // A real jump (events lost on the way) is seen once, whichever replica gets it.
+    let (_, bundle) = copy_of("trd-two-ssris", 0);
+    let reference = format!(
+        "Observation/{}",
+        bundle["entry"][7]["resource"]["id"].as_str().unwrap_or("")
+    );
+    notify(&b, id_only(&server.base, &reference, PATIENTS * 4 + 10)).await;
+    // Overtaken notifications get a grace; past it, the next count reports the gap.
+    tokio::time::sleep(trd_sentinel::intake::gaps::GRACE + Duration::from_secs(1)).await;
+    notify(&a, id_only(&server.base, &reference, PATIENTS * 4 + 11)).await;
+    wait_for("the gap", Duration::from_secs(30), || async {
+        a.metric("trd_notification_gaps_total").await
+            + b.metric("trd_notification_gaps_total").await
+            == 1.0
+    })
+    .await;
 }
 
 /// "The Patient and one new order" from an integration engine is a hint: the whole

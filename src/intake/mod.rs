@@ -1,5 +1,6 @@
 //! Intake: notifications, intake-queue messages and reconciliation, reduced to work.
 
+pub mod gaps;
 pub mod notification;
 pub mod reconcile;
 pub mod subscriptions;
