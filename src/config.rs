@@ -312,6 +312,8 @@ impl Default for PipelineConfig {
 pub struct ReconcileSettings {
     pub enabled: bool,
     pub interval_secs: u64,
+    /// The watermark's file, used only without a broker (with one it lives in the
+    /// broker, where every replica sees it).
     pub state_file: PathBuf,
     pub initial_look_back_days: i64,
 }
@@ -330,7 +332,8 @@ impl Default for ReconcileSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubscriptionMode {
-    /// Backport topic subscriptions where the server has topics, else classic.
+    /// Backport topic subscriptions where the server advertises them or activates
+    /// one when tried, else classic criteria subscriptions.
     Auto,
     Classic,
     Backport,
@@ -344,6 +347,13 @@ pub struct SubscriptionSettings {
     /// Also put the notification token in the endpoint URL (`?token=`), for EHRs that
     /// do not send channel headers. Off by default: URLs end up in access logs.
     pub token_in_url: bool,
+    /// How long `ensure` waits for the EHR to activate its Subscriptions (handshake)
+    /// before it reports them not working (in `auto` mode, per kind tried).
+    pub activation_timeout_secs: u64,
+    /// `/readyz` lists the service's Subscriptions that are not active (checked at
+    /// most once a minute); readiness itself does not depend on them, since the EHR's
+    /// handshake must reach a ready pod.
+    pub report_in_readyz: bool,
 }
 
 impl Default for SubscriptionSettings {
@@ -352,6 +362,8 @@ impl Default for SubscriptionSettings {
             ensure_on_start: false,
             mode: SubscriptionMode::Auto,
             token_in_url: false,
+            activation_timeout_secs: 60,
+            report_in_readyz: true,
         }
     }
 }

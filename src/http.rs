@@ -83,14 +83,57 @@ impl NotifyAuth {
 pub struct EhrProbe {
     ehr: Arc<crate::ehr::Ehr>,
     last: Mutex<Option<(Instant, bool)>>,
+    /// Whether `/readyz` also lists the service's Subscriptions that are not active.
+    watch_subscriptions: bool,
+    /// The last look at them: when, and each one not active (`Subscription/id: status`).
+    subscriptions: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 impl EhrProbe {
-    pub fn new(ehr: Arc<crate::ehr::Ehr>) -> Self {
+    pub fn new(ehr: Arc<crate::ehr::Ehr>, watch_subscriptions: bool) -> Self {
         Self {
             ehr,
             last: Mutex::new(None),
+            watch_subscriptions,
+            subscriptions: Mutex::new(None),
         }
+    }
+
+    /// The service's Subscriptions on the EHR that are not `active` (looked at most
+    /// once a minute); `None` when not watched or the EHR did not answer.
+    async fn inactive_subscriptions(&self) -> Option<Vec<String>> {
+        if !self.watch_subscriptions {
+            return None;
+        }
+        let mut cached = self.subscriptions.lock().await;
+        if let Some((at, inactive)) = cached.as_ref() {
+            if at.elapsed() < Duration::from_secs(60) {
+                return Some(inactive.clone());
+            }
+        }
+        let found = tokio::time::timeout(
+            Duration::from_secs(3),
+            crate::intake::subscriptions::current(&self.ehr.client),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let inactive: Vec<String> = found
+            .iter()
+            .filter(|s| s.get("status").and_then(serde_json::Value::as_str) != Some("active"))
+            .filter(|s| s.get("status").and_then(serde_json::Value::as_str) != Some("off"))
+            .map(|s| {
+                let field = |name: &str| {
+                    s.get(name)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                format!("Subscription/{}: {}", field("id"), field("status"))
+            })
+            .collect();
+        *cached = Some((Instant::now(), inactive.clone()));
+        Some(inactive)
     }
 
     async fn reachable(&self) -> bool {
@@ -147,7 +190,16 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    HttpResponse::build(status).json(serde_json::json!({ "broker": broker, "ehr": ehr }))
+    let mut body = serde_json::json!({ "broker": broker, "ehr": ehr });
+    // Reported, not a condition of readiness: the EHR's handshake must reach a
+    // ready pod before a Subscription can turn active.
+    if let Some(inactive) = match &state.ehr {
+        Some(probe) if ehr => probe.inactive_subscriptions().await,
+        _ => None,
+    } {
+        body["subscriptions_not_active"] = serde_json::json!(inactive);
+    }
+    HttpResponse::build(status).json(body)
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

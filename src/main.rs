@@ -322,8 +322,13 @@ fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<
                 let report =
                     trd_sentinel::intake::subscriptions::ensure(&ehr.client, &config).await?;
                 println!(
-                    "subscriptions: {} created, {} updated, {} unchanged",
-                    report.created, report.updated, report.unchanged
+                    "subscriptions ({}): {} created, {} updated, {} unchanged, {} of the other kind turned off; active: {}",
+                    report.mode,
+                    report.created,
+                    report.updated,
+                    report.unchanged,
+                    report.retired,
+                    report.active.join(", ")
                 );
             }
             SubscriptionAction::Status => {
@@ -335,11 +340,12 @@ fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<
                             .to_string()
                     };
                     println!(
-                        "Subscription/{}  {}  {}  {}",
+                        "Subscription/{}  {}  {}  {}  error: {}",
                         field("/id"),
                         field("/status"),
                         field("/criteria"),
-                        field("/channel/type")
+                        field("/channel/type"),
+                        field("/error")
                     );
                 }
             }

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Jumps in a subscription's event counter (notifications lost): each re-queries.
     pub notification_gaps: IntCounter,
+    /// Reconciliation polls by outcome (polled, or skipped: another replica's tick
+    /// polled less than nine tenths of an interval ago).
+    pub reconcile_polls: IntCounterVec,
 }
 
 impl Metrics {
@@ -116,6 +119,11 @@ impl Metrics {
             notification_gaps: counter(
                 "notification_gaps_total",
                 "Jumps in a subscription's event counter, each re-queried",
+            ),
+            reconcile_polls: counter_vec(
+                "reconcile_polls_total",
+                "Reconciliation polls by outcome",
+                &["outcome"],
             ),
             events: counter_vec("events_total", "assessment.* events by result", &["result"]),
             registry,

@@ -335,12 +335,19 @@ impl Pipeline {
                 self.check_event_count(subscription, *events_since_start)
                     .await
             }
-            WorkItem::Requery { .. } => match &self.reconciler {
-                Some(reconciler) => reconciler
-                    .poll_once(&self.ehr.client, &self.queue)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| Failure::transient("ehr", e.to_string())),
+            WorkItem::Requery { .. } | WorkItem::ScheduledPoll => match &self.reconciler {
+                Some(reconciler) => {
+                    let scheduled = matches!(item, WorkItem::ScheduledPoll);
+                    let outcome = reconciler
+                        .poll_once(&self.ehr.client, &self.queue, scheduled)
+                        .await
+                        .map_err(|e| Failure::transient("ehr", e.to_string()))?;
+                    self.metrics
+                        .reconcile_polls
+                        .with_label_values(&[outcome.label()])
+                        .inc();
+                    Ok(())
+                }
                 None => {
                     tracing::warn!("a notification named nothing and reconciliation is off: nothing re-queried");
                     Ok(())

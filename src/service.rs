@@ -80,6 +80,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         Arc::new(Reconciler {
             state_file: config.reconcile.state_file.clone(),
             initial_look_back_days: config.reconcile.initial_look_back_days,
+            min_spacing: Duration::from_millis(config.reconcile.interval_secs.saturating_mul(900)),
         })
     });
     let pipeline = Arc::new(Pipeline {
@@ -117,7 +118,10 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             hmac_header: config.notify.hmac_header.clone(),
             allow_unauthenticated: config.notify.allow_unauthenticated,
         },
-        ehr: Some(EhrProbe::new(ehr.clone())),
+        ehr: Some(EhrProbe::new(
+            ehr.clone(),
+            config.subscriptions.report_in_readyz && config.http.public_base_url.is_some(),
+        )),
     });
     let limit = config.http.body_limit_bytes;
     let server = HttpServer::new(move || {
@@ -137,10 +141,13 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     if config.subscriptions.ensure_on_start {
         match crate::intake::subscriptions::ensure(&ehr.client, &config).await {
             Ok(report) => tracing::info!(
+                mode = report.mode,
                 created = report.created,
                 updated = report.updated,
                 unchanged = report.unchanged,
-                "subscriptions ensured"
+                retired = report.retired,
+                active = report.active.len(),
+                "subscriptions ensured and active"
             ),
             Err(e) => {
                 tracing::error!(error = %e, "could not ensure subscriptions; stopping");
@@ -224,18 +231,16 @@ async fn watch_depth(
     }
 }
 
-/// Queues a re-query now and then; the pipeline runs it like any other item, so only
-/// one replica polls at a time (the item lands on one shard).
+/// Queues the schedule's tick now and then. Every replica does; the ticks share one
+/// shard (one poll at a time, across replicas) and a tick soon after the last poll is
+/// skipped, so one poll runs per interval ([`Reconciler::poll_once`]).
 async fn poll_periodically(
     queue: Arc<WorkQueue>,
     every: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = queue
-            .enqueue(&WorkItem::Requery { subscription: None })
-            .await
-        {
+        if let Err(e) = queue.enqueue(&WorkItem::ScheduledPoll).await {
             tracing::warn!(error = %e, "could not queue the reconciliation poll");
         }
         tokio::select! {

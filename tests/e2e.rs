@@ -461,15 +461,29 @@ async fn a_medication_order_reaches_the_service_through_a_real_subscription() {
                 "TRD_HTTP_PUBLIC_BASE_URL",
                 &format!("http://127.0.0.1:{port}"),
             ),
+            // The default mode (auto): Helios does not advertise Backport topics,
+            // so auto must find out by trying.
             ("TRD_SUBSCRIPTIONS_ENSURE_ON_START", "true"),
-            ("TRD_SUBSCRIPTIONS_MODE", "backport"),
         ],
     );
     assert!(flags(&server.base, "Patient/trd-two-ssris")
         .await
         .is_empty());
-    tokio::time::sleep(Duration::from_secs(2)).await; // handshake
-                                                      // The EHR records a new order: the subscription notifies, the service assesses.
+    // serve listens before it ensures, and ensures until the EHR has activated the
+    // Subscription (handshake): then exactly one, active, on the Backport topic.
+    let subscriptions = wait_for_active_subscription(&server.base).await;
+    assert_eq!(
+        subscriptions
+            .iter()
+            .map(|s| (s["criteria"].as_str(), s["status"].as_str()))
+            .collect::<Vec<_>>(),
+        vec![(
+            Some(trd_sentinel::intake::subscriptions::TOPIC_URL),
+            Some("active")
+        )],
+        "auto chose the Backport topic and the EHR activated it"
+    );
+    // The EHR records a new order: the subscription notifies, the service assesses.
     let order = json!({ "resourceType": "MedicationRequest", "id": "new-order", "status": "active", "intent": "order",
         "subject": { "reference": "Patient/trd-two-ssris" }, "authoredOn": "2024-10-01",
         "medicationCodeableConcept": { "coding": [{ "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312938" }] } });
@@ -582,4 +596,76 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
         );
     }
     assert_eq!(backlog(&connection, &name).await, 0);
+}
+
+/// The Subscriptions on the server once one is active (the service ensures them
+/// after it starts listening).
+async fn wait_for_active_subscription(base: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let bundle: Value = reqwest::get(format!("{base}/Subscription"))
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("json");
+        let subscriptions: Vec<Value> = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["resource"].clone())
+            .collect();
+        if subscriptions.iter().any(|s| s["status"] == "active") || Instant::now() > deadline {
+            return subscriptions;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `subscriptions ensure` against an EHR whose handshake cannot reach the service
+/// (nothing listens at the public URL): it fails, naming the cause and the fixes,
+/// instead of reporting "created"; `status` shows each Subscription's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_fails_loudly_when_the_subscription_never_works() {
+    let _serial = SERIAL.lock().await;
+    let server = Hfs::start();
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let run = |action: &str| {
+        Command::new(env!("CARGO_BIN_EXE_trd-sentinel"))
+            .args(["subscriptions", action])
+            .env("TRD_FHIR_BASE_URL", &server.base)
+            .env("TRD_HTTP_PUBLIC_BASE_URL", &nobody)
+            .env("TRD_NOTIFY_TOKEN", service::TOKEN)
+            .env("TRD_SUBSCRIPTIONS_ACTIVATION_TIMEOUT_SECS", "8")
+            .env("TRD_FHIR_MAX_CONCURRENCY", "1")
+            .output()
+            .expect("runs")
+    };
+    let ensure = run("ensure");
+    let stderr = String::from_utf8_lossy(&ensure.stderr);
+    let stdout = String::from_utf8_lossy(&ensure.stdout);
+    assert!(
+        !ensure.status.success(),
+        "ensure must fail: {stdout}{stderr}"
+    );
+    for expected in [
+        "not active",
+        "Subscription/",
+        "/notify is reachable from the EHR",
+        "subscriptions.token_in_url",
+        "subscriptions.mode",
+    ] {
+        assert!(stderr.contains(expected), "names `{expected}`: {stderr}");
+    }
+    assert!(
+        !stderr.contains(service::TOKEN),
+        "no token in the message: {stderr}"
+    );
+    let status = run("status");
+    let listed = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{listed}");
+    assert!(
+        listed.lines().count() >= 1 && listed.lines().all(|l| l.contains("error: ")),
+        "each Subscription with its status and error: {listed}"
+    );
 }

@@ -332,7 +332,7 @@ async fn the_assess_command_works_from_the_environment_alone() {
 
 #[tokio::test]
 async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
-    use trd_sentinel::intake::reconcile::Reconciler;
+    use trd_sentinel::intake::reconcile::{PollOutcome, Reconciler};
     use trd_sentinel::intake::work::WorkItem;
     use trd_sentinel::queue::{LocalQueue, WorkQueue};
 
@@ -343,6 +343,7 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
     let reconciler = Reconciler {
         state_file: state.clone(),
         initial_look_back_days: 1,
+        min_spacing: std::time::Duration::ZERO,
     };
     let queue = WorkQueue::Local(std::sync::Arc::new(LocalQueue::new(
         std::time::Duration::from_millis(10),
@@ -351,12 +352,16 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
 
     assert_eq!(
         reconciler
-            .poll_once(&ehr.client, &queue)
+            .poll_once(&ehr.client, &queue, false)
             .await
             .expect("poll"),
-        1
+        PollOutcome::Polled(1)
     );
-    let mark = reconciler.watermark().expect("readable").expect("saved");
+    let mark = reconciler
+        .watermark(&queue)
+        .await
+        .expect("readable")
+        .expect("saved");
     let mut receiver = queue.take_local_receiver().await.expect("receiver");
     assert_eq!(
         receiver.try_recv().expect("queued").item,
@@ -372,10 +377,14 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
     let restarted = Reconciler {
         state_file: state.clone(),
         initial_look_back_days: 1,
+        min_spacing: std::time::Duration::ZERO,
     };
-    assert_eq!(restarted.watermark().expect("readable"), Some(mark));
+    assert_eq!(
+        restarted.watermark(&queue).await.expect("readable"),
+        Some(mark)
+    );
     restarted
-        .poll_once(&ehr.client, &queue)
+        .poll_once(&ehr.client, &queue, false)
         .await
         .expect("poll");
     let mut again = Vec::new();
@@ -400,10 +409,10 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
     .expect("write");
     assert_eq!(
         restarted
-            .poll_once(&ehr.client, &queue)
+            .poll_once(&ehr.client, &queue, false)
             .await
             .expect("poll"),
-        0
+        PollOutcome::Polled(0)
     );
     let _ = std::fs::remove_file(&state);
 }

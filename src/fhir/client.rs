@@ -327,12 +327,31 @@ impl FhirClient {
         Ok(bytes)
     }
 
-    /// All pages of a search, as Bundles; follows `next` links (which must not repeat).
+    /// All pages of a search, as Bundles (for small answers: the service's own
+    /// resources; records go page by page through [`FhirClient::search_pages`]).
     pub async fn search(
         &self,
         resource_type: &str,
         params: &[(&str, String)],
     ) -> Result<Vec<Value>, FhirError> {
+        let mut pages = Vec::new();
+        self.search_pages(resource_type, params, |page| {
+            pages.push(page);
+            Ok(())
+        })
+        .await?;
+        Ok(pages)
+    }
+
+    /// A search, each page handed to `on_page` as it arrives (so one page at a time
+    /// is held, not the whole answer); follows `next` links (which must not repeat).
+    /// Returns the number of pages fetched.
+    pub async fn search_pages(
+        &self,
+        resource_type: &str,
+        params: &[(&str, String)],
+        mut on_page: impl FnMut(Value) -> Result<(), FhirError>,
+    ) -> Result<usize, FhirError> {
         let mut query: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
@@ -347,12 +366,12 @@ impl FhirClient {
             })?;
         let mut next = Some(first.to_string());
         let mut seen = HashSet::new();
-        let mut pages = Vec::new();
+        let mut pages: usize = 0;
         while let Some(url) = next.take() {
             if !seen.insert(url.clone()) {
                 return Err(FhirError::PagingLoop { url });
             }
-            if pages.len() as u32 >= self.max_pages {
+            if pages as u64 >= u64::from(self.max_pages) {
                 return Err(FhirError::TooManyPages {
                     url,
                     pages: self.max_pages,
@@ -377,7 +396,8 @@ impl FhirClient {
                 })
                 .and_then(|l| l.get("url").and_then(Value::as_str))
                 .map(str::to_string);
-            pages.push(page);
+            pages += 1;
+            on_page(page)?;
         }
         Ok(pages)
     }

@@ -95,17 +95,17 @@ pub async fn gather(
     let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
     let mut requests = 0;
     for (resource_type, params) in searches(patient, knowledge, look_back_months, as_of) {
-        let pages = client.search(resource_type, &params).await?;
-        requests += pages.len();
-        for page in &pages {
-            // A searchset Bundle reads like any other bundle; one bad entry is a note.
-            let text = page.to_string();
-            pool.add_json(&text, resource_type)
-                .map_err(|e| FhirError::Malformed {
-                    url: resource_type.into(),
-                    detail: e.to_string(),
-                })?;
-        }
+        // Page by page: a searchset Bundle reads like any other bundle (one bad
+        // entry is a note), and only the pool keeps what the engine reads.
+        requests += client
+            .search_pages(resource_type, &params, |page| {
+                pool.add_json(&page.to_string(), resource_type)
+                    .map_err(|e| FhirError::Malformed {
+                        url: resource_type.into(),
+                        detail: e.to_string(),
+                    })
+            })
+            .await?;
     }
     let record = pool.record_for(patient);
     Ok(Gathered { record, requests })

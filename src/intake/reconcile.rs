@@ -1,10 +1,13 @@
 //! Reconciliation: for EHRs that drop notifications, poll the watched resource types
 //! by `_lastUpdated` and queue every patient whose data changed. The watermark is
-//! saved (atomically) only after those patients are durably queued, so it survives
-//! restarts and a crash never skips a change.
+//! saved only after those patients are durably queued, so a crash never skips a
+//! change. With a broker it lives in the broker (a one-message queue every replica
+//! reads), so any replica continues where the last poll ended; without one (a single
+//! process) in a file. Polls run on one work shard, one at a time across replicas.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -36,20 +39,65 @@ pub enum ReconcileError {
 }
 
 pub struct Reconciler {
+    /// The watermark's file when there is no broker.
     pub state_file: PathBuf,
     /// Where to start when there is no watermark yet.
     pub initial_look_back_days: i64,
+    /// A scheduled poll this soon after the last one is skipped: every replica queues
+    /// a tick each interval, and one poll per interval is enough.
+    pub min_spacing: Duration,
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// Queued this many patients.
+    Polled(usize),
+    /// A scheduled tick right after another poll: nothing asked of the EHR.
+    Skipped,
+}
+
+impl PollOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            PollOutcome::Polled(_) => "polled",
+            PollOutcome::Skipped => "skipped",
+        }
+    }
 }
 
 impl Reconciler {
-    pub fn watermark(&self) -> Result<Option<OffsetDateTime>, ReconcileError> {
+    /// The last poll's watermark: from the broker when there is one, else the file.
+    pub async fn watermark(
+        &self,
+        queue: &WorkQueue,
+    ) -> Result<Option<OffsetDateTime>, ReconcileError> {
+        let text = match queue {
+            WorkQueue::Rabbit(rabbit) => rabbit
+                .watermark()
+                .await?
+                .map(|body| String::from_utf8_lossy(&body).into_owned()),
+            WorkQueue::Local(_) => self.read_file()?,
+        };
+        text.map(|t| {
+            OffsetDateTime::parse(t.trim(), &Rfc3339).map_err(|e| ReconcileError::State {
+                path: self.state_place(queue),
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    fn state_place(&self, queue: &WorkQueue) -> String {
+        match queue {
+            WorkQueue::Rabbit(rabbit) => format!("queue {}", rabbit.watermark_queue()),
+            WorkQueue::Local(_) => self.state_file.display().to_string(),
+        }
+    }
+
+    fn read_file(&self) -> Result<Option<String>, ReconcileError> {
         match std::fs::read_to_string(&self.state_file) {
-            Ok(text) => OffsetDateTime::parse(text.trim(), &Rfc3339)
-                .map(Some)
-                .map_err(|e| ReconcileError::State {
-                    path: self.state_file.display().to_string(),
-                    detail: e.to_string(),
-                }),
+            Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ReconcileError::State {
                 path: self.state_file.display().to_string(),
@@ -58,7 +106,18 @@ impl Reconciler {
         }
     }
 
-    fn save(&self, mark: OffsetDateTime) -> Result<(), ReconcileError> {
+    async fn save(&self, queue: &WorkQueue, mark: OffsetDateTime) -> Result<(), ReconcileError> {
+        let text = mark.format(&Rfc3339).map_err(|e| ReconcileError::State {
+            path: self.state_place(queue),
+            detail: e.to_string(),
+        })?;
+        match queue {
+            WorkQueue::Rabbit(rabbit) => Ok(rabbit.save_watermark(text.as_bytes()).await?),
+            WorkQueue::Local(_) => self.save_file(&text),
+        }
+    }
+
+    fn save_file(&self, text: &str) -> Result<(), ReconcileError> {
         let state = |e: std::io::Error| ReconcileError::State {
             path: self.state_file.display().to_string(),
             detail: e.to_string(),
@@ -66,53 +125,46 @@ impl Reconciler {
         if let Some(dir) = self.state_file.parent() {
             std::fs::create_dir_all(dir).map_err(state)?;
         }
-        let text = mark.format(&Rfc3339).map_err(|e| ReconcileError::State {
-            path: self.state_file.display().to_string(),
-            detail: e.to_string(),
-        })?;
         let temporary = self.state_file.with_extension("tmp");
         std::fs::write(&temporary, text).map_err(state)?;
         std::fs::rename(&temporary, &self.state_file).map_err(state)
     }
 
-    /// One poll: queue the patients changed since the watermark; returns how many.
+    /// One poll: queue the patients changed since the watermark. A `scheduled` tick
+    /// less than [`Reconciler::min_spacing`] after the last poll is skipped.
     pub async fn poll_once(
         &self,
         client: &FhirClient,
         queue: &WorkQueue,
-    ) -> Result<usize, ReconcileError> {
+        scheduled: bool,
+    ) -> Result<PollOutcome, ReconcileError> {
         let now = OffsetDateTime::now_utc();
-        let since = self
-            .watermark()?
-            .unwrap_or(now - time::Duration::days(self.initial_look_back_days));
+        let mark = self.watermark(queue).await?;
+        if scheduled && mark.is_some_and(|m| now - m < self.min_spacing) {
+            return Ok(PollOutcome::Skipped);
+        }
+        let since = mark.unwrap_or(now - time::Duration::days(self.initial_look_back_days));
         // A minute of overlap absorbs clock skew; duplicates are harmless (idempotent).
         let from = (since - time::Duration::minutes(1))
             .format(&Rfc3339)
             .unwrap_or_default();
         let mut patients = BTreeSet::new();
         for kind in WATCHED_TYPES {
-            for page in client
-                .search(kind, &[("_lastUpdated", format!("ge{from}"))])
-                .await?
-            {
-                for entry in page
-                    .get("entry")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let Some(resource) = entry.get("resource") else {
-                        continue;
-                    };
-                    if is_own_resource(resource) {
-                        continue;
+            client
+                .search_pages(kind, &[("_lastUpdated", format!("ge{from}"))], |page| {
+                    let entries = page.get("entry").and_then(Value::as_array);
+                    for resource in entries
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.get("resource"))
+                    {
+                        if !is_own_resource(resource) {
+                            patients.extend(patient_of(resource));
+                        }
                     }
-                    let patient = patient_of(resource);
-                    if let Some(p) = patient {
-                        patients.insert(p);
-                    }
-                }
-            }
+                    Ok(())
+                })
+                .await?;
         }
         for patient in &patients {
             queue
@@ -121,8 +173,8 @@ impl Reconciler {
                 })
                 .await?;
         }
-        self.save(now)?;
+        self.save(queue, now).await?;
         tracing::info!(patients = patients.len(), since = %from, "reconciliation poll");
-        Ok(patients.len())
+        Ok(PollOutcome::Polled(patients.len()))
     }
 }

@@ -2,6 +2,14 @@
 //! needs on the EHR, idempotently (found again by its tag and criteria). Classic R4
 //! criteria subscriptions, or an R4 Backport topic (a `Basic` SubscriptionTopic) and
 //! one Subscription on it with id-only payloads.
+//!
+//! A Subscription the EHR accepted is not yet one that works: it must pass the
+//! handshake and turn `active`. [`ensure`] waits for that and otherwise fails with the
+//! cause and the fix; in `auto` mode it tries Backport topics (advertised or not: many
+//! servers, Helios among them, support them without saying so) and falls back to
+//! classic criteria when the topic is refused or never activated.
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -16,6 +24,9 @@ pub enum SubscriptionError {
     Fhir(#[from] FhirError),
     #[error("subscriptions need http.public_base_url (TRD_HTTP_PUBLIC_BASE_URL)")]
     NoPublicUrl,
+    /// The EHR holds the Subscriptions but they do not work: the cause and the fix.
+    #[error("{0}")]
+    NotActive(String),
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -23,6 +34,13 @@ pub struct EnsureReport {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// `backport` or `classic`: the kind now active.
+    pub mode: &'static str,
+    /// The active Subscriptions (`Subscription/id`).
+    pub active: Vec<String>,
+    /// Subscriptions of the other kind, turned off (auto mode fell back, or the mode
+    /// changed).
+    pub retired: usize,
 }
 
 /// The R4 Backport topic the service subscribes to.
@@ -98,24 +116,36 @@ pub fn desired(config: &Config, backport: bool) -> Result<Vec<Value>, Subscripti
         .collect())
 }
 
-/// Whether to use Backport topics: asked for, or (auto) advertised by the server.
-async fn use_backport(client: &FhirClient, config: &Config) -> Result<bool, FhirError> {
+/// Whether the CapabilityStatement advertises Backport topic subscriptions.
+async fn advertises_backport(client: &FhirClient) -> Result<bool, FhirError> {
+    let statement = client
+        .send(
+            reqwest::Method::GET,
+            "metadata",
+            None,
+            Idempotency::Idempotent,
+        )
+        .await?;
+    let text = statement.to_string();
+    Ok(text.contains("subscriptions-backport") || text.contains("\"SubscriptionTopic\""))
+}
+
+/// The kinds to try, in order: `true` for Backport topics, `false` for classic.
+async fn kinds_to_try(client: &FhirClient, config: &Config) -> Result<Vec<bool>, FhirError> {
     Ok(match config.subscriptions.mode {
-        SubscriptionMode::Backport => true,
-        SubscriptionMode::Classic => false,
-        SubscriptionMode::Auto => {
-            let statement = client
-                .send(
-                    reqwest::Method::GET,
-                    "metadata",
-                    None,
-                    Idempotency::Idempotent,
-                )
-                .await?;
-            let text = statement.to_string();
-            text.contains("subscriptions-backport") || text.contains("\"SubscriptionTopic\"")
-        }
+        SubscriptionMode::Backport => vec![true],
+        SubscriptionMode::Classic => vec![false],
+        SubscriptionMode::Auto if advertises_backport(client).await? => vec![true],
+        SubscriptionMode::Auto => vec![true, false],
     })
+}
+
+fn kind_name(backport: bool) -> &'static str {
+    if backport {
+        "backport"
+    } else {
+        "classic"
+    }
 }
 
 fn same_channel(existing: &Value, wanted: &Value) -> bool {
@@ -128,14 +158,207 @@ fn same_channel(existing: &Value, wanted: &Value) -> bool {
         )
 }
 
-/// Creates what is missing, updates what differs, leaves the rest.
+/// Creates what is missing, updates what differs, leaves the rest; then waits until
+/// the EHR has activated them (`subscriptions.activation_timeout_secs`).
 pub async fn ensure(
     client: &FhirClient,
     config: &Config,
 ) -> Result<EnsureReport, SubscriptionError> {
-    let backport = use_backport(client, config).await?;
+    let kinds = kinds_to_try(client, config).await?;
+    let mut failures = Vec::new();
+    for (n, backport) in kinds.iter().copied().enumerate() {
+        let last = n + 1 == kinds.len();
+        let mut report = match put_in_place(client, config, backport).await {
+            Ok(report) => report,
+            // A server without Backport support may refuse the topic itself.
+            Err(SubscriptionError::Fhir(FhirError::Status { status, .. }))
+                if !last && (400..500).contains(&status) =>
+            {
+                failures.push(format!(
+                    "the EHR refused the Backport topic (HTTP {status})"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match await_active(client, config, backport).await? {
+            Activation::Active(ids) => {
+                report.active = ids;
+                report.retired = turn_off_other_kind(client, backport).await?;
+                return Ok(report);
+            }
+            Activation::NeverActivated(ids) if !last => {
+                failures.push(format!(
+                    "{} ({} subscription) stayed `requested`: not activated",
+                    ids.join(", "),
+                    kind_name(backport)
+                ));
+                turn_off(client, &ids).await?;
+            }
+            Activation::NeverActivated(ids) => {
+                failures.push(format!(
+                    "{} ({} subscription) is still `requested` after {} s: the EHR accepted it but never activated it",
+                    ids.join(", "),
+                    kind_name(backport),
+                    config.subscriptions.activation_timeout_secs
+                ));
+                return Err(SubscriptionError::NotActive(not_active_message(
+                    config, &failures,
+                )));
+            }
+            Activation::Failed(problems) => {
+                failures.extend(problems);
+                return Err(SubscriptionError::NotActive(not_active_message(
+                    config, &failures,
+                )));
+            }
+        }
+    }
+    Err(SubscriptionError::NotActive(not_active_message(
+        config, &failures,
+    )))
+}
+
+/// What the wait for activation found.
+enum Activation {
+    Active(Vec<String>),
+    /// Still `requested` when the time was up: the EHR never tried the handshake,
+    /// or does not process this kind.
+    NeverActivated(Vec<String>),
+    /// `error` or `off`: the handshake (or a notification) failed. Each line names the
+    /// Subscription, its status and the EHR's error text about the channel.
+    Failed(Vec<String>),
+}
+
+/// The service's Subscriptions of one kind (by criteria: the topic, or `Type?`).
+fn of_kind(subscriptions: &[Value], backport: bool) -> Vec<&Value> {
+    subscriptions
+        .iter()
+        .filter(|s| {
+            let criteria = s.get("criteria").and_then(Value::as_str).unwrap_or("");
+            (criteria == TOPIC_URL) == backport
+        })
+        .collect()
+}
+
+fn reference(subscription: &Value) -> String {
+    format!(
+        "Subscription/{}",
+        subscription
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    )
+}
+
+async fn await_active(
+    client: &FhirClient,
+    config: &Config,
+    backport: bool,
+) -> Result<Activation, SubscriptionError> {
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(config.subscriptions.activation_timeout_secs);
+    loop {
+        let subscriptions = current(client).await?;
+        let wanted = of_kind(&subscriptions, backport);
+        let status = |s: &Value| {
+            s.get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let failed: Vec<String> = wanted
+            .iter()
+            .filter(|s| matches!(status(s).as_str(), "error" | "off"))
+            .map(|s| {
+                let error = s
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .map(|e| format!(" (the EHR says: {e})"))
+                    .unwrap_or_default();
+                format!("{} is `{}`{error}", reference(s), status(s))
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Ok(Activation::Failed(failed));
+        }
+        let ids: Vec<String> = wanted.iter().map(|s| reference(s)).collect();
+        if !wanted.is_empty() && wanted.iter().all(|s| status(s) == "active") {
+            return Ok(Activation::Active(ids));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Activation::NeverActivated(ids));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Sets these Subscriptions `off` (never deleted: the EHR keeps the history).
+async fn turn_off(client: &FhirClient, references: &[String]) -> Result<(), FhirError> {
+    let subscriptions = current(client).await?;
+    for subscription in subscriptions
+        .iter()
+        .filter(|s| references.contains(&reference(s)))
+    {
+        let mut body = subscription.clone();
+        body["status"] = json!("off");
+        client
+            .send(
+                reqwest::Method::PUT,
+                &reference(subscription),
+                Some(&body),
+                Idempotency::Idempotent,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Turns off the service's Subscriptions of the kind not in use, so the EHR does not
+/// notify twice; returns how many.
+async fn turn_off_other_kind(client: &FhirClient, backport: bool) -> Result<usize, FhirError> {
+    let subscriptions = current(client).await?;
+    let other: Vec<String> = of_kind(&subscriptions, !backport)
+        .into_iter()
+        .filter(|s| s.get("status").and_then(Value::as_str) != Some("off"))
+        .map(reference)
+        .collect();
+    turn_off(client, &other).await?;
+    Ok(other.len())
+}
+
+/// The failure, its likely causes and the settings that fix them. The endpoint is
+/// named without its query (a token may ride there).
+fn not_active_message(config: &Config, failures: &[String]) -> String {
+    let endpoint = config
+        .http
+        .public_base_url
+        .as_deref()
+        .map(|b| format!("{}/notify", b.trim_end_matches('/')))
+        .unwrap_or_else(|| "/notify".into());
+    format!(
+        "the EHR's Subscriptions are not active: {}. Check, in this order: (1) `serve` is running and {endpoint} is reachable from the EHR (http.public_base_url); (2) the EHR authenticates its notifications: if it does not send the channel headers, set subscriptions.token_in_url=true or use an HMAC secret (notify.hmac_secret); (3) the kind of subscription: subscriptions.mode=backport or classic (auto tried {}). `trd-sentinel subscriptions status` shows each Subscription's status and error.",
+        failures.join("; "),
+        match config.subscriptions.mode {
+            SubscriptionMode::Auto => "Backport topics first, then classic criteria",
+            SubscriptionMode::Backport => "nothing: the mode is backport",
+            SubscriptionMode::Classic => "nothing: the mode is classic",
+        }
+    )
+}
+
+/// Creates what is missing, updates what differs, leaves the rest (one kind).
+async fn put_in_place(
+    client: &FhirClient,
+    config: &Config,
+    backport: bool,
+) -> Result<EnsureReport, SubscriptionError> {
     let wanted = desired(config, backport)?;
-    let mut report = EnsureReport::default();
+    let mut report = EnsureReport {
+        mode: kind_name(backport),
+        ..Default::default()
+    };
+
     if backport {
         let topics = client.search("Basic", &[own_tag_search()]).await?;
         let has_topic = topics

@@ -17,6 +17,10 @@ pub enum WorkItem {
     Resource { reference: String },
     /// Re-query what changed (a notification that named nothing, or a gap).
     Requery { subscription: Option<String> },
+    /// The reconciliation schedule's tick: every replica queues one each interval,
+    /// and a tick that finds the shared watermark younger than nine tenths of an interval
+    /// is skipped, so one poll runs per interval however many replicas there are.
+    ScheduledPoll,
     /// A subscription's event counter as a notification reported it. Keyed by the
     /// subscription, so one consumer (across replicas) sees every count and decides
     /// whether events were missed.
@@ -36,9 +40,9 @@ impl WorkItem {
         match self {
             WorkItem::Patient { patient } => patient.clone(),
             WorkItem::Resource { reference } => reference.clone(),
-            WorkItem::Requery { subscription } => {
-                format!("requery:{}", subscription.as_deref().unwrap_or(""))
-            }
+            // Every poll on one shard: polls never overlap, across replicas, and
+            // each reads the watermark the one before saved.
+            WorkItem::Requery { .. } | WorkItem::ScheduledPoll => "requery".into(),
             WorkItem::Bundle { bundle } => {
                 bundle_patient(bundle).unwrap_or_else(|| "bundle".into())
             }
@@ -51,6 +55,7 @@ impl WorkItem {
             WorkItem::Patient { .. } => "patient",
             WorkItem::Resource { .. } => "resource",
             WorkItem::Requery { .. } => "requery",
+            WorkItem::ScheduledPoll => "scheduled-poll",
             WorkItem::Bundle { .. } => "bundle",
             WorkItem::EventCount { .. } => "event-count",
         }

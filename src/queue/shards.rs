@@ -25,7 +25,8 @@ use lapin::{BasicProperties, Channel, Consumer};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{decode_job, shard_queue_name, Incoming, QueueError};
+use super::rabbit::{decode_job, shard_queue_name};
+use super::{Incoming, QueueError};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A replica not heard from for this long is gone.

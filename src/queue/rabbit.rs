@@ -1,136 +1,26 @@
-//! The durable work queue. With a broker: RabbitMQ via lapin, publisher confirms on
-//! every publish, work sharded by patient over quorum queues with
-//! single-active-consumer (one patient, one consumer at a time, across replicas) and
-//! spread over the replicas ([`shards`]), delayed retries through TTL queues, dead
-//! letters with the reason in headers.
-//! Without one: an in-process queue for a single `serve` on one machine (not
-//! durable: said clearly at start).
+//! RabbitMQ via lapin: the topology (intake, work shards with single-active-consumer
+//! and a delivery limit, delayed-retry TTL queues, dead letters, events, the
+//! replicas' membership exchange), publisher confirms on every publish, and the
+//! consumers of the intake queue and of the shards this replica owns ([`super::shards`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::stream::{select_all, BoxStream, StreamExt};
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::config::AmqpSettings;
+use super::shards::{Membership, ShardManager};
+use super::{
+    now_ms, shard_of, Incoming, IntakeSettle, Job, QueueError, QueueSettings, Settle,
+    HEADER_ATTEMPTS, HEADER_ENQUEUED_MS, HEADER_REASON, HEADER_SOURCE,
+};
 use crate::intake::work::WorkItem;
-
-pub mod shards;
-use shards::{Membership, ShardManager};
-
-#[derive(Debug, Clone)]
-pub struct QueueSettings {
-    pub intake: String,
-    pub work: String,
-    pub dead: String,
-    pub events: String,
-    pub shards: u16,
-    pub prefetch: u16,
-    pub max_attempts: u32,
-    pub retry_delay_ms: u64,
-    /// The broker's backstop: a work message delivered this many times (the process
-    /// died while holding it each time) is dead-lettered by RabbitMQ itself.
-    pub delivery_limit: u32,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        Self::from(&AmqpSettings::default())
-    }
-}
-
-impl From<&AmqpSettings> for QueueSettings {
-    fn from(a: &AmqpSettings) -> Self {
-        Self {
-            intake: a.intake_queue.clone(),
-            work: a.work_queue.clone(),
-            dead: a.dead_letter.clone(),
-            events: a.events_exchange.clone(),
-            shards: a.shards,
-            prefetch: a.prefetch,
-            max_attempts: a.max_attempts,
-            retry_delay_ms: a.retry_delay_ms,
-            delivery_limit: a.delivery_limit,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("broker: {0}")]
-    Broker(#[from] lapin::Error),
-    #[error("broker did not confirm the publish (nack)")]
-    Nacked,
-    #[error("the in-process queue is closed")]
-    Closed,
-    #[error("work item: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error("the broker ended a consumer")]
-    ConsumerEnded,
-    #[error("the in-process queue is full")]
-    Full,
-}
-
-pub const HEADER_ATTEMPTS: &str = "x-trd-attempts";
-pub const HEADER_REASON: &str = "x-trd-reason";
-pub const HEADER_ENQUEUED_MS: &str = "x-trd-enqueued-ms";
-pub const HEADER_SOURCE: &str = "x-trd-source-queue";
-
-/// A unit of work taken from a queue, with what is needed to settle it.
-pub struct Job {
-    pub item: WorkItem,
-    /// Failed attempts so far: our header, carried through every re-publish, so it
-    /// never resets.
-    pub attempts: u32,
-    /// The broker delivered it before (the holder died or returned it): what it did
-    /// may already be in the EHR.
-    pub redelivered: bool,
-    /// When it was first queued (ms since the epoch), for end-to-end latency.
-    pub enqueued_ms: Option<u64>,
-    pub(crate) settle: Settle,
-}
-
-pub(crate) enum Settle {
-    Rabbit(lapin::acker::Acker),
-    Local,
-}
-
-/// What a consumer receives.
-pub enum Incoming {
-    Work(Job),
-    /// A raw intake-queue message (integration engines), to be turned into work.
-    Intake {
-        body: Vec<u8>,
-        /// The sender declared a Bundle to be a complete record
-        /// ([`crate::intake::work::COMPLETE_RECORD_HEADER`]).
-        declared_complete: bool,
-        settle: IntakeSettle,
-    },
-}
-
-pub struct IntakeSettle(pub(crate) lapin::acker::Acker);
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn shard_of(key: &str, shards: u16) -> u16 {
-    let digest = Sha256::digest(key.as_bytes());
-    (u16::from_be_bytes([digest[0], digest[1]])) % shards.max(1)
-}
-
-// ------------------------------------------------------------------ RabbitMQ
 
 pub struct Rabbit {
     url: String,
@@ -160,7 +50,7 @@ pub(crate) fn stream_of<T: Send + 'static>(
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-fn shard_queue_name(work: &str, shard: u16) -> String {
+pub(super) fn shard_queue_name(work: &str, shard: u16) -> String {
     format!("{work}.{shard}")
 }
 
@@ -206,6 +96,13 @@ impl Rabbit {
     /// The fanout exchange replicas announce themselves on (see [`shards`]).
     fn members_exchange(&self) -> String {
         format!("{}.members", self.settings.work)
+    }
+
+    /// Holds the reconciliation watermark: one message at most (a new one drops the
+    /// old), read by every replica. A classic queue: reading puts the message back,
+    /// and a quorum queue would count those returns against its delivery limit.
+    pub fn watermark_queue(&self) -> String {
+        format!("{}.reconcile-watermark", self.settings.work)
     }
 
     fn retry_queue(&self, shard: u16) -> String {
@@ -279,6 +176,14 @@ impl Rabbit {
             )
             .await?;
         declare_exchange(channel, &s.events, ExchangeKind::Topic).await?;
+        let one_message = args(&[
+            ("x-queue-type", text("classic")),
+            ("x-max-length", AMQPValue::LongLongInt(1)),
+            ("x-overflow", text("drop-head")),
+        ]);
+        channel
+            .queue_declare(&self.watermark_queue(), durable(), one_message)
+            .await?;
         declare_exchange(channel, &self.members_exchange(), ExchangeKind::Fanout).await?;
         for shard in 0..s.shards {
             // A message whose holder keeps dying (a crash the pipeline cannot
@@ -407,6 +312,39 @@ impl Rabbit {
         .await
     }
 
+    /// The reconciliation watermark the last poll saved (read, and left in place).
+    pub async fn watermark(&self) -> Result<Option<Vec<u8>>, QueueError> {
+        let channel = self.channel().await?;
+        let Some(message) = channel
+            .basic_get(&self.watermark_queue(), BasicGetOptions { no_ack: false })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body = message.delivery.data.clone();
+        message
+            .delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(Some(body))
+    }
+
+    /// Saves the watermark (confirmed); the queue keeps only the newest.
+    pub async fn save_watermark(&self, body: &[u8]) -> Result<(), QueueError> {
+        self.publish(
+            "",
+            &self.watermark_queue(),
+            body,
+            FieldTable::default(),
+            None,
+        )
+        .await
+    }
+
     /// Intake messages from integration engines go straight to the intake queue.
     pub async fn publish_intake(&self, body: &[u8]) -> Result<(), QueueError> {
         self.publish("", &self.settings.intake, body, FieldTable::default(), None)
@@ -519,7 +457,7 @@ fn declared_complete(headers: &Option<FieldTable>) -> bool {
     }
 }
 
-fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError> {
+pub(super) fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError> {
     let headers = delivery.properties.headers();
     let attempts = header_u64(headers, HEADER_ATTEMPTS)
         .and_then(|a| u32::try_from(a).ok())
@@ -539,242 +477,5 @@ fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError
             body: delivery.data,
             settle: IntakeSettle(delivery.acker),
         }),
-    }
-}
-
-// ------------------------------------------------------------------ in-process
-
-/// For `serve` without a broker: a bounded channel (full: the intake answers 503 and
-/// the EHR retries). Not durable.
-pub struct LocalQueue {
-    sender: mpsc::Sender<Job>,
-    receiver: Mutex<Option<mpsc::Receiver<Job>>>,
-    pub retry_delay: Duration,
-    pub max_attempts: u32,
-    pub dead: Mutex<Vec<(String, String)>>,
-}
-
-impl LocalQueue {
-    /// Items it holds at most before refusing more.
-    pub const CAPACITY: usize = 10_000;
-
-    pub fn new(retry_delay: Duration) -> Self {
-        Self::with_capacity(retry_delay, Self::CAPACITY)
-    }
-
-    pub fn with_capacity(retry_delay: Duration, capacity: usize) -> Self {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
-        Self {
-            sender,
-            receiver: Mutex::new(Some(receiver)),
-            retry_delay,
-            max_attempts: QueueSettings::default().max_attempts,
-            dead: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn send(&self, item: WorkItem, attempts: u32, enqueued_ms: u64) -> Result<(), QueueError> {
-        self.sender
-            .try_send(Job {
-                item,
-                attempts,
-                redelivered: attempts > 0,
-                enqueued_ms: Some(enqueued_ms),
-                settle: Settle::Local,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => QueueError::Full,
-                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
-            })
-    }
-}
-
-// ------------------------------------------------------------------ either
-
-pub enum WorkQueue {
-    Rabbit(Box<Rabbit>),
-    Local(Arc<LocalQueue>),
-}
-
-impl WorkQueue {
-    pub fn describe(&self) -> &'static str {
-        match self {
-            WorkQueue::Rabbit(_) => "RabbitMQ (durable, publisher confirms)",
-            WorkQueue::Local(_) => "in-process queue (no broker configured: NOT durable; accepted work is lost if the process dies)",
-        }
-    }
-
-    /// Durably queued when this returns Ok (broker confirm), so the EHR may get 200.
-    pub async fn enqueue(&self, item: &WorkItem) -> Result<(), QueueError> {
-        match self {
-            WorkQueue::Rabbit(r) => r.enqueue(item).await,
-            WorkQueue::Local(l) => l.send(item.clone(), 0, now_ms()),
-        }
-    }
-
-    pub async fn retry_later(&self, job: &Job) -> Result<(), QueueError> {
-        match self {
-            WorkQueue::Rabbit(r) => r.retry_later(job).await,
-            WorkQueue::Local(l) => {
-                let (queue, item, attempts, enqueued) = (
-                    l.clone(),
-                    job.item.clone(),
-                    job.attempts + 1,
-                    job.enqueued_ms.unwrap_or_else(now_ms),
-                );
-                tokio::spawn(async move {
-                    tokio::time::sleep(queue.retry_delay).await;
-                    // A retry waits for room rather than being dropped.
-                    let job = Job {
-                        item,
-                        attempts,
-                        redelivered: true,
-                        enqueued_ms: Some(enqueued),
-                        settle: Settle::Local,
-                    };
-                    if queue.sender.send(job).await.is_err() {
-                        tracing::warn!("in-process queue closed: a retry was dropped at shutdown");
-                    }
-                });
-                Ok(())
-            }
-        }
-    }
-
-    pub async fn dead_letter(
-        &self,
-        body: &[u8],
-        reason: &str,
-        attempts: u32,
-        source: &str,
-    ) -> Result<(), QueueError> {
-        match self {
-            WorkQueue::Rabbit(r) => r.dead_letter(body, reason, attempts, source).await,
-            WorkQueue::Local(l) => {
-                tracing::error!(reason, attempts, source, "dead letter (in-process queue)");
-                l.dead.lock().await.push((
-                    String::from_utf8_lossy(body).into_owned(),
-                    reason.to_string(),
-                ));
-                Ok(())
-            }
-        }
-    }
-
-    pub async fn publish_event(
-        &self,
-        routing_key: &str,
-        body: &[u8],
-        message_id: &str,
-    ) -> Result<(), QueueError> {
-        match self {
-            WorkQueue::Rabbit(r) => r.publish_event(routing_key, body, message_id).await,
-            WorkQueue::Local(_) => {
-                tracing::info!(routing_key, message_id, "event (no broker: logged only)");
-                Ok(())
-            }
-        }
-    }
-
-    /// Work shards this replica consumes (the in-process queue has no shards).
-    pub fn owned_shards(&self) -> Option<usize> {
-        match self {
-            WorkQueue::Rabbit(r) => Some(r.owned_shards()),
-            WorkQueue::Local(_) => None,
-        }
-    }
-
-    pub fn max_attempts(&self) -> u32 {
-        match self {
-            WorkQueue::Rabbit(r) => r.settings.max_attempts,
-            WorkQueue::Local(l) => l.max_attempts,
-        }
-    }
-
-    pub fn is_ready(&self) -> bool {
-        match self {
-            WorkQueue::Rabbit(r) => r.is_connected(),
-            WorkQueue::Local(_) => true,
-        }
-    }
-
-    pub async fn depth(&self) -> Option<u32> {
-        match self {
-            WorkQueue::Rabbit(r) => r.depth().await.ok(),
-            WorkQueue::Local(_) => None,
-        }
-    }
-
-    pub async fn close(&self) {
-        if let WorkQueue::Rabbit(r) = self {
-            r.close().await;
-        }
-    }
-
-    /// The local queue's receiver (taken once, by the pipeline).
-    pub async fn take_local_receiver(&self) -> Option<mpsc::Receiver<Job>> {
-        match self {
-            WorkQueue::Local(l) => l.receiver.lock().await.take(),
-            WorkQueue::Rabbit(_) => None,
-        }
-    }
-}
-
-impl Job {
-    /// Done: the broker forgets the message.
-    pub async fn ack(self) -> Result<(), QueueError> {
-        if let Settle::Rabbit(acker) = self.settle {
-            acker
-                .ack(lapin::options::BasicAckOptions::default())
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Not done and not settled: back to the queue now (graceful shutdown).
-    pub async fn requeue(self) -> Result<(), QueueError> {
-        if let Settle::Rabbit(acker) = self.settle {
-            acker
-                .nack(lapin::options::BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-impl IntakeSettle {
-    pub async fn ack(self) -> Result<(), QueueError> {
-        self.0
-            .ack(lapin::options::BasicAckOptions::default())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn requeue(self) -> Result<(), QueueError> {
-        self.0
-            .nack(lapin::options::BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_patient_always_lands_on_one_shard() {
-        let a = shard_of("Patient/1", 8);
-        assert!((0..100).all(|_| shard_of("Patient/1", 8) == a));
-        let spread: std::collections::BTreeSet<u16> = (0..200)
-            .map(|i| shard_of(&format!("Patient/{i}"), 8))
-            .collect();
-        assert_eq!(spread.len(), 8, "keys spread over every shard");
     }
 }
