@@ -1,0 +1,147 @@
+//! Write-back: the resources an assessment implies (Flag, assessment Observation,
+//! DetectedIssue per finding, ServiceRequest proposal per suggestion, Provenance),
+//! compared with what the EHR already holds, sent as one idempotent transaction.
+//!
+//! - Every resource carries a stable identifier and the service's tag; updates are
+//!   conditional on the identifier, so replays and retries cannot duplicate.
+//! - A content hash (an extension) is compared first: unchanged content is not
+//!   rewritten, so no new versions pile up.
+//! - What no longer applies is retired (Flag inactive, DetectedIssue cancelled,
+//!   ServiceRequest revoked), never deleted.
+//!
+//! The arrow in three steps, one file each: [`build`] (the resources the assessment
+//! wants), [`diff`] (against what the EHR holds: the plan of one transaction) and
+//! [`send`] (read what is there, send the plan). [`repair`] handles identifiers that
+//! name several resources.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub const OWN_TAG_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-meta";
+pub const OWN_TAG_CODE: &str = "trd-sentinel";
+pub const HASH_EXTENSION: &str = "https://fhir.trd-sentinel.org/StructureDefinition/content-hash";
+pub const ASSESSMENT_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment";
+
+pub use crate::config::WRITTEN_TYPES;
+
+mod build;
+mod diff;
+mod repair;
+mod send;
+
+pub use build::desired_resources;
+pub use diff::{existing_from, plan};
+pub use send::{content_hash, fetch_existing, write_back, WriteOutcome};
+
+fn kept_in_step() -> impl Iterator<Item = &'static str> {
+    WRITTEN_TYPES.iter().copied().filter(|k| *k != "Provenance")
+}
+
+/// The search parameter that finds the service's own resources (Flags, Subscriptions,
+/// topics...): everything it writes carries this tag.
+pub fn own_tag_search() -> (&'static str, String) {
+    ("_tag", format!("{OWN_TAG_SYSTEM}|{OWN_TAG_CODE}"))
+}
+
+/// Placeholder for a reference to this patient's assessment Observation, resolved
+/// when the transaction is planned (so it does not change the content hash).
+const ASSESSMENT_REF: &str = "@assessment";
+
+/// A resource as the assessment wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub resource_type: &'static str,
+    pub identifier: String,
+    /// The body, hashed (no volatile fields, no resolved self-references).
+    pub body: Value,
+    /// Fields that may differ between runs without being a change (dates of the run).
+    pub volatile: Vec<(&'static str, Value)>,
+    pub hash: String,
+}
+
+/// One of the service's resources already on the EHR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing {
+    pub resource_type: String,
+    pub id: String,
+    pub identifier: String,
+    pub hash: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Transaction entries.
+    pub entries: Vec<Value>,
+    /// "Flag Patient/1/trd" per entry written (created or updated).
+    pub written: Vec<String>,
+    pub retired: Vec<String>,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn transaction(&self) -> Value {
+        json!({ "resourceType": "Bundle", "type": "transaction", "entry": self.entries })
+    }
+}
+
+fn hash_of(body: &Value) -> String {
+    // serde_json maps are ordered by key, so this serialisation is canonical.
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// A urn:uuid made from a stable name, so the same entry gets the same fullUrl.
+fn urn_for(name: &str) -> String {
+    let d = Sha256::digest(name.as_bytes());
+    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn own_meta() -> Value {
+    json!({ "tag": [{ "system": OWN_TAG_SYSTEM, "code": OWN_TAG_CODE, "display": "Written by trd-sentinel" }] })
+}
+
+/// The profile (profiles/structuredefinitions) each written type claims.
+fn profile_of(resource_type: &str) -> String {
+    let id = match resource_type {
+        "Flag" => "trd-flag",
+        "Observation" => "trd-assessment",
+        "DetectedIssue" => "trd-detected-issue",
+        "ServiceRequest" => "trd-service-request-proposal",
+        _ => "trd-provenance",
+    };
+    format!("https://fhir.trd-sentinel.org/StructureDefinition/{id}")
+}
+
+fn short_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Still in force (so retiring it is a change).
+fn is_live(resource: &Value) -> bool {
+    let status = resource.get("status").and_then(Value::as_str).unwrap_or("");
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some("Flag") => status == "active",
+        Some("DetectedIssue") => !matches!(status, "cancelled" | "entered-in-error"),
+        Some("ServiceRequest") => matches!(status, "active" | "draft" | "on-hold"),
+        _ => false,
+    }
+}

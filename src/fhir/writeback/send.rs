@@ -1,0 +1,118 @@
+//! The EHR side of write-back: read the service's resources about the patient,
+//! plan against them, and send the plan as one idempotent transaction (unless
+//! dry-run).
+
+use serde_json::{json, Value};
+
+use super::{
+    desired_resources, existing_from, hash_of, kept_in_step, own_tag_search, plan, Desired,
+    Existing, Plan,
+};
+use crate::clinical::assessment::Assessment;
+use crate::config::WritebackSettings;
+use crate::fhir::client::{FhirClient, FhirError, Idempotency};
+
+/// The service's resources about this patient now on the EHR.
+pub async fn fetch_existing(
+    client: &FhirClient,
+    patient: &str,
+    settings: &WritebackSettings,
+) -> Result<(Vec<Existing>, usize), FhirError> {
+    let mut out = Vec::new();
+    let mut requests = 0;
+    for kind in kept_in_step().filter(|k| settings.resources.iter().any(|r| r == k)) {
+        let params = [("patient", patient.to_string()), own_tag_search()];
+        let pages = client.search(kind, &params).await?;
+        requests += pages.len();
+        for page in pages {
+            for entry in page
+                .get("entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(existing) = entry
+                    .get("resource")
+                    .and_then(|r| existing_from(r, &settings.identifier_system))
+                {
+                    out.push(existing);
+                }
+            }
+        }
+    }
+    Ok((out, requests))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteOutcome {
+    pub plan: Plan,
+    /// The TRD status of the assessment Observation found on the EHR before this write.
+    pub previous_status: Option<String>,
+    /// The transaction, when something was (or in dry-run would be) written.
+    pub transaction: Option<Value>,
+    pub requests: usize,
+    pub dry_run: bool,
+    /// What the EHR should hold for this patient, as one hash (of every desired
+    /// resource's content hash): the same assessment gives the same hash, so events
+    /// carry it as their message id and consumers de-duplicate re-sent events.
+    pub content_hash: String,
+}
+
+/// The hash of everything the assessment wants written for the patient.
+pub fn content_hash(patient: &str, desired: &[Desired]) -> String {
+    let mut parts: Vec<String> = desired
+        .iter()
+        .map(|d| format!("{} {} {}", d.resource_type, d.identifier, d.hash))
+        .collect();
+    parts.sort();
+    hash_of(&json!({ "patient": patient, "resources": parts }))
+}
+
+/// Compares, plans and (unless dry-run) sends one transaction for this patient.
+pub async fn write_back(
+    client: &FhirClient,
+    a: &Assessment,
+    settings: &WritebackSettings,
+) -> Result<WriteOutcome, FhirError> {
+    let (existing, mut requests) = fetch_existing(client, &a.patient, settings).await?;
+    let previous_status = existing
+        .iter()
+        .find(|e| {
+            e.resource_type == "Observation" && e.identifier == format!("{}/assessment", a.patient)
+        })
+        .and_then(|e| {
+            e.body
+                .pointer("/valueCodeableConcept/coding/0/code")
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string);
+    let desired = desired_resources(a, settings);
+    let content_hash = content_hash(&a.patient, &desired);
+    let plan = plan(a, desired, &existing, settings);
+    if plan.entries.is_empty() {
+        return Ok(WriteOutcome {
+            previous_status,
+            plan,
+            transaction: None,
+            requests,
+            dry_run: settings.dry_run,
+            content_hash,
+        });
+    }
+    let transaction = plan.transaction();
+    if !settings.dry_run {
+        // Conditional updates and ifNoneExist creates only: safe to retry.
+        client
+            .transaction(&transaction, Idempotency::Idempotent)
+            .await?;
+        requests += 1;
+    }
+    Ok(WriteOutcome {
+        previous_status,
+        plan,
+        transaction: Some(transaction),
+        requests,
+        dry_run: settings.dry_run,
+        content_hash,
+    })
+}
