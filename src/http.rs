@@ -85,8 +85,10 @@ pub struct EhrProbe {
     last: Mutex<Option<(Instant, bool)>>,
     /// Whether `/readyz` also lists the service's Subscriptions that are not active.
     watch_subscriptions: bool,
-    /// The last look at them: when, and each one not active (`Subscription/id: status`).
-    subscriptions: Mutex<Option<(Instant, Vec<String>)>>,
+    /// The last look at them: when, and each one not active (`Subscription/id: status`),
+    /// or `None` when the EHR did not answer (cached too, so a slow EHR costs one
+    /// short wait a minute, not one per probe).
+    subscriptions: Mutex<Option<(Instant, Option<Vec<String>>)>>,
 }
 
 impl EhrProbe {
@@ -108,32 +110,39 @@ impl EhrProbe {
         let mut cached = self.subscriptions.lock().await;
         if let Some((at, inactive)) = cached.as_ref() {
             if at.elapsed() < Duration::from_secs(60) {
-                return Some(inactive.clone());
+                return inactive.clone();
             }
         }
+        // Short: with the reachability check (3 s) it stays within the probe's 5 s.
         let found = tokio::time::timeout(
-            Duration::from_secs(3),
+            Duration::from_millis(1500),
             crate::intake::subscriptions::current(&self.ehr.client),
         )
         .await
-        .ok()?
-        .ok()?;
-        let inactive: Vec<String> = found
-            .iter()
-            .filter(|s| s.get("status").and_then(serde_json::Value::as_str) != Some("active"))
-            .filter(|s| s.get("status").and_then(serde_json::Value::as_str) != Some("off"))
-            .map(|s| {
-                let field = |name: &str| {
-                    s.get(name)
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("?")
-                        .to_string()
-                };
-                format!("Subscription/{}: {}", field("id"), field("status"))
-            })
-            .collect();
+        .ok()
+        .and_then(Result::ok);
+        let inactive: Option<Vec<String>> = found.map(|found| {
+            found
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.get("status").and_then(serde_json::Value::as_str),
+                        Some("active" | "off")
+                    )
+                })
+                .map(|s| {
+                    let field = |name: &str| {
+                        s.get(name)
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("?")
+                            .to_string()
+                    };
+                    format!("Subscription/{}: {}", field("id"), field("status"))
+                })
+                .collect()
+        });
         *cached = Some((Instant::now(), inactive.clone()));
-        Some(inactive)
+        inactive
     }
 
     async fn reachable(&self) -> bool {

@@ -247,6 +247,18 @@ impl Pipeline {
                 distinct.push(&job.item);
             }
         }
+        // One poll answers every re-query and tick of the group (they share a shard).
+        let is_poll =
+            |i: &WorkItem| matches!(i, WorkItem::Requery { .. } | WorkItem::ScheduledPoll);
+        if let Some(first) = distinct
+            .iter()
+            .position(|i| matches!(i, WorkItem::Requery { .. }))
+            .or_else(|| distinct.iter().position(|i| is_poll(i)))
+        {
+            let poll = distinct.remove(first);
+            distinct.retain(|i| !is_poll(i));
+            distinct.insert(first.min(distinct.len()), poll);
+        }
         self.metrics
             .coalesced
             .inc_by(jobs.len().saturating_sub(distinct.len()) as u64);

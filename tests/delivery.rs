@@ -586,8 +586,8 @@ async fn two_replicas_poll_once_per_interval_from_one_shared_watermark() {
             ],
         )
     };
-    let a = start_polling(&file_a);
-    let b = start_polling(&file_b);
+    let mut a = start_polling(&file_a);
+    let mut b = start_polling(&file_b);
     // About 11 ticks from the two replicas over 11 s; one poll per 2 s interval.
     tokio::time::sleep(Duration::from_secs(11)).await;
     let count = |outcome: &'static str| {
@@ -610,6 +610,9 @@ async fn two_replicas_poll_once_per_interval_from_one_shared_watermark() {
         !file_a.exists() && !file_b.exists(),
         "with a broker the watermark is not a replica's file"
     );
+    // Stopped first, so no poll holds the watermark while it is counted.
+    a.terminate();
+    b.terminate();
     let connection = broker().await;
     let channel = connection.create_channel().await.expect("channel");
     let watermark = channel

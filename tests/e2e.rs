@@ -664,8 +664,19 @@ async fn ensure_fails_loudly_when_the_subscription_never_works() {
     let status = run("status");
     let listed = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{listed}");
+    // `Subscription/{id}  {status}  {criteria}  {channel}  error: {error}`: none active.
+    let statuses: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
     assert!(
-        listed.lines().count() >= 1 && listed.lines().all(|l| l.contains("error: ")),
-        "each Subscription with its status and error: {listed}"
+        !statuses.is_empty()
+            && listed
+                .lines()
+                .all(|l| l.starts_with("Subscription/") && l.contains("  error: "))
+            && statuses
+                .iter()
+                .all(|s| matches!(*s, "requested" | "error" | "off")),
+        "each Subscription with its status (none active) and error: {listed}"
     );
 }

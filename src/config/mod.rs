@@ -69,6 +69,9 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// `ensure` waits at most this long for the EHR to activate its Subscriptions.
+const MAX_ACTIVATION_WAIT_SECS: u64 = 3600;
+
 const SECTIONS: &[&str] = &[
     "fhir",
     "writeback",
@@ -232,6 +235,14 @@ impl Config {
         }
         if reqwest::Url::parse(&self.writeback.identifier_system).is_err() {
             out.push("writeback.identifier_system must be a URI".into());
+        }
+        if self.reconcile.enabled && self.reconcile.interval_secs == 0 {
+            out.push("reconcile.interval_secs must be > 0 when reconcile.enabled".into());
+        }
+        if self.subscriptions.activation_timeout_secs > MAX_ACTIVATION_WAIT_SECS {
+            out.push(format!(
+                "subscriptions.activation_timeout_secs must be at most {MAX_ACTIVATION_WAIT_SECS} (one hour)"
+            ));
         }
         out
     }

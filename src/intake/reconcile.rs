@@ -66,23 +66,91 @@ impl PollOutcome {
     }
 }
 
+/// Where the last poll ended, and when it ran.
+///
+/// `since` is the EHR's own time (the newest `meta.lastUpdated` a poll saw; it never
+/// moves backwards), so a replica whose clock is off cannot skip changes. `polled_at`
+/// is the polling replica's clock and only spaces scheduled polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub since: OffsetDateTime,
+    pub polled_at: OffsetDateTime,
+}
+
+impl Watermark {
+    /// `{"since": ..., "polled_at": ...}`; a bare RFC 3339 time (what earlier versions
+    /// saved) is read as both.
+    fn parse(text: &str) -> Result<Self, String> {
+        let time = |t: &str| OffsetDateTime::parse(t.trim(), &Rfc3339).map_err(|e| e.to_string());
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(fields)) => {
+                let field = |name: &str| {
+                    fields
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| format!("no {name}"))
+                        .and_then(time)
+                };
+                Ok(Watermark {
+                    since: field("since")?,
+                    polled_at: field("polled_at")?,
+                })
+            }
+            _ => time(text).map(|t| Watermark {
+                since: t,
+                polled_at: t,
+            }),
+        }
+    }
+
+    fn render(&self) -> Result<String, String> {
+        let time = |t: OffsetDateTime| t.format(&Rfc3339).map_err(|e| e.to_string());
+        Ok(
+            serde_json::json!({ "since": time(self.since)?, "polled_at": time(self.polled_at)? })
+                .to_string(),
+        )
+    }
+}
+
+/// The newest `meta.lastUpdated` of a resource, if it has a readable one.
+fn last_updated(resource: &Value) -> Option<OffsetDateTime> {
+    resource
+        .pointer("/meta/lastUpdated")
+        .and_then(Value::as_str)
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+}
+
+/// How often an empty watermark queue is asked again before it counts as empty: a
+/// replica reading it at that moment holds the one message for a round trip.
+const EMPTY_READS: u32 = 3;
+
 impl Reconciler {
-    /// The last poll's watermark: from the broker when there is one, else the file.
-    pub async fn watermark(
-        &self,
-        queue: &WorkQueue,
-    ) -> Result<Option<OffsetDateTime>, ReconcileError> {
+    /// The last poll's watermark: from the broker when there is one (or, the first
+    /// time, the file an earlier version kept), else the file.
+    pub async fn watermark(&self, queue: &WorkQueue) -> Result<Option<Watermark>, ReconcileError> {
         let text = match queue {
-            WorkQueue::Rabbit(rabbit) => rabbit
-                .watermark()
-                .await?
-                .map(|body| String::from_utf8_lossy(&body).into_owned()),
+            WorkQueue::Rabbit(rabbit) => {
+                let mut found = None;
+                for attempt in 0..EMPTY_READS {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    found = rabbit.watermark().await?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                match found {
+                    Some(body) => Some(String::from_utf8_lossy(&body).into_owned()),
+                    None => self.read_file()?,
+                }
+            }
             WorkQueue::Local(_) => self.read_file()?,
         };
         text.map(|t| {
-            OffsetDateTime::parse(t.trim(), &Rfc3339).map_err(|e| ReconcileError::State {
+            Watermark::parse(&t).map_err(|detail| ReconcileError::State {
                 path: self.state_place(queue),
-                detail: e.to_string(),
+                detail,
             })
         })
         .transpose()
@@ -106,10 +174,10 @@ impl Reconciler {
         }
     }
 
-    async fn save(&self, queue: &WorkQueue, mark: OffsetDateTime) -> Result<(), ReconcileError> {
-        let text = mark.format(&Rfc3339).map_err(|e| ReconcileError::State {
+    async fn save(&self, queue: &WorkQueue, mark: Watermark) -> Result<(), ReconcileError> {
+        let text = mark.render().map_err(|detail| ReconcileError::State {
             path: self.state_place(queue),
-            detail: e.to_string(),
+            detail,
         })?;
         match queue {
             WorkQueue::Rabbit(rabbit) => Ok(rabbit.save_watermark(text.as_bytes()).await?),
@@ -140,15 +208,20 @@ impl Reconciler {
     ) -> Result<PollOutcome, ReconcileError> {
         let now = OffsetDateTime::now_utc();
         let mark = self.watermark(queue).await?;
-        if scheduled && mark.is_some_and(|m| now - m < self.min_spacing) {
+        if scheduled && mark.is_some_and(|m| now - m.polled_at < self.min_spacing) {
             return Ok(PollOutcome::Skipped);
         }
-        let since = mark.unwrap_or(now - time::Duration::days(self.initial_look_back_days));
-        // A minute of overlap absorbs clock skew; duplicates are harmless (idempotent).
+        let since = mark.map_or_else(
+            || now - time::Duration::days(self.initial_look_back_days),
+            |m| m.since,
+        );
+        // A minute of overlap absorbs writes committed out of order; duplicates are
+        // harmless (write-back is idempotent).
         let from = (since - time::Duration::minutes(1))
             .format(&Rfc3339)
             .unwrap_or_default();
         let mut patients = BTreeSet::new();
+        let mut newest = since;
         for kind in WATCHED_TYPES {
             client
                 .search_pages(kind, &[("_lastUpdated", format!("ge{from}"))], |page| {
@@ -158,6 +231,9 @@ impl Reconciler {
                         .flatten()
                         .filter_map(|e| e.get("resource"))
                     {
+                        if let Some(updated) = last_updated(resource) {
+                            newest = newest.max(updated);
+                        }
                         if !is_own_resource(resource) {
                             patients.extend(patient_of(resource));
                         }
@@ -173,8 +249,35 @@ impl Reconciler {
                 })
                 .await?;
         }
-        self.save(queue, now).await?;
+        self.save(
+            queue,
+            Watermark {
+                since: newest,
+                polled_at: now,
+            },
+        )
+        .await?;
         tracing::info!(patients = patients.len(), since = %from, "reconciliation poll");
         Ok(PollOutcome::Polled(patients.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watermark_reads_back_and_earlier_bare_times_still_read() {
+        let mark = Watermark {
+            since: time::macros::datetime!(2026-11-30 10:00:00 UTC),
+            polled_at: time::macros::datetime!(2026-12-01 08:00:00 UTC),
+        };
+        let text = mark.render().expect("renders");
+        assert_eq!(Watermark::parse(&text), Ok(mark));
+        let bare = Watermark::parse("2026-11-30T10:00:00Z").expect("bare time");
+        assert_eq!(bare.since, mark.since);
+        assert_eq!(bare.polled_at, mark.since);
+        assert!(Watermark::parse("{\"since\": \"yesterday\"}").is_err());
+        assert!(Watermark::parse("not a time").is_err());
     }
 }

@@ -206,11 +206,14 @@ pub async fn ensure(
                     config, &failures,
                 )));
             }
-            Activation::Failed(problems) => {
+            Activation::Failed { ids, problems } => {
                 failures.extend(problems);
-                return Err(SubscriptionError::NotActive(not_active_message(
-                    config, &failures,
-                )));
+                if last {
+                    return Err(SubscriptionError::NotActive(not_active_message(
+                        config, &failures,
+                    )));
+                }
+                turn_off(client, &ids).await?;
             }
         }
     }
@@ -225,9 +228,14 @@ enum Activation {
     /// Still `requested` when the time was up: the EHR never tried the handshake,
     /// or does not process this kind.
     NeverActivated(Vec<String>),
-    /// `error` or `off`: the handshake (or a notification) failed. Each line names the
-    /// Subscription, its status and the EHR's error text about the channel.
-    Failed(Vec<String>),
+    /// `error`: the handshake (or a notification) failed. Each problem names the
+    /// Subscription and its status, never the EHR's error text (it can quote the
+    /// endpoint with its token, or a response body): `subscriptions status` shows it.
+    /// (`off` is not a failure: another replica's `ensure` may be switching kinds.)
+    Failed {
+        ids: Vec<String>,
+        problems: Vec<String>,
+    },
 }
 
 /// The service's Subscriptions of one kind (by criteria: the topic, or `Type?`).
@@ -256,8 +264,8 @@ async fn await_active(
     config: &Config,
     backport: bool,
 ) -> Result<Activation, SubscriptionError> {
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_secs(config.subscriptions.activation_timeout_secs);
+    let started = tokio::time::Instant::now();
+    let timeout = Duration::from_secs(config.subscriptions.activation_timeout_secs);
     loop {
         let subscriptions = current(client).await?;
         let wanted = of_kind(&subscriptions, backport);
@@ -267,26 +275,30 @@ async fn await_active(
                 .unwrap_or("")
                 .to_string()
         };
-        let failed: Vec<String> = wanted
-            .iter()
-            .filter(|s| matches!(status(s).as_str(), "error" | "off"))
-            .map(|s| {
-                let error = s
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .map(|e| format!(" (the EHR says: {e})"))
-                    .unwrap_or_default();
-                format!("{} is `{}`{error}", reference(s), status(s))
-            })
-            .collect();
-        if !failed.is_empty() {
-            return Ok(Activation::Failed(failed));
-        }
+        let failed: Vec<&&Value> = wanted.iter().filter(|s| status(s) == "error").collect();
         let ids: Vec<String> = wanted.iter().map(|s| reference(s)).collect();
+        if !failed.is_empty() {
+            let problems = failed
+                .iter()
+                .map(|s| {
+                    let recorded = if s.get("error").is_some() {
+                        " (the EHR recorded why: `subscriptions status` shows it)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{} ({} subscription) is `error`{recorded}",
+                        reference(s),
+                        kind_name(backport)
+                    )
+                })
+                .collect();
+            return Ok(Activation::Failed { ids, problems });
+        }
         if !wanted.is_empty() && wanted.iter().all(|s| status(s) == "active") {
             return Ok(Activation::Active(ids));
         }
-        if tokio::time::Instant::now() >= deadline {
+        if started.elapsed() >= timeout {
             return Ok(Activation::NeverActivated(ids));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

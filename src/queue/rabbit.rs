@@ -27,6 +27,10 @@ pub struct Rabbit {
     pub settings: QueueSettings,
     link: Mutex<Option<(Connection, Channel)>>,
     connected: AtomicBool,
+    /// Whether the watermark queue was declared on the current link: it is declared
+    /// when first used, not with the topology, so a broker node hosting it being down
+    /// stops polls only, never intake or work.
+    watermark_declared: AtomicBool,
     /// This replica's name among those sharing the work shards.
     member: String,
     /// How many work shards it consumes now.
@@ -116,6 +120,7 @@ impl Rabbit {
             settings,
             link: Mutex::new(None),
             connected: AtomicBool::new(false),
+            watermark_declared: AtomicBool::new(false),
             member: member_name(),
             owned: Default::default(),
         };
@@ -130,6 +135,7 @@ impl Rabbit {
             settings,
             link: Mutex::new(None),
             connected: AtomicBool::new(false),
+            watermark_declared: AtomicBool::new(false),
             member: member_name(),
             owned: Default::default(),
         }
@@ -144,6 +150,7 @@ impl Rabbit {
             }
         }
         self.connected.store(false, Ordering::SeqCst);
+        self.watermark_declared.store(false, Ordering::SeqCst);
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         channel
@@ -176,14 +183,6 @@ impl Rabbit {
             )
             .await?;
         declare_exchange(channel, &s.events, ExchangeKind::Topic).await?;
-        let one_message = args(&[
-            ("x-queue-type", text("classic")),
-            ("x-max-length", AMQPValue::LongLongInt(1)),
-            ("x-overflow", text("drop-head")),
-        ]);
-        channel
-            .queue_declare(&self.watermark_queue(), durable(), one_message)
-            .await?;
         declare_exchange(channel, &self.members_exchange(), ExchangeKind::Fanout).await?;
         for shard in 0..s.shards {
             // A message whose holder keeps dying (a crash the pipeline cannot
@@ -312,9 +311,26 @@ impl Rabbit {
         .await
     }
 
+    /// The channel, with the watermark queue declared on it.
+    async fn watermark_channel(&self) -> Result<Channel, QueueError> {
+        let channel = self.channel().await?;
+        if !self.watermark_declared.load(Ordering::SeqCst) {
+            let one_message = args(&[
+                ("x-queue-type", text("classic")),
+                ("x-max-length", AMQPValue::LongLongInt(1)),
+                ("x-overflow", text("drop-head")),
+            ]);
+            channel
+                .queue_declare(&self.watermark_queue(), durable(), one_message)
+                .await?;
+            self.watermark_declared.store(true, Ordering::SeqCst);
+        }
+        Ok(channel)
+    }
+
     /// The reconciliation watermark the last poll saved (read, and left in place).
     pub async fn watermark(&self) -> Result<Option<Vec<u8>>, QueueError> {
-        let channel = self.channel().await?;
+        let channel = self.watermark_channel().await?;
         let Some(message) = channel
             .basic_get(&self.watermark_queue(), BasicGetOptions { no_ack: false })
             .await?
@@ -335,6 +351,7 @@ impl Rabbit {
 
     /// Saves the watermark (confirmed); the queue keeps only the newest.
     pub async fn save_watermark(&self, body: &[u8]) -> Result<(), QueueError> {
+        self.watermark_channel().await?;
         self.publish(
             "",
             &self.watermark_queue(),
