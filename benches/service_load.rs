@@ -7,10 +7,14 @@
 //!
 //!     cargo bench --bench service_load                       # 500 patients, all at once
 //!     LOAD_PATIENTS=2000 LOAD_RATE=40 cargo bench --bench service_load   # paced, 40/s
+//!     LOAD_REPLICAS=2 cargo bench --bench service_load        # two replicas sharing the queues
+//!     LOAD_BACKEND=sqlite cargo bench --bench service_load    # Helios on SQLite (one request at a time)
 //!
-//! The service runs with its production defaults except `fhir.max_concurrency = 1`
-//! (Helios on SQLite refuses overlapping requests). Under `cargo test` it sends 10
-//! notifications as a smoke test.
+//! Helios runs on PostgreSQL and the service with its production defaults (four
+//! concurrent EHR requests per replica); notifications go to the replicas in turn.
+//! With `LOAD_BACKEND=sqlite` the service sends one request at a time (Helios on
+//! SQLite refuses overlapping ones). Under `cargo test` it sends 10 notifications
+//! as a smoke test.
 
 #[path = "../tests/support/hfs.rs"]
 mod hfs;
@@ -100,20 +104,47 @@ async fn watch_events(exchange: &str) -> (Connection, mpsc::UnboundedReceiver<(S
     (connection, rx)
 }
 
+/// Sums a metric over the replicas.
+fn summed(texts: &[String], name: &str) -> f64 {
+    texts.iter().map(|t| metric_sum(t, name)).sum()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let count = measure::sample_size("LOAD_PATIENTS", 500, 10);
-    let server = hfs::Hfs::start();
+    let replicas: usize = std::env::var("LOAD_REPLICAS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1);
+    let sqlite = std::env::var("LOAD_BACKEND").as_deref() == Ok("sqlite");
+    let server = if sqlite {
+        hfs::Hfs::start()
+    } else {
+        hfs::Hfs::start_postgres()
+    };
     let patients = server.load_copies(&["one-failure-at-risk"], count).await;
 
     let name = format!("load{}", std::process::id());
-    let service = Service::start(&name, &server.base, &[("RUST_LOG", "warn")]);
-    // Steady state: the service has heard for other replicas and claimed its shards.
+    let concurrency = if sqlite { "1" } else { "4" };
+    let services: Vec<Service> = (0..replicas)
+        .map(|_| {
+            Service::start(
+                &name,
+                &server.base,
+                &[
+                    ("RUST_LOG", "warn"),
+                    ("TRD_FHIR_MAX_CONCURRENCY", concurrency),
+                ],
+            )
+        })
+        .collect();
+    // Steady state: the replicas have heard of each other and split the shards.
     tokio::time::sleep(2 * trd_sentinel::queue::shards::HEARTBEAT + Duration::from_secs(1)).await;
     let (_events_connection, mut events) = watch_events(&format!("{name}.events")).await;
     let http = reqwest::Client::new();
-    let (service_cpu_start, fhir_cpu_start) =
-        (cpu_seconds(service.pid()), cpu_seconds(server.pid()));
+    let service_cpu_now = || services.iter().map(|s| cpu_seconds(s.pid())).sum::<f64>();
+    let (service_cpu_start, fhir_cpu_start) = (service_cpu_now(), cpu_seconds(server.pid()));
     let rate: Option<f64> = std::env::var("LOAD_RATE").ok().and_then(|v| v.parse().ok());
 
     let started = Instant::now();
@@ -125,9 +156,10 @@ async fn main() {
             tokio::time::sleep_until(due.into()).await;
         }
         let order = json!({ "resourceType": "MedicationRequest", "id": format!("load-{n}"), "status": "active", "intent": "order", "subject": { "reference": patient } });
+        let replica = services.get(n % replicas).expect("a replica");
         let t = Instant::now();
         let response = http
-            .post(format!("{}/notify", service.http))
+            .post(format!("{}/notify", replica.http))
             .header("Authorization", format!("Bearer {TOKEN}"))
             .json(&order)
             .send()
@@ -150,16 +182,32 @@ async fn main() {
     }
     let total = started.elapsed().as_secs_f64();
     // The last items' metrics are recorded just after their events.
-    while service.metric("trd_processing_seconds_count").await < count as f64 {
+    loop {
+        let mut done = 0.0;
+        for service in &services {
+            done += service.metric("trd_processing_seconds_count").await;
+        }
+        if done >= count as f64 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = service.metrics().await;
-    let service_cpu = cpu_seconds(service.pid()) - service_cpu_start;
+    let mut texts = Vec::with_capacity(replicas);
+    for service in &services {
+        texts.push(service.metrics().await);
+    }
+    let service_cpu = service_cpu_now() - service_cpu_start;
     let fhir_cpu = cpu_seconds(server.pid()) - fhir_cpu_start;
     accept.sort_by(|a, b| a.total_cmp(b));
     end_to_end.sort_by(|a, b| a.total_cmp(b));
 
     let pacing = rate.map_or("all at once".to_string(), |r| format!("paced at {r}/s"));
+    let backend = if sqlite {
+        "Helios on SQLite, 1 EHR request at a time"
+    } else {
+        "Helios on PostgreSQL, 4 concurrent EHR requests per replica"
+    };
+    println!("{replicas} replica(s); {backend}");
     println!(
         "{count} notifications ({pacing}) accepted in {sent:.1} s (HTTP 200 after the broker's confirm: median {:.1} ms, p99 {:.1} ms)",
         measure::percentile(&accept, 0.5),
@@ -175,7 +223,7 @@ async fn main() {
         measure::percentile(&end_to_end, 0.99),
         end_to_end.last().copied().unwrap_or(f64::NAN)
     );
-    let processing_total = metric_sum(&text, "trd_processing_seconds_sum");
+    let processing_total = summed(&texts, "trd_processing_seconds_sum");
     println!(
         "where the time goes: processing {processing_total:.1} s in all ({:.1} ms per item); CPU over the run: service {service_cpu:.1} s ({:.1} ms per patient), Helios {fhir_cpu:.1} s ({:.1} ms per patient), of {:.1} s wall x 2 cores",
         processing_total * 1000.0 / count as f64,
@@ -183,11 +231,28 @@ async fn main() {
         fhir_cpu * 1000.0 / count as f64,
         total
     );
+    let kinds = ["read", "search", "transaction", "write", "capabilities"];
+    let by_kind: Vec<String> = kinds
+        .iter()
+        .map(|k| {
+            let n = summed(&texts, &format!("trd_fhir_requests_total{{kind=\"{k}\"}}"));
+            format!("{k} {:.2}", n / count as f64)
+        })
+        .collect();
     println!(
-        "service peak RSS {:.1} MB; dead letters {}; retries {}; written {}",
-        service.peak_rss_mb(),
-        metric_sum(&text, "trd_dead_letters_total"),
-        metric_sum(&text, "trd_retries_total"),
-        metric_sum(&text, "trd_writebacks_total")
+        "EHR requests per patient: {:.2} ({})",
+        summed(&texts, "trd_fhir_requests_total") / count as f64,
+        by_kind.join(", ")
+    );
+    let rss: Vec<String> = services
+        .iter()
+        .map(|s| format!("{:.1}", s.peak_rss_mb()))
+        .collect();
+    println!(
+        "service peak RSS {} MB; dead letters {}; retries {}; written {}",
+        rss.join(" / "),
+        summed(&texts, "trd_dead_letters_total"),
+        summed(&texts, "trd_retries_total"),
+        summed(&texts, "trd_writebacks_total")
     );
 }

@@ -39,6 +39,9 @@ pub struct Metrics {
     /// Reconciliation polls by outcome (polled, or skipped: another replica's tick
     /// polled less than nine tenths of an interval ago).
     pub reconcile_polls: IntCounterVec,
+    /// Requests sent to the EHR by kind (read, search, transaction, write,
+    /// capabilities), retries included: the load the service puts on the EHR.
+    pub fhir_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -124,6 +127,11 @@ impl Metrics {
                 "reconcile_polls_total",
                 "Reconciliation polls by outcome",
                 &["outcome"],
+            ),
+            fhir_requests: counter_vec(
+                "fhir_requests_total",
+                "Requests sent to the EHR, by kind (retries included)",
+                &["kind"],
             ),
             events: counter_vec("events_total", "assessment.* events by result", &["result"]),
             registry,

@@ -66,7 +66,13 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         return Err(crate::config::ConfigError { problems }.into());
     }
     log_panics_without_values();
-    let ehr = Arc::new(Ehr::from_config(&config)?);
+    let metrics = Arc::new(Metrics::new());
+    let mut ehr = Ehr::from_config(&config)?;
+    let requests = metrics.fhir_requests.clone();
+    ehr.client = ehr.client.with_observer(Arc::new(move |kind| {
+        requests.with_label_values(&[kind.label()]).inc();
+    }));
+    let ehr = Arc::new(ehr);
     wait_for_ehr(&ehr).await?;
     let queue = Arc::new(connect_queue(&config).await?);
     tracing::info!(queue = queue.describe(), ehr = ehr.client.base_url(), policy = %ehr.policy.name, "starting");
@@ -75,7 +81,6 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             "no broker configured (TRD_AMQP_URL): using an in-process queue; it is NOT durable"
         );
     }
-    let metrics = Arc::new(Metrics::new());
     let reconciler = config.reconcile.enabled.then(|| {
         Arc::new(Reconciler {
             state_file: config.reconcile.state_file.clone(),

@@ -112,6 +112,53 @@ pub enum Idempotency {
     Once,
 }
 
+/// What kind of request went to the EHR: the load a hospital's EHR team asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Read,
+    /// A search, or one more page of one.
+    Search,
+    /// A transaction or batch Bundle (POST to the base).
+    Transaction,
+    /// A create or update outside a transaction.
+    Write,
+    Capabilities,
+}
+
+impl RequestKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestKind::Read => "read",
+            RequestKind::Search => "search",
+            RequestKind::Transaction => "transaction",
+            RequestKind::Write => "write",
+            RequestKind::Capabilities => "capabilities",
+        }
+    }
+
+    /// From the method and the URL's part after the base (`Type/id`, `Type?...`).
+    fn of(method: &Method, relative: &str) -> Self {
+        let path = relative.trim_start_matches('/');
+        let (path, query) = path
+            .split_once('?')
+            .map_or((path, false), |(p, _)| (p, true));
+        let path = path.trim_end_matches('/');
+        match *method {
+            Method::GET if path == "metadata" => RequestKind::Capabilities,
+            Method::GET if query || !path.contains('/') || path.ends_with("_search") => {
+                RequestKind::Search
+            }
+            Method::GET => RequestKind::Read,
+            Method::POST if path.is_empty() => RequestKind::Transaction,
+            Method::POST if path.ends_with("_search") => RequestKind::Search,
+            _ => RequestKind::Write,
+        }
+    }
+}
+
+/// Told of every request sent to the EHR (retries included), e.g. to count them.
+pub type RequestObserver = Arc<dyn Fn(RequestKind) + Send + Sync>;
+
 pub struct FhirClient {
     base: String,
     http: reqwest::Client,
@@ -126,6 +173,7 @@ pub struct FhirClient {
     page_size: u32,
     max_pages: u32,
     max_body_bytes: usize,
+    observer: Option<RequestObserver>,
 }
 
 impl FhirClient {
@@ -154,7 +202,14 @@ impl FhirClient {
             page_size: settings.page_size,
             max_pages: settings.max_pages,
             max_body_bytes: settings.max_response_bytes,
+            observer: None,
         })
+    }
+
+    /// The same client, telling `observer` of every request it sends.
+    pub fn with_observer(mut self, observer: RequestObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -247,6 +302,12 @@ impl FhirClient {
                 url: url.to_string(),
                 detail: e.to_string(),
             })?;
+        if let Some(observer) = &self.observer {
+            observer(RequestKind::of(
+                method,
+                url.strip_prefix(self.base.as_str()).unwrap_or(url),
+            ));
+        }
         let mut request = self
             .http
             .request(method.clone(), url)
@@ -512,5 +573,31 @@ fn body_kind(bytes: &[u8], status: StatusCode) -> String {
             format!("{reason} ({kind})")
         }
         _ => reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_kind() {
+        let kind = |method: Method, path: &str| RequestKind::of(&method, path).label();
+        assert_eq!(kind(Method::GET, "/metadata"), "capabilities");
+        assert_eq!(kind(Method::GET, "/Patient/1"), "read");
+        assert_eq!(
+            kind(Method::GET, "/Observation?patient=Patient/1"),
+            "search"
+        );
+        assert_eq!(kind(Method::GET, "/Flag"), "search");
+        assert_eq!(
+            kind(Method::GET, "?_getpages=abc&_getpagesoffset=50"),
+            "search"
+        );
+        assert_eq!(kind(Method::POST, "/Observation/_search"), "search");
+        assert_eq!(kind(Method::POST, ""), "transaction");
+        assert_eq!(kind(Method::POST, "/"), "transaction");
+        assert_eq!(kind(Method::PUT, "/Subscription/7"), "write");
+        assert_eq!(kind(Method::POST, "/Basic"), "write");
     }
 }
