@@ -4,6 +4,8 @@
 //! checks: one patient at a time across replicas, Bundles as hints, events at least
 //! once across a crash, poison input contained, duplicates repaired.
 
+#[path = "support/e2e.rs"]
+mod e2e;
 #[path = "support/hfs.rs"]
 mod hfs;
 #[path = "support/service.rs"]
@@ -17,33 +19,16 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Connection, ExchangeKind};
 use serde_json::{json, Value};
 
+use e2e::{broker, search, start_concurrent as start, wait_for};
 use hfs::{copy_of, Hfs};
-use service::{Service, AMQP, TOKEN};
+use service::{Service, TOKEN};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const IDENTIFIER_SYSTEM: &str = "https://fhir.trd-sentinel.org/id";
-
-/// Production concurrency against the concurrent EHR; quick retries and coalescing.
-fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Service {
-    let tuning = [
-        ("TRD_FHIR_MAX_CONCURRENCY", "4"),
-        ("TRD_AMQP_SHARDS", "4"),
-        ("TRD_AMQP_RETRY_DELAY_MS", "500"),
-        ("TRD_PIPELINE_COALESCE_MS", "50"),
-        ("TRD_FHIR_RETRY_BASE_MS", "100"),
-    ];
-    Service::start(name, fhir, &[&tuning[..], extra].concat())
-}
-
-async fn broker() -> Connection {
-    Connection::connect(AMQP, ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ at 127.0.0.1:5672, vhost trd-test (scripts/provision makes both)")
-}
 
 fn quorum() -> FieldTable {
     let mut table = FieldTable::default();
@@ -130,52 +115,6 @@ async fn publish(connection: &Connection, queue: &str, body: &[u8], headers: Fie
         .expect("publish")
         .await
         .expect("confirm");
-}
-
-/// Every resource a search finds, across pages.
-async fn search(base: &str, query: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut url = Some(format!("{base}/{query}"));
-    while let Some(u) = url.take() {
-        let bundle: Value = reqwest::Client::new()
-            .get(&u)
-            .header("Accept", "application/fhir+json")
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        out.extend(
-            bundle["entry"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e["resource"].clone()),
-        );
-        url = bundle["link"]
-            .as_array()
-            .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
-            .and_then(|l| l["url"].as_str())
-            .map(str::to_string);
-    }
-    out
-}
-
-async fn wait_for<F: std::future::Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The next event, or None within the time.
@@ -563,72 +502,4 @@ async fn duplicate_flags_are_repaired_not_dead_lettered() {
         )
     );
     assert_eq!(service.metric("trd_dead_letters_total").await, 0.0);
-}
-
-/// Reconciliation on two replicas: each queues a tick every interval, yet one poll
-/// runs per interval, and the watermark is in the broker (no replica's file is used).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_poll_once_per_interval_from_one_shared_watermark() {
-    let _serial = SERIAL.lock().await;
-    let server = Hfs::start_postgres();
-    let name = format!("dlv{}-poller", std::process::id());
-    let file = |replica: &str| std::env::temp_dir().join(format!("{name}-{replica}-watermark"));
-    let (file_a, file_b) = (file("a"), file("b"));
-    let start_polling = |state: &std::path::Path| {
-        let state = state.display().to_string();
-        start(
-            &name,
-            &server.base,
-            &[
-                ("TRD_RECONCILE_ENABLED", "true"),
-                ("TRD_RECONCILE_INTERVAL_SECS", "2"),
-                ("TRD_RECONCILE_STATE_FILE", state.as_str()),
-            ],
-        )
-    };
-    let mut a = start_polling(&file_a);
-    let mut b = start_polling(&file_b);
-    // About 11 ticks from the two replicas over 11 s; one poll per 2 s interval.
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let count = |outcome: &'static str| {
-        let (a, b) = (&a, &b);
-        async move {
-            let series = format!("trd_reconcile_polls_total{{outcome=\"{outcome}\"}}");
-            a.metric(&series).await + b.metric(&series).await
-        }
-    };
-    let (polled, skipped) = (count("polled").await, count("skipped").await);
-    assert!(
-        (4.0..=7.0).contains(&polled),
-        "one poll per interval, not one per replica and interval: {polled} polled, {skipped} skipped"
-    );
-    assert!(
-        polled + skipped >= 9.0,
-        "both replicas ticked: {polled} polled, {skipped} skipped"
-    );
-    assert!(
-        !file_a.exists() && !file_b.exists(),
-        "with a broker the watermark is not a replica's file"
-    );
-    // Stopped first, so no poll holds the watermark while it is counted.
-    a.terminate();
-    b.terminate();
-    let connection = broker().await;
-    let channel = connection.create_channel().await.expect("channel");
-    let watermark = channel
-        .queue_declare(
-            &format!("{name}.work.reconcile-watermark"),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("the watermark queue exists");
-    assert_eq!(
-        watermark.message_count(),
-        1,
-        "one watermark, the newest, shared by every replica"
-    );
 }
