@@ -18,9 +18,12 @@ use fhir_sdk::r4b::resources::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod heads;
+
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
 use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};
+use heads::{BundleBody, ConceptHead, EncounterHead, Head, ObservationHead, SubjectHead};
 
 /// Why an input file could not be read at all (a bad resource inside a good file is
 /// not an error: it becomes a note on the record).
@@ -106,77 +109,6 @@ impl ObservationCodes {
     fn wants_encounter(&self, head: &EncounterHead<'_>) -> bool {
         Self::any_in(&self.encounter_types, &head.types)
     }
-}
-
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(rename = "resourceType", borrow)]
-    resource_type: Cow<'a, str>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct BundleBody<'a> {
-    #[serde(borrow, default)]
-    entry: Vec<RawEntry<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawEntry<'a> {
-    #[serde(rename = "fullUrl", borrow, default)]
-    full_url: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    resource: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ObservationHead<'a> {
-    #[serde(borrow, default)]
-    code: Option<ConceptHead<'a>>,
-    /// A panel is wanted when one of its components is (PHQ-9 item 9 in a panel).
-    #[serde(borrow, default)]
-    component: Vec<ComponentHead<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ComponentHead<'a> {
-    #[serde(borrow, default)]
-    code: Option<ConceptHead<'a>>,
-}
-
-#[derive(Deserialize)]
-struct EncounterHead<'a> {
-    #[serde(rename = "type", borrow, default)]
-    types: Vec<ConceptHead<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ConceptHead<'a> {
-    #[serde(borrow, default)]
-    coding: Vec<CodingHead<'a>>,
-}
-
-#[derive(Deserialize)]
-struct CodingHead<'a> {
-    #[serde(borrow, default)]
-    system: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    code: Option<Cow<'a, str>>,
-}
-
-/// Who a resource is about, read without typing the rest (for unreadable ones).
-#[derive(Deserialize)]
-struct SubjectHead {
-    #[serde(default)]
-    subject: Option<ReferenceHead>,
-    #[serde(default)]
-    patient: Option<ReferenceHead>,
-}
-
-#[derive(Deserialize)]
-struct ReferenceHead {
-    reference: Option<String>,
 }
 
 /// Counts of what was read, for progress and benchmarks.
