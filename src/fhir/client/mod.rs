@@ -9,7 +9,6 @@
 //! diagnostics can quote the patient's record, and errors reach logs and dead-letter
 //! headers.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,6 +174,11 @@ pub struct FhirClient {
     max_body_bytes: usize,
     observer: Option<RequestObserver>,
 }
+
+mod capabilities;
+mod search;
+
+pub use capabilities::missing_capabilities;
 
 impl FhirClient {
     pub fn new(base_url: &str, settings: &FhirSettings, auth: Auth) -> Result<Self, FhirError> {
@@ -388,81 +392,6 @@ impl FhirClient {
         Ok(bytes)
     }
 
-    /// All pages of a search, as Bundles (for small answers: the service's own
-    /// resources; records go page by page through [`FhirClient::search_pages`]).
-    pub async fn search(
-        &self,
-        resource_type: &str,
-        params: &[(&str, String)],
-    ) -> Result<Vec<Value>, FhirError> {
-        let mut pages = Vec::new();
-        self.search_pages(resource_type, params, |page| {
-            pages.push(page);
-            Ok(())
-        })
-        .await?;
-        Ok(pages)
-    }
-
-    /// A search, each page handed to `on_page` as it arrives (so one page at a time
-    /// is held, not the whole answer); follows `next` links (which must not repeat).
-    /// Returns the number of pages fetched.
-    pub async fn search_pages(
-        &self,
-        resource_type: &str,
-        params: &[(&str, String)],
-        mut on_page: impl FnMut(Value) -> Result<(), FhirError>,
-    ) -> Result<usize, FhirError> {
-        let mut query: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        query.push(("_count".into(), self.page_size.to_string()));
-        let first =
-            reqwest::Url::parse_with_params(&self.url(resource_type)?, &query).map_err(|e| {
-                FhirError::Malformed {
-                    url: resource_type.into(),
-                    detail: e.to_string(),
-                }
-            })?;
-        let mut next = Some(first.to_string());
-        let mut seen = HashSet::new();
-        let mut pages: usize = 0;
-        while let Some(url) = next.take() {
-            if !seen.insert(url.clone()) {
-                return Err(FhirError::PagingLoop { url });
-            }
-            if pages as u64 >= u64::from(self.max_pages) {
-                return Err(FhirError::TooManyPages {
-                    url,
-                    pages: self.max_pages,
-                });
-            }
-            let page = self
-                .send(Method::GET, &url, None, Idempotency::Idempotent)
-                .await?;
-            if page.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-                return Err(FhirError::Malformed {
-                    url,
-                    detail: "a search answered with something other than a Bundle".into(),
-                });
-            }
-            next = page
-                .get("link")
-                .and_then(Value::as_array)
-                .and_then(|links| {
-                    links
-                        .iter()
-                        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
-                })
-                .and_then(|l| l.get("url").and_then(Value::as_str))
-                .map(str::to_string);
-            pages += 1;
-            on_page(page)?;
-        }
-        Ok(pages)
-    }
-
     /// A transaction Bundle; `idempotent` when every entry is a conditional update or
     /// a create guarded by ifNoneExist, so a retry cannot duplicate anything.
     pub async fn transaction(
@@ -492,57 +421,6 @@ impl FhirClient {
         }
         Ok(answer)
     }
-
-    /// Reads the CapabilityStatement and checks that each `(type, interaction)`
-    /// the configuration needs is supported (a server-level `transaction` as
-    /// `("*", "transaction")`).
-    pub async fn check_capabilities(&self, needed: &[(&str, &str)]) -> Result<(), FhirError> {
-        let statement = self
-            .send(Method::GET, "metadata", None, Idempotency::Idempotent)
-            .await?;
-        let missing = missing_capabilities(&statement, needed);
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(FhirError::Capability(missing.join(", ")))
-        }
-    }
-}
-
-/// The interactions in `needed` that a CapabilityStatement does not list.
-pub fn missing_capabilities(statement: &Value, needed: &[(&str, &str)]) -> Vec<String> {
-    let rest = statement.pointer("/rest/0");
-    let codes = |list: Option<&Value>| -> Vec<String> {
-        list.and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| i.get("code").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    needed
-        .iter()
-        .filter(|(kind, interaction)| {
-            if *kind == "*" {
-                return !codes(rest.and_then(|r| r.get("interaction")))
-                    .iter()
-                    .any(|c| c == interaction);
-            }
-            let resource = rest
-                .and_then(|r| r.get("resource"))
-                .and_then(Value::as_array)
-                .and_then(|rs| {
-                    rs.iter()
-                        .find(|r| r.get("type").and_then(Value::as_str) == Some(kind))
-                });
-            !codes(resource.and_then(|r| r.get("interaction")))
-                .iter()
-                .any(|c| c == interaction)
-        })
-        .map(|(kind, interaction)| format!("{interaction} on {kind}"))
-        .collect()
 }
 
 /// What an error body was, without its text: an OperationOutcome's issue codes (a
