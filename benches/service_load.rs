@@ -231,7 +231,14 @@ async fn main() {
         fhir_cpu * 1000.0 / count as f64,
         total
     );
-    let kinds = ["read", "search", "transaction", "write", "capabilities"];
+    let kinds = [
+        "batch",
+        "read",
+        "search",
+        "transaction",
+        "write",
+        "capabilities",
+    ];
     let by_kind: Vec<String> = kinds
         .iter()
         .map(|k| {

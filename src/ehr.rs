@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError, WritebackSettings};
 use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::gather;
-use crate::fhir::writeback::{write_back, WriteOutcome, OWN_TAG_CODE};
+use crate::fhir::writeback::{write_back, Existing, WriteOutcome, OWN_TAG_CODE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EhrError {
@@ -119,23 +119,28 @@ impl Ehr {
             &self.knowledge,
             self.look_back_months,
             as_of,
+            Some(&self.writeback),
         )
         .await?;
-        let mut run = self.assess_and_write(&gathered.record, as_of).await?;
+        let mut run = self
+            .assess_and_write(&gathered.record, gathered.existing, as_of)
+            .await?;
         run.requests += gathered.requests;
         Ok(run)
     }
 
     /// The one orchestration of a record already in hand (gathered, or a Bundle
-    /// declared complete): assess, then write back.
+    /// declared complete): assess, then write back. `existing`: the service's
+    /// resources about the patient when gathered with the record (else read first).
     pub async fn assess_and_write(
         &self,
         record: &PatientRecord,
+        existing: Option<Vec<Existing>>,
         as_of: Date,
     ) -> Result<PatientRun, EhrError> {
         let assessment =
             clinical::assess_with(record, &self.policy, &self.knowledge, as_of, self.options);
-        let write = write_back(&self.client, &assessment, &self.writeback).await?;
+        let write = write_back(&self.client, &assessment, &self.writeback, existing).await?;
         tracing::info!(
             patient = %assessment.patient,
             status = assessment.trd_status.code(),

@@ -372,7 +372,7 @@ impl Pipeline {
                 pool.add_json(&bundle.to_string(), "intake bundle")
                     .map_err(|e| Failure::Permanent(e.to_string()))?;
                 for record in pool.records() {
-                    let run = self.ehr.assess_and_write(&record, as_of).await?;
+                    let run = self.ehr.assess_and_write(&record, None, as_of).await?;
                     self.after_run(&run, replay).await?;
                 }
                 Ok(())

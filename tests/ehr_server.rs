@@ -116,6 +116,7 @@ async fn a_patient_search_returns_only_that_patient() {
         &ehr(&server).knowledge,
         60,
         AS_OF,
+        None,
     )
     .await
     .expect("gather");
@@ -415,4 +416,67 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
         PollOutcome::Polled(0)
     );
     let _ = std::fs::remove_file(&state);
+}
+
+/// Where Helios lists `batch`, one batch Bundle gathers exactly what the twelve
+/// separate searches do (the record and the service's own resources), in one request;
+/// a paged answer costs one request per further page, as a separate search would.
+#[tokio::test]
+async fn one_batch_gathers_what_the_separate_searches_do() {
+    use trd_sentinel::fhir::gather::gather;
+
+    let server = Hfs::start();
+    load(&server, "trd-two-ssris").await;
+    let patient = "Patient/trd-two-ssris";
+    let small_pages = |server: &Hfs| {
+        let config = Config::load_from(
+            None,
+            vec![
+                ("TRD_FHIR_BASE_URL".to_string(), server.base.clone()),
+                ("TRD_FHIR_PAGE_SIZE".to_string(), "2".to_string()),
+            ],
+        )
+        .expect("config");
+        Ehr::from_config(&config).expect("ehr")
+    };
+    for ehr in [ehr(&server), small_pages(&server)] {
+        // Something of the service's own to find: a first assessment written back.
+        ehr.run_patient(patient, AS_OF).await.expect("first run");
+        let gathered = || {
+            gather(
+                &ehr.client,
+                patient,
+                &ehr.knowledge,
+                60,
+                AS_OF,
+                Some(&ehr.writeback),
+            )
+        };
+        assert!(
+            !ehr.client.batches_searches(),
+            "not before the capabilities"
+        );
+        let separate = gathered().await.expect("separate searches");
+        ehr.check_capabilities().await.expect("capabilities");
+        assert!(ehr.client.batches_searches(), "Helios lists batch");
+        let batched = gathered().await.expect("one batch");
+
+        assert_eq!(batched.record, separate.record);
+        assert_eq!(batched.existing, separate.existing);
+        let own = separate.existing.as_ref().map_or(0, Vec::len);
+        assert!(
+            own >= 2,
+            "the Flag and the assessment Observation at least: {own}"
+        );
+        assert!(!separate.record.dispenses.is_empty());
+        // Twelve searches (eight for the record, four for the service's own): one
+        // request each, plus their further pages; batched, one in all plus those pages.
+        let further_pages = separate.requests - 12;
+        assert_eq!(batched.requests, 1 + further_pages);
+        if ehr.client.page_size() == 2 {
+            assert!(further_pages > 0, "two to a page: some answers are paged");
+        } else {
+            assert_eq!(batched.requests, 1);
+        }
+    }
 }

@@ -45,6 +45,10 @@ pub struct FhirSettings {
     pub max_response_bytes: usize,
     /// How far back medication and score searches reach.
     pub look_back_months: u32,
+    /// Gather a patient's record and the service's own resources in one batch Bundle
+    /// of searches when the EHR's CapabilityStatement lists `batch` (one request
+    /// instead of twelve); off, or where the EHR does not list it: separate searches.
+    pub batch_searches: bool,
     /// none | bearer | smart-backend; default: bearer when a token is given, else none.
     pub auth: Option<AuthMode>,
     /// Bearer token: from TRD_FHIR_TOKEN only (refused in the file).
@@ -71,6 +75,7 @@ impl Default for FhirSettings {
             max_retries: 3,
             retry_base_ms: 200,
             page_size: 100,
+            batch_searches: true,
             max_pages: 200,
             max_response_bytes: 32 * 1024 * 1024,
             look_back_months: 60,

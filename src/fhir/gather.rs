@@ -2,19 +2,29 @@
 //! birth date the age-based safety rules need; orders, dispenses and statements with
 //! `_include` of the Medications they name; scores and labs by code; diagnoses;
 //! procedures; encounters, where some EHRs code psychotherapy), `_count` paging, read
-//! into the same `PatientRecord` the batch reader builds.
+//! into the same `PatientRecord` the batch reader builds; with them, when asked, the
+//! service's own resources about the patient (what write-back compares against).
+//!
+//! Where the EHR lists `batch`, all of it is one batch Bundle of searches: one
+//! request, plus one per further page where an answer is paged. Otherwise each
+//! search is its own request.
 
+use serde_json::Value;
 use time::{Date, Duration};
 
-use super::client::{FhirClient, FhirError};
+use super::client::{FhirClient, FhirError, Search};
 use super::read::{ObservationCodes, ResourcePool};
+use super::writeback::{existing_in, own_searches, Existing};
 use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::PatientRecord;
+use crate::config::WritebackSettings;
 
 #[derive(Debug)]
 pub struct Gathered {
     pub record: PatientRecord,
-    /// HTTP requests made (pages fetched).
+    /// The service's own resources about the patient, when they were asked for.
+    pub existing: Option<Vec<Existing>>,
+    /// HTTP requests made (batches and pages fetched).
     pub requests: usize,
 }
 
@@ -34,7 +44,7 @@ pub fn searches(
     knowledge: &Knowledge,
     look_back_months: u32,
     as_of: Date,
-) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+) -> Vec<Search> {
     let since = format!(
         "ge{}",
         as_of - Duration::days(i64::from(look_back_months) * 30)
@@ -85,28 +95,82 @@ pub fn searches(
     ]
 }
 
+/// Gathers the record, and the service's own resources when `own` says which.
 pub async fn gather(
     client: &FhirClient,
     patient: &str,
     knowledge: &Knowledge,
     look_back_months: u32,
     as_of: Date,
+    own: Option<&WritebackSettings>,
 ) -> Result<Gathered, FhirError> {
     let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
-    let mut requests = 0;
-    for (resource_type, params) in searches(patient, knowledge, look_back_months, as_of) {
-        // Page by page: a searchset Bundle reads like any other bundle (one bad
-        // entry is a note), and only the pool keeps what the engine reads.
-        requests += client
-            .search_pages(resource_type, &params, |page| {
-                pool.add_json(&page.to_string(), resource_type)
-                    .map_err(|e| FhirError::Malformed {
-                        url: resource_type.into(),
-                        detail: e.to_string(),
-                    })
+    let record_searches = searches(patient, knowledge, look_back_months, as_of);
+    let own_searches = own.map(|settings| own_searches(patient, settings));
+    let mut existing = own.map(|_| Vec::new());
+    // A searchset Bundle reads like any other bundle (one bad entry is a note), and
+    // only the pool keeps what the engine reads: pages are not held.
+    let mut add_record_page = |page: Value, resource_type: &str| {
+        pool.add_json(&page.to_string(), resource_type)
+            .map_err(|e| FhirError::Malformed {
+                url: resource_type.into(),
+                detail: e.to_string(),
             })
-            .await?;
+    };
+    let mut requests = 0;
+    if client.batches_searches() {
+        let all: Vec<Search> = record_searches
+            .iter()
+            .chain(own_searches.iter().flatten())
+            .cloned()
+            .collect();
+        let first_pages = client.search_batch(&all).await?;
+        requests += 1;
+        for (n, ((resource_type, _), first)) in all.iter().zip(first_pages).enumerate() {
+            requests += if n < record_searches.len() {
+                client
+                    .follow_pages(first, |page| add_record_page(page, resource_type))
+                    .await?
+            } else {
+                client
+                    .follow_pages(first, |page| {
+                        add_own_page(&mut existing, &page, own);
+                        Ok(())
+                    })
+                    .await?
+            };
+        }
+    } else {
+        for (resource_type, params) in &record_searches {
+            requests += client
+                .search_pages(resource_type, params, |page| {
+                    add_record_page(page, resource_type)
+                })
+                .await?;
+        }
+        for (resource_type, params) in own_searches.iter().flatten() {
+            requests += client
+                .search_pages(resource_type, params, |page| {
+                    add_own_page(&mut existing, &page, own);
+                    Ok(())
+                })
+                .await?;
+        }
     }
     let record = pool.record_for(patient);
-    Ok(Gathered { record, requests })
+    Ok(Gathered {
+        record,
+        existing,
+        requests,
+    })
+}
+
+fn add_own_page(
+    existing: &mut Option<Vec<Existing>>,
+    page: &Value,
+    own: Option<&WritebackSettings>,
+) {
+    if let (Some(found), Some(settings)) = (existing.as_mut(), own) {
+        found.extend(existing_in(page, settings));
+    }
 }

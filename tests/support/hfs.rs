@@ -110,6 +110,9 @@ impl Hfs {
                 &data,
                 "--seed-conformance",
             ])
+            // Its links (`next` pages, fullUrls) name the address it really listens
+            // on, as a real EHR's do; the default (localhost:8080) is another origin.
+            .env("HFS_BASE_URL", format!("http://127.0.0.1:{port}"))
             .env("HFS_SUBSCRIPTIONS_ENABLED", "true")
             .env("HFS_SUBSCRIPTION_ALLOW_PRIVATE_ENDPOINTS", "true")
             .stdout(Stdio::from(log_file.try_clone().expect("log")))

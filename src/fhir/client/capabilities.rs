@@ -13,6 +13,10 @@ impl FhirClient {
         let statement = self
             .send(Method::GET, "metadata", None, Idempotency::Idempotent)
             .await?;
+        self.batch_listed.store(
+            lists_batch(&statement),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let missing = missing_capabilities(&statement, needed);
         if missing.is_empty() {
             Ok(())
@@ -56,4 +60,16 @@ pub fn missing_capabilities(statement: &Value, needed: &[(&str, &str)]) -> Vec<S
         })
         .map(|(kind, interaction)| format!("{interaction} on {kind}"))
         .collect()
+}
+
+/// Whether the server lists the system-level `batch` interaction.
+pub fn lists_batch(statement: &Value) -> bool {
+    statement
+        .pointer("/rest/0/interaction")
+        .and_then(Value::as_array)
+        .is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| i.get("code").and_then(Value::as_str) == Some("batch"))
+        })
 }

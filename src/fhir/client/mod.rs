@@ -117,8 +117,10 @@ pub enum RequestKind {
     Read,
     /// A search, or one more page of one.
     Search,
-    /// A transaction or batch Bundle (POST to the base).
+    /// A transaction Bundle (POST to the base).
     Transaction,
+    /// A batch Bundle of searches (POST to the base).
+    Batch,
     /// A create or update outside a transaction.
     Write,
     Capabilities,
@@ -130,13 +132,15 @@ impl RequestKind {
             RequestKind::Read => "read",
             RequestKind::Search => "search",
             RequestKind::Transaction => "transaction",
+            RequestKind::Batch => "batch",
             RequestKind::Write => "write",
             RequestKind::Capabilities => "capabilities",
         }
     }
 
-    /// From the method and the URL's part after the base (`Type/id`, `Type?...`).
-    fn of(method: &Method, relative: &str) -> Self {
+    /// From the method, the URL's part after the base (`Type/id`, `Type?...`) and,
+    /// for a Bundle posted to the base, its type.
+    fn of(method: &Method, relative: &str, body: Option<&Value>) -> Self {
         let path = relative.trim_start_matches('/');
         let (path, query) = path
             .split_once('?')
@@ -148,6 +152,13 @@ impl RequestKind {
                 RequestKind::Search
             }
             Method::GET => RequestKind::Read,
+            Method::POST
+                if path.is_empty()
+                    && body.and_then(|b| b.get("type")).and_then(Value::as_str)
+                        == Some("batch") =>
+            {
+                RequestKind::Batch
+            }
             Method::POST if path.is_empty() => RequestKind::Transaction,
             Method::POST if path.ends_with("_search") => RequestKind::Search,
             _ => RequestKind::Write,
@@ -173,12 +184,18 @@ pub struct FhirClient {
     max_pages: u32,
     max_body_bytes: usize,
     observer: Option<RequestObserver>,
+    /// `fhir.batch_searches`: batch when the EHR lists it.
+    batch_wanted: bool,
+    /// The EHR listed `batch` in its CapabilityStatement (set by
+    /// [`FhirClient::check_capabilities`]).
+    batch_listed: std::sync::atomic::AtomicBool,
 }
 
 mod capabilities;
 mod search;
 
-pub use capabilities::missing_capabilities;
+pub use capabilities::{lists_batch, missing_capabilities};
+pub use search::Search;
 
 impl FhirClient {
     pub fn new(base_url: &str, settings: &FhirSettings, auth: Auth) -> Result<Self, FhirError> {
@@ -207,6 +224,8 @@ impl FhirClient {
             max_pages: settings.max_pages,
             max_body_bytes: settings.max_response_bytes,
             observer: None,
+            batch_wanted: settings.batch_searches,
+            batch_listed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -214,6 +233,11 @@ impl FhirClient {
     pub fn with_observer(mut self, observer: RequestObserver) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// Whether searches go in one batch Bundle: wanted, and the EHR lists `batch`.
+    pub fn batches_searches(&self) -> bool {
+        self.batch_wanted && self.batch_listed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn base_url(&self) -> &str {
@@ -310,6 +334,7 @@ impl FhirClient {
             observer(RequestKind::of(
                 method,
                 url.strip_prefix(self.base.as_str()).unwrap_or(url),
+                body,
             ));
         }
         let mut request = self
@@ -460,7 +485,7 @@ mod tests {
 
     #[test]
     fn requests_are_counted_by_kind() {
-        let kind = |method: Method, path: &str| RequestKind::of(&method, path).label();
+        let kind = |method: Method, path: &str| RequestKind::of(&method, path, None).label();
         assert_eq!(kind(Method::GET, "/metadata"), "capabilities");
         assert_eq!(kind(Method::GET, "/Patient/1"), "read");
         assert_eq!(
@@ -477,5 +502,10 @@ mod tests {
         assert_eq!(kind(Method::POST, "/"), "transaction");
         assert_eq!(kind(Method::PUT, "/Subscription/7"), "write");
         assert_eq!(kind(Method::POST, "/Basic"), "write");
+        let batch = serde_json::json!({ "resourceType": "Bundle", "type": "batch" });
+        assert_eq!(
+            RequestKind::of(&Method::POST, "", Some(&batch)).label(),
+            "batch"
+        );
     }
 }

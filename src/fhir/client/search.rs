@@ -1,13 +1,41 @@
 //! Searching: one search page by page (following `next` links on the EHR's origin
-//! only, never in a loop, at most `fhir.max_pages`), or all pages at once for small
-//! answers.
+//! only, never in a loop, at most `fhir.max_pages`), all pages at once for small
+//! answers, or several searches in one batch Bundle (one round trip; only the
+//! searches whose answer is paged cost more).
 
 use std::collections::HashSet;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{FhirClient, FhirError, Idempotency};
+
+/// One search: the resource type and its parameters (`_count` is added).
+pub type Search = (&'static str, Vec<(&'static str, String)>);
+
+/// Where a walk over a search's pages starts.
+enum Start {
+    /// Fetch this URL first.
+    Url(String),
+    /// The first page is already here (from a batch).
+    Page(Value),
+}
+
+fn next_link(page: &Value) -> Option<String> {
+    page.get("link")
+        .and_then(Value::as_array)
+        .and_then(|links| {
+            links
+                .iter()
+                .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+        })
+        .and_then(|l| l.get("url").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn is_bundle(value: &Value) -> bool {
+    value.get("resourceType").and_then(Value::as_str) == Some("Bundle")
+}
 
 impl FhirClient {
     /// All pages of a search, as Bundles (for small answers: the service's own
@@ -26,6 +54,25 @@ impl FhirClient {
         Ok(pages)
     }
 
+    /// The URL of a search's first page, `_count` included.
+    fn search_url(
+        &self,
+        resource_type: &str,
+        params: &[(&str, String)],
+    ) -> Result<reqwest::Url, FhirError> {
+        let mut query: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        query.push(("_count".into(), self.page_size.to_string()));
+        reqwest::Url::parse_with_params(&self.url(resource_type)?, &query).map_err(|e| {
+            FhirError::Malformed {
+                url: resource_type.into(),
+                detail: e.to_string(),
+            }
+        })
+    }
+
     /// A search, each page handed to `on_page` as it arrives (so one page at a time
     /// is held, not the whole answer); follows `next` links (which must not repeat).
     /// Returns the number of pages fetched.
@@ -33,28 +80,45 @@ impl FhirClient {
         &self,
         resource_type: &str,
         params: &[(&str, String)],
+        on_page: impl FnMut(Value) -> Result<(), FhirError>,
+    ) -> Result<usize, FhirError> {
+        let first = self.search_url(resource_type, params)?;
+        self.walk(Start::Url(first.to_string()), on_page).await
+    }
+
+    /// The rest of a search whose first page is in hand (from
+    /// [`FhirClient::search_batch`]): `on_page` gets the first page, then each one the
+    /// `next` links lead to. Returns the number of pages fetched (0 when not paged).
+    pub async fn follow_pages(
+        &self,
+        first: Value,
+        on_page: impl FnMut(Value) -> Result<(), FhirError>,
+    ) -> Result<usize, FhirError> {
+        self.walk(Start::Page(first), on_page).await
+    }
+
+    async fn walk(
+        &self,
+        start: Start,
         mut on_page: impl FnMut(Value) -> Result<(), FhirError>,
     ) -> Result<usize, FhirError> {
-        let mut query: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        query.push(("_count".into(), self.page_size.to_string()));
-        let first =
-            reqwest::Url::parse_with_params(&self.url(resource_type)?, &query).map_err(|e| {
-                FhirError::Malformed {
-                    url: resource_type.into(),
-                    detail: e.to_string(),
-                }
-            })?;
-        let mut next = Some(first.to_string());
         let mut seen = HashSet::new();
-        let mut pages: usize = 0;
+        let mut fetched: usize = 0;
+        let mut held: usize = 0;
+        let mut next = match start {
+            Start::Url(url) => Some(url),
+            Start::Page(page) => {
+                held += 1;
+                let next = next_link(&page);
+                on_page(page)?;
+                next
+            }
+        };
         while let Some(url) = next.take() {
             if !seen.insert(url.clone()) {
                 return Err(FhirError::PagingLoop { url });
             }
-            if pages as u64 >= u64::from(self.max_pages) {
+            if held as u64 >= u64::from(self.max_pages) {
                 return Err(FhirError::TooManyPages {
                     url,
                     pages: self.max_pages,
@@ -63,24 +127,73 @@ impl FhirClient {
             let page = self
                 .send(Method::GET, &url, None, Idempotency::Idempotent)
                 .await?;
-            if page.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            if !is_bundle(&page) {
                 return Err(FhirError::Malformed {
                     url,
                     detail: "a search answered with something other than a Bundle".into(),
                 });
             }
-            next = page
-                .get("link")
-                .and_then(Value::as_array)
-                .and_then(|links| {
-                    links
-                        .iter()
-                        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
-                })
-                .and_then(|l| l.get("url").and_then(Value::as_str))
-                .map(str::to_string);
-            pages += 1;
+            next = next_link(&page);
+            fetched += 1;
+            held += 1;
             on_page(page)?;
+        }
+        Ok(fetched)
+    }
+
+    /// Several searches in one batch Bundle (one request): the first page of each, in
+    /// order. A search the EHR refused fails the whole gather (with its status, never
+    /// its text), as a separate search would.
+    pub async fn search_batch(&self, searches: &[Search]) -> Result<Vec<Value>, FhirError> {
+        let mut entries = Vec::with_capacity(searches.len());
+        for (resource_type, params) in searches {
+            let url = self.search_url(resource_type, params)?;
+            let relative = format!("{resource_type}?{}", url.query().unwrap_or_default());
+            entries.push(json!({ "request": { "method": "GET", "url": relative } }));
+        }
+        let bundle = json!({ "resourceType": "Bundle", "type": "batch", "entry": entries });
+        let url = self.base.clone();
+        // Only reads inside: safe to send again.
+        let answer = self
+            .send(Method::POST, "", Some(&bundle), Idempotency::Idempotent)
+            .await?;
+        let malformed = |detail: &str| FhirError::Malformed {
+            url: url.clone(),
+            detail: detail.into(),
+        };
+        if !is_bundle(&answer) {
+            return Err(malformed(
+                "a batch answered with something other than a Bundle",
+            ));
+        }
+        let answered = answer
+            .get("entry")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("the batch-response has no entries"))?;
+        if answered.len() != searches.len() {
+            return Err(malformed("the batch-response has not one entry per search"));
+        }
+        let mut pages = Vec::with_capacity(searches.len());
+        for ((resource_type, _), entry) in searches.iter().zip(answered) {
+            let status = entry
+                .pointer("/response/status")
+                .and_then(Value::as_str)
+                .and_then(|s| s.split_whitespace().next())
+                .and_then(|code| code.parse::<u16>().ok())
+                .unwrap_or(0);
+            match entry.get("resource") {
+                Some(page) if (200..300).contains(&status) && is_bundle(page) => {
+                    pages.push(page.clone())
+                }
+                _ => {
+                    return Err(FhirError::Status {
+                        method: "GET (in a batch)".into(),
+                        url: format!("{}/{resource_type}", self.base),
+                        status,
+                        detail: "a search in the batch failed".into(),
+                    })
+                }
+            }
         }
         Ok(pages)
     }

@@ -31,7 +31,7 @@ mod send;
 
 pub use build::desired_resources;
 pub use diff::{existing_from, plan};
-pub use send::{content_hash, fetch_existing, write_back, WriteOutcome};
+pub use send::{content_hash, existing_in, fetch_existing, own_searches, write_back, WriteOutcome};
 
 fn kept_in_step() -> impl Iterator<Item = &'static str> {
     WRITTEN_TYPES.iter().copied().filter(|k| *k != "Provenance")

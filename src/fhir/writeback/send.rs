@@ -10,7 +10,35 @@ use super::{
 };
 use crate::clinical::assessment::Assessment;
 use crate::config::WritebackSettings;
-use crate::fhir::client::{FhirClient, FhirError, Idempotency};
+use crate::fhir::client::{FhirClient, FhirError, Idempotency, Search};
+
+/// The searches that find the service's resources about this patient (one per
+/// written type kept in step), for [`fetch_existing`] or a gather's batch.
+pub fn own_searches(patient: &str, settings: &WritebackSettings) -> Vec<Search> {
+    kept_in_step()
+        .filter(|k| settings.resources.iter().any(|r| r == k))
+        .map(|kind| {
+            (
+                kind,
+                vec![("patient", patient.to_string()), own_tag_search()],
+            )
+        })
+        .collect()
+}
+
+/// The service's resources in one search page.
+pub fn existing_in(page: &Value, settings: &WritebackSettings) -> Vec<Existing> {
+    page.get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            entry
+                .get("resource")
+                .and_then(|r| existing_from(r, &settings.identifier_system))
+        })
+        .collect()
+}
 
 /// The service's resources about this patient now on the EHR.
 pub async fn fetch_existing(
@@ -20,25 +48,13 @@ pub async fn fetch_existing(
 ) -> Result<(Vec<Existing>, usize), FhirError> {
     let mut out = Vec::new();
     let mut requests = 0;
-    for kind in kept_in_step().filter(|k| settings.resources.iter().any(|r| r == k)) {
-        let params = [("patient", patient.to_string()), own_tag_search()];
-        let pages = client.search(kind, &params).await?;
-        requests += pages.len();
-        for page in pages {
-            for entry in page
-                .get("entry")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(existing) = entry
-                    .get("resource")
-                    .and_then(|r| existing_from(r, &settings.identifier_system))
-                {
-                    out.push(existing);
-                }
-            }
-        }
+    for (kind, params) in own_searches(patient, settings) {
+        requests += client
+            .search_pages(kind, &params, |page| {
+                out.extend(existing_in(&page, settings));
+                Ok(())
+            })
+            .await?;
     }
     Ok((out, requests))
 }
@@ -69,12 +85,18 @@ pub fn content_hash(patient: &str, desired: &[Desired]) -> String {
 }
 
 /// Compares, plans and (unless dry-run) sends one transaction for this patient.
+/// `existing`: the service's resources about the patient when already gathered (in
+/// the gather's batch); `None` reads them first.
 pub async fn write_back(
     client: &FhirClient,
     a: &Assessment,
     settings: &WritebackSettings,
+    existing: Option<Vec<Existing>>,
 ) -> Result<WriteOutcome, FhirError> {
-    let (existing, mut requests) = fetch_existing(client, &a.patient, settings).await?;
+    let (existing, mut requests) = match existing {
+        Some(existing) => (existing, 0),
+        None => fetch_existing(client, &a.patient, settings).await?,
+    };
     let previous_status = existing
         .iter()
         .find(|e| {
