@@ -14,14 +14,19 @@ use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
 use trd_sentinel::fhir::writeback::{desired_resources, existing_from, plan, Existing, Plan};
 
 fn assessment(fixture: &str, policy: &str) -> Assessment {
-    let knowledge = Knowledge::embedded().expect("knowledge");
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
-    pool.add_path(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/patients")
             .join(format!("{fixture}.json")),
     )
     .expect("fixture");
+    assessment_of(&text, policy)
+}
+
+fn assessment_of(bundle: &str, policy: &str) -> Assessment {
+    let knowledge = Knowledge::embedded().expect("knowledge");
+    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    pool.add_json(bundle, "test bundle").expect("bundle");
     let record = pool.records().pop().expect("patient");
     let policy = PolicyBook::embedded()
         .expect("policies")
@@ -365,4 +370,67 @@ fn the_profiles_are_valid_fhir_and_cover_every_written_type() {
         .expect("json");
         assert_eq!(sd["type"], entry["resource"]["resourceType"], "{profile}");
     }
+}
+
+/// Most of a hospital's patients: no antidepressant, no depression. Nothing is written
+/// for them; what an earlier assessment wrote (before the antidepressant was entered
+/// in error, say) is retired, and nothing else.
+#[test]
+fn a_patient_with_nothing_to_report_gets_nothing_written() {
+    let bundle = json!({ "resourceType": "Bundle", "type": "collection", "entry": [
+        { "resource": { "resourceType": "Patient", "id": "bp", "birthDate": "1970-01-01" } },
+        { "resource": { "resourceType": "Observation", "id": "bp1", "status": "final",
+            "subject": { "reference": "Patient/bp" }, "effectiveDateTime": "2024-09-01",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "8480-6" }] },
+            "valueQuantity": { "value": 150, "unit": "mm[Hg]" } } },
+        { "resource": { "resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+            "subject": { "reference": "Patient/bp" }, "authoredOn": "2024-09-01",
+            "medicationCodeableConcept": { "coding": [{ "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "860975", "display": "metformin 500 MG" }] } } }
+    ]});
+    let a = assessment_of(&bundle.to_string(), "default");
+    assert!(a.has_nothing_to_report(), "{:?}", a.trd_status);
+    let s = settings();
+    assert_eq!(desired_resources(&a, &s), Vec::new());
+    assert_eq!(
+        plan(&a, Vec::new(), &[], &s),
+        Plan::default(),
+        "nothing to send"
+    );
+
+    // Written before: the Flag is retired (Provenance records it); the assessment
+    // Observation, never retired, is left as the last word.
+    let earlier = assessment("trd-two-ssris", "default");
+    let written = applied(
+        &plan(&earlier, desired_resources(&earlier, &s), &[], &s),
+        &s,
+    );
+    let mut earlier_of_bp = written.clone();
+    for e in &mut earlier_of_bp {
+        e.identifier = e.identifier.replace("Patient/trd-two-ssris", "Patient/bp");
+    }
+    let retiring = plan(&a, desired_resources(&a, &s), &earlier_of_bp, &s);
+    assert!(retiring.written.is_empty(), "{:?}", retiring.written);
+    assert!(
+        retiring
+            .retired
+            .iter()
+            .any(|r| r.starts_with("Flag Patient/bp/trd -> inactive")),
+        "{:?}",
+        retiring.retired
+    );
+    assert!(
+        retiring
+            .retired
+            .iter()
+            .all(|r| !r.starts_with("Observation")),
+        "{:?}",
+        retiring.retired
+    );
+    assert_eq!(
+        types(&retiring)
+            .iter()
+            .filter(|t| *t != "Provenance")
+            .count(),
+        retiring.retired.len()
+    );
 }

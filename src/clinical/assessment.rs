@@ -77,3 +77,18 @@ pub struct Assessment {
     /// Medications read but not tracked (not antidepressants or augmentation agents).
     pub ignored_medications: Vec<IgnoredMedication>,
 }
+
+impl Assessment {
+    /// No antidepressant or augmentation exposure at all, no depression evidence and
+    /// no safety finding: nothing the service has to say about this patient (most of
+    /// a hospital's patients), so nothing is written back for them.
+    pub fn has_nothing_to_report(&self) -> bool {
+        self.trd_status == TrdStatus::NoDepressionEvidence
+            && self.trials.is_empty()
+            && self.non_trials.is_empty()
+            && !self
+                .findings
+                .iter()
+                .any(|f| f.severity == super::finding::Severity::Safety)
+    }
+}

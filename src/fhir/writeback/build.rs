@@ -105,6 +105,10 @@ fn criteria_met_on(a: &Assessment) -> String {
 
 /// The resources this assessment implies, for the configured types.
 pub fn desired_resources(a: &Assessment, settings: &WritebackSettings) -> Vec<Desired> {
+    if a.has_nothing_to_report() {
+        // What an earlier assessment wrote, if anything, is retired by the plan.
+        return Vec::new();
+    }
     let system = settings.identifier_system.as_str();
     let patient = json!({ "reference": a.patient });
     let wants = |t: &str| settings.resources.iter().any(|r| r == t);
