@@ -171,6 +171,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: NotifyAuth,
     pub ehr: Option<EhrProbe>,
+    /// The codes the engine reads: a notification's full resource outside them (a
+    /// vital sign) is dropped at intake. `None` keeps everything.
+    pub relevance: Option<crate::fhir::read::ObservationCodes>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig, body_limit: usize) {
@@ -252,7 +255,7 @@ async fn handle(
         count("unknown", "unauthorized");
         return HttpResponse::Unauthorized().finish();
     }
-    let reduced = match reduce(body, path) {
+    let reduced = match reduce(body, path, state.relevance.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             count("unknown", "rejected");
@@ -288,16 +291,19 @@ async fn handle(
     }
     count(
         shape,
-        if reduced.targets.is_empty() {
-            "ignored"
-        } else {
+        if !reduced.targets.is_empty() {
             "queued"
+        } else if reduced.ignored_irrelevant > 0 {
+            "irrelevant"
+        } else {
+            "ignored"
         },
     );
     tracing::info!(
         shape,
         queued = reduced.targets.len(),
         ignored_own = reduced.ignored_own,
+        ignored_irrelevant = reduced.ignored_irrelevant,
         kind = reduced.notification_type.as_deref().unwrap_or("-"),
         "notification"
     );

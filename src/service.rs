@@ -123,6 +123,9 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             hmac_header: config.notify.hmac_header.clone(),
             allow_unauthenticated: config.notify.allow_unauthenticated,
         },
+        relevance: Some(crate::fhir::read::ObservationCodes::from_knowledge(
+            &ehr.knowledge,
+        )),
         ehr: Some(EhrProbe::new(
             ehr.clone(),
             config.subscriptions.report_in_readyz && config.http.public_base_url.is_some(),

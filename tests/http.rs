@@ -34,6 +34,7 @@ fn state_with(queue: WorkQueue, token: &str, hmac: Option<&str>) -> web::Data<Ap
             allow_unauthenticated: false,
         },
         ehr: None,
+        relevance: None,
     })
 }
 

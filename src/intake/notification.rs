@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::fhir::mapping::{normalise_reference, patient_of};
+use crate::fhir::read::ObservationCodes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,6 +59,9 @@ pub struct Reduced {
     pub targets: Vec<Target>,
     /// Resources the service wrote itself: ignored, so write-back never loops.
     pub ignored_own: usize,
+    /// Full resources the engine would not read (a vital sign, an encounter that is
+    /// not psychotherapy): dropped here, so they cost the EHR no request.
+    pub ignored_irrelevant: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -69,10 +73,12 @@ pub enum NotificationError {
 }
 
 /// Reduces one notification. `path_resource` is `(Type, id)` from a
-/// `PUT {endpoint}/{Type}/{id}` URL.
+/// `PUT {endpoint}/{Type}/{id}` URL; `relevance`, when given, drops full resources the
+/// engine would not read.
 pub fn reduce(
     body: &[u8],
     path_resource: Option<(&str, &str)>,
+    relevance: Option<&ObservationCodes>,
 ) -> Result<Reduced, NotificationError> {
     let text = std::str::from_utf8(body).map_err(|e| NotificationError::NotJson(e.to_string()))?;
     if text.trim().is_empty() {
@@ -93,7 +99,7 @@ pub fn reduce(
         .and_then(Value::as_str)
         .ok_or(NotificationError::NotFhir)?;
     if kind == "Bundle" && is_notification_bundle(&value) {
-        return Ok(backport(&value));
+        return Ok(backport(&value, relevance));
     }
     let shape = if path_resource.is_some() {
         Shape::RestHookPut
@@ -107,6 +113,7 @@ pub fn reduce(
         events_since_start: None,
         targets: vec![],
         ignored_own: 0,
+        ignored_irrelevant: 0,
     };
     if kind == "Bundle" {
         // A plain Bundle POSTed: every entry is a changed resource. References to a
@@ -133,9 +140,9 @@ pub fn reduce(
                 })
             });
             if let Some(patient) = in_bundle {
-                if !entry
-                    .get("resource")
-                    .is_some_and(crate::ehr::is_own_resource)
+                let resource = entry.get("resource");
+                if !resource.is_some_and(crate::ehr::is_own_resource)
+                    && resource.is_some_and(|r| matters(r, relevance))
                 {
                     reduced.targets.push(Target::Patient { patient });
                     continue;
@@ -145,11 +152,13 @@ pub fn reduce(
                 &mut reduced,
                 entry.get("resource"),
                 entry.get("fullUrl").and_then(Value::as_str),
+                relevance,
             );
         }
     } else {
-        add_resource(&mut reduced, Some(&value), None);
-        if reduced.targets.is_empty() && reduced.ignored_own == 0 {
+        add_resource(&mut reduced, Some(&value), None, relevance);
+        if reduced.targets.is_empty() && reduced.ignored_own == 0 && reduced.ignored_irrelevant == 0
+        {
             if let Some((kind, id)) = path_resource {
                 reduced.targets.push(Target::Resource {
                     reference: format!("{kind}/{id}"),
@@ -169,6 +178,7 @@ fn single(shape: Shape, target: Target) -> Reduced {
         events_since_start: None,
         targets: vec![target],
         ignored_own: 0,
+        ignored_irrelevant: 0,
     }
 }
 
@@ -180,7 +190,7 @@ fn is_notification_bundle(bundle: &Value) -> bool {
         && matches!(first, Some("Parameters" | "SubscriptionStatus"))
 }
 
-fn backport(bundle: &Value) -> Reduced {
+fn backport(bundle: &Value, relevance: Option<&ObservationCodes>) -> Reduced {
     let status = bundle
         .pointer("/entry/0/resource")
         .cloned()
@@ -193,6 +203,7 @@ fn backport(bundle: &Value) -> Reduced {
         events_since_start: status_info.events_since_start,
         targets: vec![],
         ignored_own: 0,
+        ignored_irrelevant: 0,
     };
     let is_event = matches!(
         status_info.notification_type.as_deref(),
@@ -210,7 +221,7 @@ fn backport(bundle: &Value) -> Reduced {
     {
         let full_url = entry.get("fullUrl").and_then(Value::as_str);
         match entry.get("resource") {
-            Some(resource) => add_resource(&mut reduced, Some(resource), full_url),
+            Some(resource) => add_resource(&mut reduced, Some(resource), full_url, relevance),
             // id-only payload: only the fullUrl names the resource
             None => {
                 if let Some(url) = full_url {
@@ -239,10 +250,23 @@ fn backport(bundle: &Value) -> Reduced {
 }
 
 /// The patient a resource is about, or the resource itself to look up.
-fn add_resource(reduced: &mut Reduced, resource: Option<&Value>, full_url: Option<&str>) {
+fn matters(resource: &Value, relevance: Option<&ObservationCodes>) -> bool {
+    relevance.is_none_or(|codes| codes.matters(resource))
+}
+
+fn add_resource(
+    reduced: &mut Reduced,
+    resource: Option<&Value>,
+    full_url: Option<&str>,
+    relevance: Option<&ObservationCodes>,
+) {
     let Some(resource) = resource else { return };
     if crate::ehr::is_own_resource(resource) {
         reduced.ignored_own += 1;
+        return;
+    }
+    if !matters(resource, relevance) {
+        reduced.ignored_irrelevant += 1;
         return;
     }
     let kind = resource
@@ -399,7 +423,7 @@ mod tests {
     #[test]
     fn handshake_and_heartbeat_ask_for_nothing() {
         for kind in ["handshake", "heartbeat"] {
-            let r = reduce(&bundle(status(kind, "0", None), vec![]), None).expect("reads");
+            let r = reduce(&bundle(status(kind, "0", None), vec![]), None, None).expect("reads");
             assert_eq!(r.shape, Shape::BackportBundle);
             assert_eq!(r.notification_type.as_deref(), Some(kind));
             assert_eq!(r.subscription.as_deref(), Some("Subscription/s1"));
@@ -417,7 +441,7 @@ mod tests {
                 json!({ "fullUrl": "http://ehr/fhir/MedicationRequest/3", "resource": order("3", "Patient/b") }),
             ],
         );
-        let r = reduce(&body, None).expect("reads");
+        let r = reduce(&body, None, None).expect("reads");
         assert_eq!(r.events_since_start, Some(7));
         assert_eq!(r.targets, vec![patient("Patient/a"), patient("Patient/b")]);
     }
@@ -429,7 +453,7 @@ mod tests {
             { "fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", "resource": { "resourceType": "Patient", "id": "p7" } },
             { "fullUrl": "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", "resource": order("m1", "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a") },
         ]});
-        let r = reduce(&serde_json::to_vec(&body).expect("json"), None).expect("reads");
+        let r = reduce(&serde_json::to_vec(&body).expect("json"), None, None).expect("reads");
         assert_eq!(r.targets, vec![patient("Patient/p7")]);
     }
 
@@ -439,7 +463,7 @@ mod tests {
             status("event-notification", "2", None),
             vec![json!({ "fullUrl": "http://ehr/fhir/MedicationDispense/9" })],
         );
-        let r = reduce(&body, None).expect("reads");
+        let r = reduce(&body, None, None).expect("reads");
         assert_eq!(
             r.targets,
             vec![Target::Resource {
@@ -449,7 +473,7 @@ mod tests {
         // Only a focus in the status (R4B SubscriptionStatus):
         let status = json!({ "resourceType": "SubscriptionStatus", "type": "event-notification", "eventsSinceSubscriptionStart": "3",
             "subscription": { "reference": "Subscription/s2" }, "notificationEvent": [{ "eventNumber": "3", "focus": { "reference": "Observation/5" } }] });
-        let r = reduce(&bundle(status, vec![]), None).expect("reads");
+        let r = reduce(&bundle(status, vec![]), None, None).expect("reads");
         assert_eq!(
             (r.events_since_start, r.targets),
             (
@@ -466,6 +490,7 @@ mod tests {
         let r = reduce(
             &bundle(status("event-notification", "4", None), vec![]),
             None,
+            None,
         )
         .expect("reads");
         assert_eq!(
@@ -479,62 +504,93 @@ mod tests {
     #[test]
     fn bare_resources_and_rest_hook_puts() {
         let body = serde_json::to_vec(&order("7", "Patient/c")).expect("json");
-        let r = reduce(&body, None).expect("reads");
+        let r = reduce(&body, None, None).expect("reads");
         assert_eq!(
             (r.shape, r.targets),
             (Shape::BareResource, vec![patient("Patient/c")])
         );
-        let r = reduce(&body, Some(("MedicationRequest", "7"))).expect("reads");
+        let r = reduce(&body, Some(("MedicationRequest", "7")), None).expect("reads");
         assert_eq!(
             (r.shape, r.targets),
             (Shape::RestHookPut, vec![patient("Patient/c")])
         );
-        let r = reduce(b"", Some(("MedicationRequest", "7"))).expect("reads");
+        let r = reduce(b"", Some(("MedicationRequest", "7")), None).expect("reads");
         assert_eq!(
             r.targets,
             vec![Target::Resource {
                 reference: "MedicationRequest/7".into()
             }]
         );
-        let r = reduce(b"  ", None).expect("reads");
+        let r = reduce(b"  ", None, None).expect("reads");
         assert_eq!(
             (r.shape, r.targets),
             (Shape::Empty, vec![Target::Requery { subscription: None }])
         );
         let p = serde_json::to_vec(&json!({ "resourceType": "Patient", "id": "d" })).expect("json");
         assert_eq!(
-            reduce(&p, None).expect("reads").targets,
+            reduce(&p, None, None).expect("reads").targets,
             vec![patient("Patient/d")]
         );
+    }
+
+    #[test]
+    fn resources_the_engine_would_not_read_are_dropped() {
+        let knowledge = crate::clinical::Knowledge::embedded().expect("knowledge");
+        let codes = ObservationCodes::from_knowledge(&knowledge);
+        let observation = |id: &str, patient: &str, code: &str| {
+            json!({ "resourceType": "Observation", "id": id, "status": "final",
+                "subject": { "reference": patient },
+                "code": { "coding": [{ "system": "http://loinc.org", "code": code }] } })
+        };
+        let body = bundle(
+            status("event-notification", "2", None),
+            vec![
+                json!({ "fullUrl": "http://ehr/Observation/bp", "resource": observation("bp", "Patient/a", "8480-6") }),
+                json!({ "fullUrl": "http://ehr/Observation/phq", "resource": observation("phq", "Patient/b", "44261-6") }),
+                json!({ "fullUrl": "http://ehr/MedicationRequest/m", "resource": order("m", "Patient/c") }),
+            ],
+        );
+        let r = reduce(&body, None, Some(&codes)).expect("reads");
+        assert_eq!(r.targets, vec![patient("Patient/b"), patient("Patient/c")]);
+        assert_eq!(r.ignored_irrelevant, 1);
+        // Without the codes (intake from an integration engine) nothing is dropped.
+        let all = reduce(&body, None, None).expect("reads");
+        assert_eq!(all.targets.len(), 3);
+        assert_eq!(all.ignored_irrelevant, 0);
+        // A vital sign PUT to the rest-hook path is not looked up either.
+        let put = serde_json::to_vec(&observation("bp", "Patient/a", "8480-6")).expect("json");
+        let r = reduce(&put, Some(("Observation", "bp")), Some(&codes)).expect("reads");
+        assert!(r.targets.is_empty(), "{:?}", r.targets);
+        assert_eq!(r.ignored_irrelevant, 1);
     }
 
     #[test]
     fn the_services_own_resources_are_ignored() {
         let own = json!({ "resourceType": "Flag", "id": "f", "subject": { "reference": "Patient/a" },
             "meta": { "tag": [{ "system": "https://fhir.trd-sentinel.org/CodeSystem/trd-meta", "code": "trd-sentinel" }] } });
-        let r = reduce(&serde_json::to_vec(&own).expect("json"), None).expect("reads");
+        let r = reduce(&serde_json::to_vec(&own).expect("json"), None, None).expect("reads");
         assert!(r.targets.is_empty());
         assert_eq!(r.ignored_own, 1);
         let body = bundle(
             status("event-notification", "5", None),
             vec![json!({ "fullUrl": "Flag/f", "resource": own })],
         );
-        let r = reduce(&body, None).expect("reads");
+        let r = reduce(&body, None, None).expect("reads");
         assert!(r.targets.is_empty(), "no requery either: it was ours");
     }
 
     #[test]
     fn malformed_bodies_are_errors() {
         assert!(matches!(
-            reduce(b"{not json", None),
+            reduce(b"{not json", None, None),
             Err(NotificationError::NotJson(_))
         ));
         assert_eq!(
-            reduce(b"{\"hello\": 1}", None),
+            reduce(b"{\"hello\": 1}", None, None),
             Err(NotificationError::NotFhir)
         );
         assert!(matches!(
-            reduce(&[0xff, 0xfe], None),
+            reduce(&[0xff, 0xfe], None, None),
             Err(NotificationError::NotJson(_))
         ));
     }

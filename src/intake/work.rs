@@ -146,8 +146,8 @@ pub fn from_intake_message(
             }
         }
         Some(_) => {
-            let reduced =
-                super::notification::reduce(body, None).map_err(|_| IntakeError::Unrecognised)?;
+            let reduced = super::notification::reduce(body, None, None)
+                .map_err(|_| IntakeError::Unrecognised)?;
             if reduced.targets.is_empty() && reduced.ignored_own == 0 {
                 return Err(IntakeError::NamesNoPatient);
             }

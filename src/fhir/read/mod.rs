@@ -109,6 +109,24 @@ impl ObservationCodes {
     fn wants_encounter(&self, head: &EncounterHead<'_>) -> bool {
         Self::any_in(&self.encounter_types, &head.types)
     }
+
+    /// Whether the engine would read this resource at all: an Observation only with a
+    /// score or lab code it knows, an Encounter only of a psychotherapy type; every
+    /// other type counts (medications of every kind matter: interactions).
+    pub fn matters(&self, resource: &serde_json::Value) -> bool {
+        match resource
+            .get("resourceType")
+            .and_then(serde_json::Value::as_str)
+        {
+            Some("Observation") => {
+                ObservationHead::deserialize(resource).is_ok_and(|head| self.wants(&head))
+            }
+            Some("Encounter") => {
+                EncounterHead::deserialize(resource).is_ok_and(|head| self.wants_encounter(&head))
+            }
+            _ => true,
+        }
+    }
 }
 
 /// Counts of what was read, for progress and benchmarks.
