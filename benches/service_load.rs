@@ -106,7 +106,11 @@ async fn watch_events(exchange: &str) -> (Connection, mpsc::UnboundedReceiver<(S
 
 /// Sums a metric over the replicas.
 fn summed(texts: &[String], name: &str) -> f64 {
-    texts.iter().map(|t| metric_sum(t, name)).sum()
+    // From 0.0: an empty f64 sum is -0.0.
+    texts
+        .iter()
+        .map(|t| metric_sum(t, name))
+        .fold(0.0, |a, b| a + b)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
