@@ -415,6 +415,28 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
             .expect("poll"),
         PollOutcome::Polled(0)
     );
+
+    // A scheduled tick soon after a poll is skipped (another replica's tick polled);
+    // a re-query after a gap is not.
+    let spaced = Reconciler {
+        state_file: state.clone(),
+        initial_look_back_days: 1,
+        min_spacing: std::time::Duration::from_secs(3600),
+    };
+    assert_eq!(
+        spaced
+            .poll_once(&ehr.client, &queue, true)
+            .await
+            .expect("tick"),
+        PollOutcome::Skipped
+    );
+    assert_eq!(
+        spaced
+            .poll_once(&ehr.client, &queue, false)
+            .await
+            .expect("re-query"),
+        PollOutcome::Polled(0)
+    );
     let _ = std::fs::remove_file(&state);
 }
 
