@@ -11,6 +11,7 @@ use crate::config::{Config, ConfigError, WritebackSettings};
 use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::gather;
+use crate::fhir::read::ObservationCodes;
 use crate::fhir::writeback::{write_back, Existing, WriteOutcome, OWN_TAG_CODE};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub struct Ehr {
     pub writeback: WritebackSettings,
     pub look_back_months: u32,
     pub options: AssessOptions,
+    /// The codes the engine reads: a changed resource outside them (a vital sign)
+    /// leads to no assessment.
+    pub relevance: ObservationCodes,
 }
 
 /// The result of one patient's run.
@@ -58,6 +62,7 @@ impl Ehr {
             .ok_or_else(|| EhrError::UnknownPolicy(config.engine.policy.clone()))?;
         let auth = Auth::from_settings(&config.fhir, config.auth_mode())?;
         Ok(Self {
+            relevance: ObservationCodes::from_knowledge(&knowledge),
             client: FhirClient::new(base, &config.fhir, auth)?,
             knowledge,
             policy,

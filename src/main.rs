@@ -320,7 +320,12 @@ fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<
         match action {
             SubscriptionAction::Ensure => {
                 let report =
-                    trd_sentinel::intake::subscriptions::ensure(&ehr.client, &config).await?;
+                    trd_sentinel::intake::subscriptions::ensure(
+                        &ehr.client,
+                        &config,
+                        &ehr.knowledge.observation_codes(),
+                    )
+                    .await?;
                 println!(
                     "subscriptions ({}): {} created, {} updated, {} unchanged, {} of the other kind turned off; active: {}",
                     report.mode,

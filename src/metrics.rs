@@ -42,6 +42,9 @@ pub struct Metrics {
     /// Requests sent to the EHR by kind (read, search, transaction, write,
     /// capabilities), retries included: the load the service puts on the EHR.
     pub fhir_requests: IntCounterVec,
+    /// Changed resources read after an id-only notification and found to be outside
+    /// what the engine reads: no assessment.
+    pub irrelevant: IntCounter,
 }
 
 impl Metrics {
@@ -127,6 +130,10 @@ impl Metrics {
                 "reconcile_polls_total",
                 "Reconciliation polls by outcome",
                 &["outcome"],
+            ),
+            irrelevant: counter(
+                "irrelevant_changes_total",
+                "Changed resources read after an id-only notification that the engine would not read",
             ),
             fhir_requests: counter_vec(
                 "fhir_requests_total",

@@ -429,6 +429,12 @@ impl Pipeline {
         if is_own_resource(&resource) {
             return Ok(());
         }
+        // Where the EHR's subscription could not be narrowed to the engine's codes
+        // (a server that does not evaluate the topic's criterion): one read, no more.
+        if !self.ehr.relevance.matters(&resource) {
+            self.metrics.irrelevant.inc();
+            return Ok(());
+        }
         let patient = patient_of(&resource)
             .ok_or_else(|| Failure::Permanent(format!("{reference} names no patient")))?;
         self.queue.enqueue(&WorkItem::Patient { patient }).await?;

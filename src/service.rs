@@ -147,7 +147,13 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
 
     // Only now: the EHR's handshake must find the endpoint listening.
     if config.subscriptions.ensure_on_start {
-        match crate::intake::subscriptions::ensure(&ehr.client, &config).await {
+        match crate::intake::subscriptions::ensure(
+            &ehr.client,
+            &config,
+            &ehr.knowledge.observation_codes(),
+        )
+        .await
+        {
             Ok(report) => tracing::info!(
                 mode = report.mode,
                 created = report.created,

@@ -78,6 +78,46 @@ async fn a_medication_order_reaches_the_service_through_a_real_subscription() {
     // Our own writes notified too, and were ignored: still exactly one Flag, no loop.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(flags(&server.base, "Patient/trd-two-ssris").await.len(), 1);
+
+    // A blood pressure leads to no assessment (the topic's criterion narrows
+    // Observations to the engine's codes; Helios 0.2.7 does not evaluate it, so here
+    // the id-only read finds it irrelevant); a PHQ-9 leads to one.
+    let assessed = || service.metric("trd_assessments_total");
+    let observation = |id: &str, code: &str, value: f64| {
+        json!({ "resourceType": "Observation", "id": id, "status": "final",
+            "subject": { "reference": "Patient/trd-two-ssris" }, "effectiveDateTime": "2024-10-10",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": code }] },
+            "valueQuantity": { "value": value } })
+    };
+    let put = |resource: Value| {
+        let base = server.base.clone();
+        async move {
+            let id = resource["id"].as_str().unwrap_or_default().to_string();
+            let response = reqwest::Client::new()
+                .put(format!("{base}/Observation/{id}"))
+                .header("Content-Type", "application/fhir+json")
+                .json(&resource)
+                .send()
+                .await
+                .expect("put");
+            assert!(response.status().is_success(), "{}", response.status());
+        }
+    };
+    let before = assessed().await;
+    put(observation("vitals-bp", "8480-6", 150.0)).await;
+    wait_for(
+        "the blood pressure found irrelevant",
+        Duration::from_secs(30),
+        || async { service.metric("trd_irrelevant_changes_total").await >= 1.0 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(assessed().await, before, "a blood pressure is not assessed");
+    put(observation("new-phq9", "44261-6", 21.0)).await;
+    wait_for("the PHQ-9 assessed", Duration::from_secs(30), || async {
+        assessed().await > before
+    })
+    .await;
     assert!(service.terminate().success(), "graceful exit on SIGTERM");
     let log = std::fs::read_to_string(&service.log).expect("log");
     assert!(

@@ -4,4 +4,5 @@ pub mod gaps;
 pub mod notification;
 pub mod reconcile;
 pub mod subscriptions;
+pub mod topic;
 pub mod work;

@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::reconcile::WATCHED_TYPES;
+pub use super::topic::TOPIC_URL;
+use super::topic::{classic_criteria, topic};
 use crate::config::{Config, SubscriptionMode};
 use crate::fhir::client::{FhirClient, FhirError, Idempotency};
 use crate::fhir::writeback::{own_tag_search, OWN_TAG_CODE, OWN_TAG_SYSTEM};
@@ -43,8 +45,6 @@ pub struct EnsureReport {
     pub retired: usize,
 }
 
-/// The R4 Backport topic the service subscribes to.
-pub const TOPIC_URL: &str = "https://fhir.trd-sentinel.org/topic/antidepressant-data";
 const PAYLOAD_CONTENT: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content";
 
@@ -52,26 +52,15 @@ fn tag() -> Value {
     json!({ "tag": [{ "system": OWN_TAG_SYSTEM, "code": OWN_TAG_CODE }] })
 }
 
-/// The topic as an R4 `Basic` with the 5.0/4.3 cross-version extensions.
-pub fn topic() -> Value {
-    let mut extension = vec![
-        json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.url", "valueUri": TOPIC_URL }),
-        json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.title", "valueString": "Antidepressant treatment and symptom-score data (trd-sentinel)" }),
-    ];
-    extension.extend(WATCHED_TYPES.iter().map(|kind| {
-        json!({ "url": "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic.resourceTrigger", "extension": [
-            { "url": "resource", "valueUri": format!("http://hl7.org/fhir/StructureDefinition/{kind}") },
-            { "url": "supportedInteraction", "valueCode": "create" },
-            { "url": "supportedInteraction", "valueCode": "update" } ] })
-    }));
-    json!({ "resourceType": "Basic", "meta": tag(),
-        "code": { "coding": [{ "system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic" }] },
-        "extension": extension })
-}
-
 /// The Subscriptions this service wants: one per watched type (classic criteria), or
 /// one on the Backport topic (id-only payloads: the service reads what changed).
-pub fn desired(config: &Config, backport: bool) -> Result<Vec<Value>, SubscriptionError> {
+/// `observation_codes`: the score and lab codes the engine reads (Observations are
+/// narrowed to them).
+pub fn desired(
+    config: &Config,
+    backport: bool,
+    observation_codes: &[(String, String)],
+) -> Result<Vec<Value>, SubscriptionError> {
     let base = config
         .http
         .public_base_url
@@ -109,7 +98,7 @@ pub fn desired(config: &Config, backport: bool) -> Result<Vec<Value>, Subscripti
         .iter()
         .map(|kind| {
             subscription(
-                format!("{kind}?"),
+                classic_criteria(kind, observation_codes),
                 format!("trd-sentinel: {kind} changes trigger a TRD assessment"),
             )
         })
@@ -160,15 +149,18 @@ fn same_channel(existing: &Value, wanted: &Value) -> bool {
 
 /// Creates what is missing, updates what differs, leaves the rest; then waits until
 /// the EHR has activated them (`subscriptions.activation_timeout_secs`).
+/// `observation_codes`: the score and lab codes the engine reads
+/// (`Knowledge::observation_codes`): only those Observations notify.
 pub async fn ensure(
     client: &FhirClient,
     config: &Config,
+    observation_codes: &[(String, String)],
 ) -> Result<EnsureReport, SubscriptionError> {
     let kinds = kinds_to_try(client, config).await?;
     let mut failures = Vec::new();
     for (n, backport) in kinds.iter().copied().enumerate() {
         let last = n + 1 == kinds.len();
-        let mut report = match put_in_place(client, config, backport).await {
+        let mut report = match put_in_place(client, config, backport, observation_codes).await {
             Ok(report) => report,
             // A server without Backport support may refuse the topic itself.
             Err(SubscriptionError::Fhir(FhirError::Status { status, .. }))
@@ -364,8 +356,9 @@ async fn put_in_place(
     client: &FhirClient,
     config: &Config,
     backport: bool,
+    observation_codes: &[(String, String)],
 ) -> Result<EnsureReport, SubscriptionError> {
-    let wanted = desired(config, backport)?;
+    let wanted = desired(config, backport, observation_codes)?;
     let mut report = EnsureReport {
         mode: kind_name(backport),
         ..Default::default()
@@ -373,7 +366,8 @@ async fn put_in_place(
 
     if backport {
         let topics = client.search("Basic", &[own_tag_search()]).await?;
-        let has_topic = topics
+        let wanted_topic = topic(tag(), observation_codes);
+        let found = topics
             .iter()
             .flat_map(|p| {
                 p.get("entry")
@@ -381,26 +375,43 @@ async fn put_in_place(
                     .cloned()
                     .unwrap_or_default()
             })
-            .any(|e| {
-                e.pointer("/resource/extension")
+            .filter_map(|e| e.get("resource").cloned())
+            .find(|r| {
+                r.get("extension")
                     .and_then(Value::as_array)
                     .is_some_and(|x| {
                         x.iter()
                             .any(|x| x.get("valueUri").and_then(Value::as_str) == Some(TOPIC_URL))
                     })
             });
-        if has_topic {
-            report.unchanged += 1;
-        } else {
-            client
-                .send(
-                    reqwest::Method::POST,
-                    "Basic",
-                    Some(&topic()),
-                    Idempotency::Once,
-                )
-                .await?;
-            report.created += 1;
+        match found {
+            Some(t) if t.get("extension") == wanted_topic.get("extension") => report.unchanged += 1,
+            // An earlier version's topic (other triggers): brought up to date.
+            Some(t) => {
+                let id = t.get("id").and_then(Value::as_str).unwrap_or_default();
+                let mut body = wanted_topic;
+                body["id"] = json!(id);
+                client
+                    .send(
+                        reqwest::Method::PUT,
+                        &format!("Basic/{id}"),
+                        Some(&body),
+                        Idempotency::Idempotent,
+                    )
+                    .await?;
+                report.updated += 1;
+            }
+            None => {
+                client
+                    .send(
+                        reqwest::Method::POST,
+                        "Basic",
+                        Some(&wanted_topic),
+                        Idempotency::Once,
+                    )
+                    .await?;
+                report.created += 1;
+            }
         }
     }
     let existing = current(client).await?;
