@@ -123,9 +123,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             hmac_header: config.notify.hmac_header.clone(),
             allow_unauthenticated: config.notify.allow_unauthenticated,
         },
-        relevance: Some(crate::fhir::read::ObservationCodes::from_knowledge(
-            &ehr.knowledge,
-        )),
+        relevance: Some(ehr.relevance.clone()),
         ehr: Some(EhrProbe::new(
             ehr.clone(),
             config.subscriptions.report_in_readyz && config.http.public_base_url.is_some(),

@@ -107,7 +107,12 @@ pub async fn gather(
     let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
     let record_searches = searches(patient, knowledge, look_back_months, as_of);
     let own_searches = own.map(|settings| own_searches(patient, settings));
-    let mut existing = own.map(|_| Vec::new());
+    let mut existing = Vec::new();
+    let mut add_own_page = |page: &Value| {
+        if let Some(settings) = own {
+            existing.extend(existing_in(page, settings));
+        }
+    };
     // A searchset Bundle reads like any other bundle (one bad entry is a note), and
     // only the pool keeps what the engine reads: pages are not held.
     let mut add_record_page = |page: Value, resource_type: &str| {
@@ -134,7 +139,7 @@ pub async fn gather(
             } else {
                 client
                     .follow_pages(first, |page| {
-                        add_own_page(&mut existing, &page, own);
+                        add_own_page(&page);
                         Ok(())
                     })
                     .await?
@@ -151,7 +156,7 @@ pub async fn gather(
         for (resource_type, params) in own_searches.iter().flatten() {
             requests += client
                 .search_pages(resource_type, params, |page| {
-                    add_own_page(&mut existing, &page, own);
+                    add_own_page(&page);
                     Ok(())
                 })
                 .await?;
@@ -160,17 +165,7 @@ pub async fn gather(
     let record = pool.record_for(patient);
     Ok(Gathered {
         record,
-        existing,
+        existing: own.map(|_| existing),
         requests,
     })
-}
-
-fn add_own_page(
-    existing: &mut Option<Vec<Existing>>,
-    page: &Value,
-    own: Option<&WritebackSettings>,
-) {
-    if let (Some(found), Some(settings)) = (existing.as_mut(), own) {
-        found.extend(existing_in(page, settings));
-    }
 }

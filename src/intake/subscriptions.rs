@@ -351,6 +351,44 @@ fn not_active_message(config: &Config, failures: &[String]) -> String {
     )
 }
 
+/// One of the service's resources into place: left when `unchanged`, updated by id
+/// when `found`, else created.
+async fn put_or_post(
+    client: &FhirClient,
+    kind: &str,
+    found: Option<&Value>,
+    unchanged: bool,
+    wanted: &Value,
+    report: &mut EnsureReport,
+) -> Result<(), FhirError> {
+    if unchanged {
+        report.unchanged += 1;
+        return Ok(());
+    }
+    match found.and_then(|f| f.get("id")).and_then(Value::as_str) {
+        Some(id) => {
+            let mut body = wanted.clone();
+            body["id"] = json!(id);
+            client
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("{kind}/{id}"),
+                    Some(&body),
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            report.updated += 1;
+        }
+        None => {
+            client
+                .send(reqwest::Method::POST, kind, Some(wanted), Idempotency::Once)
+                .await?;
+            report.created += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Creates what is missing, updates what differs, leaves the rest (one kind).
 async fn put_in_place(
     client: &FhirClient,
@@ -384,70 +422,36 @@ async fn put_in_place(
                             .any(|x| x.get("valueUri").and_then(Value::as_str) == Some(TOPIC_URL))
                     })
             });
-        match found {
-            Some(t) if t.get("extension") == wanted_topic.get("extension") => report.unchanged += 1,
-            // An earlier version's topic (other triggers): brought up to date.
-            Some(t) => {
-                let id = t.get("id").and_then(Value::as_str).unwrap_or_default();
-                let mut body = wanted_topic;
-                body["id"] = json!(id);
-                client
-                    .send(
-                        reqwest::Method::PUT,
-                        &format!("Basic/{id}"),
-                        Some(&body),
-                        Idempotency::Idempotent,
-                    )
-                    .await?;
-                report.updated += 1;
-            }
-            None => {
-                client
-                    .send(
-                        reqwest::Method::POST,
-                        "Basic",
-                        Some(&wanted_topic),
-                        Idempotency::Once,
-                    )
-                    .await?;
-                report.created += 1;
-            }
-        }
+        let unchanged = found
+            .as_ref()
+            .is_some_and(|t| t.get("extension") == wanted_topic.get("extension"));
+        // An earlier version's topic (other triggers) is brought up to date.
+        put_or_post(
+            client,
+            "Basic",
+            found.as_ref(),
+            unchanged,
+            &wanted_topic,
+            &mut report,
+        )
+        .await?;
     }
     let existing = current(client).await?;
     for subscription in wanted {
         let criteria = subscription.get("criteria").cloned();
-        match existing
+        let found = existing
             .iter()
-            .find(|e| e.get("criteria") == criteria.as_ref())
-        {
-            Some(e) if same_channel(e, &subscription) => report.unchanged += 1,
-            Some(e) => {
-                let id = e.get("id").and_then(Value::as_str).unwrap_or_default();
-                let mut body = subscription.clone();
-                body["id"] = json!(id);
-                client
-                    .send(
-                        reqwest::Method::PUT,
-                        &format!("Subscription/{id}"),
-                        Some(&body),
-                        Idempotency::Idempotent,
-                    )
-                    .await?;
-                report.updated += 1;
-            }
-            None => {
-                client
-                    .send(
-                        reqwest::Method::POST,
-                        "Subscription",
-                        Some(&subscription),
-                        Idempotency::Once,
-                    )
-                    .await?;
-                report.created += 1;
-            }
-        }
+            .find(|e| e.get("criteria") == criteria.as_ref());
+        let unchanged = found.is_some_and(|e| same_channel(e, &subscription));
+        put_or_post(
+            client,
+            "Subscription",
+            found,
+            unchanged,
+            &subscription,
+            &mut report,
+        )
+        .await?;
     }
     Ok(report)
 }

@@ -115,15 +115,7 @@ impl Rabbit {
 
     /// Connects and declares the topology (idempotent: same names, same arguments).
     pub async fn connect(url: &str, settings: QueueSettings) -> Result<Self, QueueError> {
-        let rabbit = Self {
-            url: url.to_string(),
-            settings,
-            link: Mutex::new(None),
-            connected: AtomicBool::new(false),
-            watermark_declared: AtomicBool::new(false),
-            member: member_name(),
-            owned: Default::default(),
-        };
+        let rabbit = Self::lazy(url, settings);
         rabbit.channel().await?;
         Ok(rabbit)
     }

@@ -64,12 +64,5 @@ pub fn missing_capabilities(statement: &Value, needed: &[(&str, &str)]) -> Vec<S
 
 /// Whether the server lists the system-level `batch` interaction.
 pub fn lists_batch(statement: &Value) -> bool {
-    statement
-        .pointer("/rest/0/interaction")
-        .and_then(Value::as_array)
-        .is_some_and(|items| {
-            items
-                .iter()
-                .any(|i| i.get("code").and_then(Value::as_str) == Some("batch"))
-        })
+    missing_capabilities(statement, &[("*", "batch")]).is_empty()
 }

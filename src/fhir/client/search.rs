@@ -154,7 +154,7 @@ impl FhirClient {
         let bundle = json!({ "resourceType": "Bundle", "type": "batch", "entry": entries });
         let url = self.base.clone();
         // Only reads inside: safe to send again.
-        let answer = self
+        let mut answer = self
             .send(Method::POST, "", Some(&bundle), Idempotency::Idempotent)
             .await?;
         let malformed = |detail: &str| FhirError::Malformed {
@@ -166,25 +166,22 @@ impl FhirClient {
                 "a batch answered with something other than a Bundle",
             ));
         }
-        let answered = answer
-            .get("entry")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("the batch-response has no entries"))?;
+        let Some(Value::Array(answered)) = answer.get_mut("entry").map(Value::take) else {
+            return Err(malformed("the batch-response has no entries"));
+        };
         if answered.len() != searches.len() {
             return Err(malformed("the batch-response has not one entry per search"));
         }
         let mut pages = Vec::with_capacity(searches.len());
-        for ((resource_type, _), entry) in searches.iter().zip(answered) {
+        for ((resource_type, _), mut entry) in searches.iter().zip(answered) {
             let status = entry
                 .pointer("/response/status")
                 .and_then(Value::as_str)
                 .and_then(|s| s.split_whitespace().next())
                 .and_then(|code| code.parse::<u16>().ok())
                 .unwrap_or(0);
-            match entry.get("resource") {
-                Some(page) if (200..300).contains(&status) && is_bundle(page) => {
-                    pages.push(page.clone())
-                }
+            match entry.get_mut("resource").map(Value::take) {
+                Some(page) if (200..300).contains(&status) && is_bundle(&page) => pages.push(page),
                 _ => {
                     return Err(FhirError::Status {
                         method: "GET (in a batch)".into(),

@@ -74,7 +74,7 @@ struct PatientHead<'a> {
 
 /// Codes of Observations worth typing (scores and labs), and of Encounter types that
 /// are psychotherapy sessions: everything else is skipped unparsed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ObservationCodes {
     codes: HashSet<(String, String)>,
     encounter_types: HashSet<(String, String)>,
