@@ -91,18 +91,19 @@ impl Ehr {
         .collect();
         if !self.writeback.dry_run {
             needed.push(("*", "transaction"));
-            for kind in crate::fhir::writeback::WRITTEN_TYPES
-                .iter()
-                .filter(|k| self.writeback.resources.iter().any(|r| r == *k))
-            {
-                needed.push((
-                    kind,
-                    if *kind == "Provenance" {
-                        "create"
-                    } else {
-                        "update"
-                    },
-                ));
+            for kind in self.writeback.written_types() {
+                let Some(kind) = crate::fhir::writeback::static_type(kind) else {
+                    continue;
+                };
+                match kind {
+                    "Provenance" => needed.push((kind, "create")),
+                    // Written without conditions: created once, then updated by id.
+                    "DocumentReference" | "Composition" => {
+                        needed.push((kind, "create"));
+                        needed.push((kind, "update"));
+                    }
+                    _ => needed.push((kind, "update")),
+                }
             }
         }
         needed
@@ -114,6 +115,27 @@ impl Ehr {
             .client
             .check_capabilities(&self.needed_interactions())
             .await?)
+    }
+
+    /// Gathers the patient's record and assesses it, writing nothing (the `summary`
+    /// command, the patient page).
+    pub async fn assess_only(&self, patient: &str, as_of: Date) -> Result<Assessment, EhrError> {
+        let gathered = gather(
+            &self.client,
+            patient,
+            &self.knowledge,
+            self.look_back_months,
+            as_of,
+            None,
+        )
+        .await?;
+        Ok(clinical::assess_with(
+            &gathered.record,
+            &self.policy,
+            &self.knowledge,
+            as_of,
+            self.options,
+        ))
     }
 
     /// Gathers the patient's record from the EHR, then [`Ehr::assess_and_write`].

@@ -14,7 +14,8 @@
 //!   assess, publish events (at least once); `pipeline::settle`: ack, retry, dead letter.
 //! - [`ehr`]: one patient against the EHR: gather, assess, write back.
 //! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client and
-//!   gather) and out (write-back); mapping resources to the engine's `PatientRecord`.
+//!   gather) and out (write-back; the treatment summary as a FHIR document); mapping
+//!   resources to the engine's `PatientRecord`.
 //! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
 //! - [`batch`]: `evaluate` over files and directories: which files, progress, and
 //!   assessing each patient so one that cannot be assessed does not stop the rest.

@@ -32,6 +32,9 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Gather one patient's record from the EHR, assess it and write the result back.
     Assess(AssessArgs),
+    /// Gather one patient's record from the EHR and print the treatment summary for
+    /// primary care and referral (nothing is written).
+    Summary(SummaryArgs),
     /// Run the service: notification endpoint, intake queue, pipeline, health, metrics.
     Serve {
         #[arg(long, env = "TRD_CONFIG")]
@@ -82,6 +85,29 @@ struct AssessArgs {
 }
 
 #[derive(clap::Args)]
+struct SummaryArgs {
+    /// The patient, e.g. Patient/123.
+    #[arg(long)]
+    patient: String,
+    /// Assess as of this date (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<Date>,
+    /// Configuration file (TOML); TRD_* environment variables override it.
+    #[arg(long, env = "TRD_CONFIG")]
+    config: Option<PathBuf>,
+    /// `text` (what a text-only clinical note holds) or `document` (the FHIR
+    /// document Bundle with its Composition).
+    #[arg(long, value_enum, default_value = "text")]
+    format: SummaryFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Document,
+}
+
+#[derive(clap::Args)]
 struct EvaluateArgs {
     /// Files or directories (*.json, *.ndjson).
     #[arg(required = true)]
@@ -122,6 +148,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Evaluate(args) => evaluate(args),
         Command::Assess(args) => assess(args),
+        Command::Summary(args) => summary(args),
         Command::Serve { config } => {
             let config = Config::load_for_serve(config.as_deref())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -236,6 +263,11 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
             Format::Table => writeln!(out, "{}", report::table_row(&assessment))?,
             Format::Jsonl => writeln!(out, "{}", report::jsonl_row(&assessment)?)?,
             Format::Fhir => fhir_entries.push(report::fhir_observation(&assessment)),
+            Format::Document => {
+                if let Some(document) = report::document(&assessment) {
+                    writeln!(out, "{document}")?;
+                }
+            }
         }
     }
     if args.format == Format::Fhir {
@@ -308,6 +340,33 @@ fn assess(args: AssessArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+fn summary(args: SummaryArgs) -> Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    let as_of = args
+        .as_of
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let assessment = runtime.block_on(async {
+        let ehr = Ehr::from_config(&config)?;
+        anyhow::Ok(ehr.assess_only(&args.patient, as_of).await?)
+    })?;
+    let summary = clinical::summary::summarise(&assessment);
+    match args.format {
+        SummaryFormat::Text => print!("{}", summary.text()),
+        SummaryFormat::Document => println!(
+            "{}",
+            serde_json::to_string_pretty(&trd_sentinel::fhir::document::document_bundle(
+                &summary,
+                &assessment,
+                &config.writeback.identifier_system,
+            ))?
+        ),
+    }
+    Ok(())
 }
 
 fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<()> {

@@ -1,4 +1,5 @@
-//! `evaluate` outputs: a table a person reads, JSON lines a program reads, and FHIR.
+//! `evaluate` outputs: a table a person reads, JSON lines a program reads, FHIR, and
+//! the treatment summary as FHIR documents.
 
 use std::fmt::Write as _;
 
@@ -14,6 +15,26 @@ pub enum Format {
     Table,
     Jsonl,
     Fhir,
+    /// One FHIR document Bundle (the treatment summary) per line, for every patient
+    /// with something to report.
+    Document,
+}
+
+/// The identifier system `evaluate` names its documents with (the service's default).
+pub const DOCUMENT_IDENTIFIER_SYSTEM: &str = "https://fhir.trd-sentinel.org/id";
+
+/// The treatment summary as a FHIR document (a `document` Bundle), or nothing for a
+/// patient with nothing to report.
+pub fn document(assessment: &Assessment) -> Option<serde_json::Value> {
+    if assessment.has_nothing_to_report() {
+        return None;
+    }
+    let summary = crate::clinical::summary::summarise(assessment);
+    Some(crate::fhir::document::document_bundle(
+        &summary,
+        assessment,
+        DOCUMENT_IDENTIFIER_SYSTEM,
+    ))
 }
 
 pub fn table_header() -> String {

@@ -2,8 +2,11 @@
 //! what gets retired, and that every written resource passes an independent FHIR
 //! validator (fhir.resources R4B models, provisioned by scripts/provision).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+#[path = "support/validator.rs"]
+mod validator;
+use validator::validate_with_fhir_resources;
 
 use serde_json::{json, Value};
 use time::macros::date;
@@ -272,38 +275,6 @@ fn only_the_configured_types_are_written() {
             .and_then(Value::as_array)
             .is_some_and(|e| e.len() == 1),
         "only the hash: no flag-detail to an unwritten Observation"
-    );
-}
-
-fn python() -> String {
-    std::env::var("FHIR_VALIDATOR_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/trd-sentinel/venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
-
-/// Runs the independent validator over written transactions.
-pub fn validate_with_fhir_resources(files: &[PathBuf]) {
-    let python = python();
-    assert!(
-        Path::new(&python).exists(),
-        "independent FHIR validator missing at {python}: run scripts/provision (or scripts/test)"
-    );
-    let output = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/validate_fhir.py"
-        ))
-        .args(files)
-        .output()
-        .expect("run validator");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "validator rejected written resources:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
     );
 }
 

@@ -74,6 +74,13 @@ pub struct Assessment {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub psychotherapy: Vec<super::psychotherapy::Course>,
     pub findings: Vec<Finding>,
+    /// Every score recorded up to the as-of date, by instrument (the summary's
+    /// measurement series, the timeline's score line).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<super::score::MeasureSeries>,
+    /// The recorded diagnoses the knowledge's value sets name (the summary's problems).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<super::conditions::Problem>,
     /// Medications read but not tracked (not antidepressants or augmentation agents).
     pub ignored_medications: Vec<IgnoredMedication>,
 }
@@ -90,5 +97,14 @@ impl Assessment {
                 .findings
                 .iter()
                 .any(|f| f.severity == super::finding::Severity::Safety)
+    }
+
+    /// A referral to specialist care is among the suggestions (psychiatry, or an
+    /// evaluation for ECT, TMS or esketamine): the treatment summary goes with it.
+    pub fn suggests_referral(&self) -> bool {
+        use super::suggestion::kinds;
+        self.suggestions.iter().any(|s| {
+            s.code == kinds::PSYCHIATRY_REFERRAL || s.code == kinds::NEUROMODULATION_EVALUATION
+        })
     }
 }

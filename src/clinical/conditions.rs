@@ -28,20 +28,12 @@ pub fn matching<'r>(
     any_status: bool,
     as_of: Date,
 ) -> Vec<&'r ConditionFact> {
-    record
-        .conditions
-        .iter()
+    matching_any(record, as_of)
         .filter(|c| {
-            let verified = !c
-                .verification_status
-                .as_deref()
-                .is_some_and(|v| NOT_VERIFIED.contains(&v));
-            let active = any_status
+            any_status
                 || c.clinical_status
                     .as_deref()
-                    .is_none_or(|s| ACTIVE.contains(&s));
-            let dated = c.onset.or(c.recorded).is_none_or(|d| d <= as_of);
-            verified && active && dated
+                    .is_none_or(|s| ACTIVE.contains(&s))
         })
         .filter(|c| {
             c.codes.iter().any(|code| {
@@ -70,4 +62,59 @@ pub fn procedures_in<'r>(
                 .any(|c| knowledge.value_sets.contains(value_set, &c.system, &c.code))
         })
         .collect()
+}
+
+/// A recorded diagnosis the knowledge names (a `dx-*` value set): the treatment
+/// summary's problem list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Problem {
+    /// The value set's title ("PTSD", "Hypothyroidism").
+    pub kind: String,
+    /// The record's own words for it, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onset: Option<Date>,
+    pub active: bool,
+    pub source: super::record::SourceRef,
+}
+
+/// The record's diagnoses in the knowledge's diagnosis value sets, each once (under
+/// the most specific set that holds it: the smallest, so PTSD is "PTSD" rather than
+/// "non-depression indications"), oldest first.
+pub fn problems(record: &PatientRecord, knowledge: &Knowledge, as_of: Date) -> Vec<Problem> {
+    let mut sets: Vec<(&str, &str)> = knowledge.value_sets.diagnoses().collect();
+    sets.sort_by_key(|(url, _)| (knowledge.value_sets.size(url), *url));
+    let mut out: Vec<Problem> = matching_any(record, as_of)
+        .filter_map(|c| {
+            let (_, title) = sets.iter().find(|(url, _)| {
+                c.codes
+                    .iter()
+                    .any(|code| knowledge.value_sets.contains(url, &code.system, &code.code))
+            })?;
+            Some(Problem {
+                kind: (*title).to_string(),
+                display: c.codes.iter().find_map(|code| code.display.clone()),
+                onset: c.onset.or(c.recorded),
+                active: c
+                    .clinical_status
+                    .as_deref()
+                    .is_none_or(|s| ACTIVE.contains(&s)),
+                source: c.source.clone(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.onset, &a.source).cmp(&(b.onset, &b.source)));
+    out
+}
+
+/// Verified conditions dated on or before the as-of date, whatever their status.
+fn matching_any(record: &PatientRecord, as_of: Date) -> impl Iterator<Item = &ConditionFact> {
+    record.conditions.iter().filter(move |c| {
+        let verified = !c
+            .verification_status
+            .as_deref()
+            .is_some_and(|v| NOT_VERIFIED.contains(&v));
+        verified && c.onset.or(c.recorded).is_none_or(|d| d <= as_of)
+    })
 }

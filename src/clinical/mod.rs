@@ -36,6 +36,7 @@ pub mod score;
 pub mod staging;
 pub mod status;
 pub mod suggestion;
+pub mod summary;
 pub mod supply;
 pub mod trial;
 pub mod units;
@@ -284,6 +285,8 @@ pub fn assess_with(
         amm,
         psychotherapy: courses,
         findings,
+        measures: scores.measures(knowledge),
+        problems: conditions::problems(record, knowledge, as_of),
         ignored_medications: ledger.ignored,
     };
     assessment.narrative = narrative::render(&assessment);

@@ -126,3 +126,33 @@ fn is_instrument(
             .contains(&instrument.value_set, &c.system, &c.code)
     })
 }
+
+/// One instrument's scores, as the assessment reports them (the treatment summary's
+/// measurement series and the timeline's score line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasureSeries {
+    /// The instrument's id in the knowledge (`phq9`, `wsas`...).
+    pub instrument: String,
+    pub name: String,
+    pub measures: super::knowledge::InstrumentPurpose,
+    /// By date, oldest first.
+    pub points: Vec<ScorePoint>,
+}
+
+impl ScoreSeries {
+    /// Every instrument that has scores, in the knowledge's order.
+    pub fn measures(&self, knowledge: &Knowledge) -> Vec<MeasureSeries> {
+        knowledge
+            .instruments
+            .iter()
+            .zip(&self.by_instrument)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(instrument, points)| MeasureSeries {
+                instrument: instrument.id.clone(),
+                name: instrument.name.clone(),
+                measures: instrument.measures,
+                points: points.clone(),
+            })
+            .collect()
+    }
+}

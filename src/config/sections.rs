@@ -102,6 +102,8 @@ pub struct WritebackSettings {
     pub resources: Vec<String>,
     /// Identifier system of the resources the service writes.
     pub identifier_system: String,
+    /// The treatment summary written when a referral is suggested.
+    pub document: DocumentMode,
 }
 
 impl Default for WritebackSettings {
@@ -110,6 +112,47 @@ impl Default for WritebackSettings {
             dry_run: false,
             resources: WRITTEN_TYPES.iter().map(|s| s.to_string()).collect(),
             identifier_system: "https://fhir.trd-sentinel.org/id".into(),
+            document: DocumentMode::Off,
+        }
+    }
+}
+
+impl WritebackSettings {
+    /// Every type this configuration writes: `resources`, then the document's.
+    pub fn written_types(&self) -> impl Iterator<Item = &str> {
+        self.resources
+            .iter()
+            .map(String::as_str)
+            .chain(self.document.types().iter().copied())
+    }
+
+    pub fn writes(&self, resource_type: &str) -> bool {
+        self.written_types().any(|t| t == resource_type)
+    }
+}
+
+/// How the treatment summary reaches the EHR when a referral is suggested. Off by
+/// default: a note in the chart is a clinical-governance decision for each hospital.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocumentMode {
+    #[default]
+    Off,
+    /// One DocumentReference with one `text/plain` attachment: what most EHRs'
+    /// clinical-notes APIs accept (Epic saves only the first attachment).
+    Text,
+    /// The DocumentReference with the text and the XHTML rendering, and the
+    /// Composition (LOINC-coded sections) it relates to.
+    Composition,
+}
+
+impl DocumentMode {
+    /// The resource types this mode writes.
+    pub fn types(self) -> &'static [&'static str] {
+        match self {
+            Self::Off => &[],
+            Self::Text => &["DocumentReference"],
+            Self::Composition => &["Composition", "DocumentReference"],
         }
     }
 }

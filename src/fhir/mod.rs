@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod document;
 pub mod gather;
 pub mod mapping;
 pub mod read;

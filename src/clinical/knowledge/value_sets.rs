@@ -61,6 +61,8 @@ struct ValueSetFile {
     resource_type: String,
     url: String,
     #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
     compose: Option<Compose>,
     #[serde(default)]
     expansion: Option<ExpansionFile>,
@@ -112,17 +114,25 @@ struct Contains {
 #[derive(Debug, Default)]
 pub struct ValueSetIndex {
     sets: HashMap<ValueSetUrl, Expansion>,
+    /// The diagnosis sets (`.../ValueSet/dx-*`) with their titles, by URL: the
+    /// problems a treatment summary lists.
+    diagnoses: Vec<(ValueSetUrl, String)>,
 }
 
 impl ValueSetIndex {
     pub fn load(files: &ProfileFiles) -> Result<Self, KnowledgeError> {
         let mut own: HashMap<String, (String, Expansion, Vec<String>)> = HashMap::new();
+        let mut diagnoses = Vec::new();
         for folder in ["vsac/", "valuesets/"] {
             for (file, text) in files.under(folder) {
                 let parsed: ValueSetFile = serde_json::from_str(text)
                     .map_err(|e| KnowledgeError::invalid(file, e.to_string()))?;
                 if parsed.resource_type != "ValueSet" {
                     continue;
+                }
+                if parsed.url.contains("/ValueSet/dx-") {
+                    let title = parsed.title.clone().unwrap_or_else(|| parsed.url.clone());
+                    diagnoses.push((parsed.url.clone(), title));
                 }
                 let (expansion, imports) = expand_own(file, &parsed)?;
                 own.insert(parsed.url.clone(), (file.to_string(), expansion, imports));
@@ -136,12 +146,28 @@ impl ValueSetIndex {
             let expansion = resolve(url, &own, &mut seen)?;
             sets.insert(url.clone(), expansion);
         }
-        Ok(Self { sets })
+        diagnoses.sort();
+        diagnoses.dedup_by(|a, b| a.0 == b.0);
+        Ok(Self { sets, diagnoses })
+    }
+
+    /// The diagnosis value sets and their titles, by URL.
+    pub fn diagnoses(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.diagnoses.iter().map(|(u, t)| (u.as_str(), t.as_str()))
     }
 
     /// Is this code in the value set? Unknown value sets contain nothing.
     pub fn contains(&self, url: &str, system: &str, code: &str) -> bool {
         self.sets.get(url).is_some_and(|e| e.contains(system, code))
+    }
+
+    /// How many codes and code prefixes the value set lists: a measure of breadth,
+    /// to prefer the specific set ("PTSD") over an umbrella that holds it.
+    pub fn size(&self, url: &str) -> usize {
+        self.sets.get(url).map_or(0, |e| {
+            e.exact.values().map(HashSet::len).sum::<usize>()
+                + e.prefixes.values().map(Vec::len).sum::<usize>()
+        })
     }
 
     pub fn has(&self, url: &str) -> bool {

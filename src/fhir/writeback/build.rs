@@ -6,12 +6,15 @@ use serde_json::{json, Value};
 
 use super::{
     hash_of, own_meta, profile_of, short_hash, Desired, ASSESSMENT_REF, ASSESSMENT_SYSTEM,
+    COMPOSITION_REF,
 };
 use crate::clinical::assessment::Assessment;
 use crate::clinical::finding::{codes, Severity};
 use crate::clinical::response::ResponseClass;
 use crate::clinical::status::TrdStatus;
-use crate::config::WritebackSettings;
+use crate::clinical::summary::summarise;
+use crate::config::{DocumentMode, WritebackSettings};
+use crate::fhir::document::{self, Attachments};
 
 const STATUS_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-status";
 const FINDING_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-finding";
@@ -32,7 +35,7 @@ fn desired(
     mut body: Value,
     volatile: Vec<(&'static str, Value)>,
 ) -> Desired {
-    body["identifier"] = json!([{ "system": system, "value": identifier }]);
+    body["identifier"] = super::identifier_element(resource_type, system, &identifier);
     body["meta"] = own_meta();
     body["meta"]["profile"] = json!([profile_of(resource_type)]);
     let hash = hash_of(&body);
@@ -274,7 +277,90 @@ pub fn desired_resources(a: &Assessment, settings: &WritebackSettings) -> Vec<De
             ));
         }
     }
+    out.extend(summary_documents(a, settings));
     out
+}
+
+/// The treatment summary, when a referral is suggested and the configuration
+/// writes it: a DocumentReference (text, or text and XHTML), and in the full mode
+/// the Composition it relates to.
+///
+/// The summary's numbers move every day an ongoing trial runs, but a note rewritten
+/// daily would bury the chart in versions. So its text is set at write time (volatile)
+/// and its hash is taken over the hashes of everything else the service would write
+/// about the patient: the note is rewritten when the assessment changes, not the date.
+fn summary_documents(a: &Assessment, settings: &WritebackSettings) -> Vec<Desired> {
+    if settings.document == DocumentMode::Off || !a.suggests_referral() {
+        return Vec::new();
+    }
+    let everything = WritebackSettings {
+        resources: crate::config::WRITTEN_TYPES
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+        document: DocumentMode::Off,
+        ..settings.clone()
+    };
+    let fingerprint = super::content_hash(&a.patient, &desired_resources(a, &everything));
+    let system = settings.identifier_system.as_str();
+    let identifier = format!("{}/summary", a.patient);
+    let summary = summarise(a);
+    let mut out = Vec::new();
+    let (attachments, related) = match settings.document {
+        DocumentMode::Composition => {
+            let body = document::composition(&summary, a);
+            out.push(desired_document(
+                "Composition",
+                system,
+                identifier.clone(),
+                body,
+                &["date", "text", "section"],
+                &fingerprint,
+            ));
+            (Attachments::TextAndXhtml, Some(COMPOSITION_REF))
+        }
+        _ => (Attachments::TextOnly, None),
+    };
+    let mut body = document::document_reference(&summary, a, attachments, related);
+    body["date"] = json!(instant(a.as_of));
+    if settings.document == DocumentMode::Composition {
+        body["text"] = json!({ "status": "generated", "div": document::xhtml(&summary) });
+    }
+    out.push(desired_document(
+        "DocumentReference",
+        system,
+        identifier,
+        body,
+        &["date", "text", "content"],
+        &fingerprint,
+    ));
+    out
+}
+
+/// A document as desired: the `volatile` top-level elements are moved out of the
+/// hashed body (set at write time), and the hash covers the rest and `fingerprint`.
+fn desired_document(
+    resource_type: &'static str,
+    system: &str,
+    identifier: String,
+    mut body: Value,
+    volatile: &[&'static str],
+    fingerprint: &str,
+) -> Desired {
+    let taken: Vec<(&'static str, Value)> = volatile
+        .iter()
+        .filter_map(|key| {
+            let value = body.as_object_mut()?.remove(*key)?;
+            Some((*key, value))
+        })
+        .collect();
+    let mut d = desired(resource_type, system, identifier, body, taken);
+    d.hash = hash_of(&json!({ "body": d.hash, "assessment": fingerprint }));
+    d
+}
+
+fn instant(date: time::Date) -> String {
+    format!("{date}T00:00:00Z")
 }
 
 fn component(code: &str, display: &str, value: Value) -> Value {

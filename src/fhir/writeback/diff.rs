@@ -5,8 +5,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    hash_of, is_live, kept_in_step, own_meta, profile_of, repair, short_hash, urn_for, Desired,
-    Existing, Plan, ASSESSMENT_REF, HASH_EXTENSION, OWN_TAG_SYSTEM,
+    hash_of, is_live, kept_in_step, own_meta, profile_of, repair, short_hash, urn_for,
+    written_without_conditions, Desired, Existing, Plan, HASH_EXTENSION, OWN_TAG_SYSTEM,
 };
 use crate::clinical::assessment::Assessment;
 use crate::config::WritebackSettings;
@@ -23,10 +23,13 @@ pub fn existing_from(resource: &Value, identifier_system: &str) -> Option<Existi
     if !tagged {
         return None;
     }
-    let identifier = resource
-        .get("identifier")
-        .and_then(Value::as_array)?
-        .iter()
+    // An array, or one object (Composition.identifier is 0..1).
+    let identifiers = match resource.get("identifier")? {
+        Value::Array(list) => list.iter().collect::<Vec<_>>(),
+        one => vec![one],
+    };
+    let identifier = identifiers
+        .into_iter()
         .find(|i| i.get("system").and_then(Value::as_str) == Some(identifier_system))?
         .get("value")
         .and_then(Value::as_str)?
@@ -54,6 +57,10 @@ fn retired_status(resource_type: &str) -> Option<&'static str> {
         "Flag" => Some("inactive"),
         "DetectedIssue" => Some("cancelled"),
         "ServiceRequest" => Some("revoked"),
+        // A summary no longer wanted (no referral suggested now) stays in the chart
+        // as it was written, marked superseded; a Composition has no such status and
+        // is left as the DocumentReference's history.
+        "DocumentReference" => Some("superseded"),
         _ => None,
     }
 }
@@ -138,36 +145,48 @@ pub fn plan(
             .push(format!("{} {} -> {status}", e.resource_type, e.identifier));
     }
 
-    // Resolve references to the assessment Observation.
-    let assessment_identifier = format!("{}/assessment", a.patient);
-    let assessment_ref = bodies
-        .iter()
-        .find(|(_, kind, identifier, _)| {
-            *kind == "Observation" && *identifier == assessment_identifier
-        })
-        .map(|(url, ..)| url.clone())
-        .or_else(|| {
-            find("Observation", &assessment_identifier).map(|e| format!("Observation/{}", e.id))
-        });
-    for (_, _, _, body) in &mut bodies {
-        resolve_assessment_ref(body, assessment_ref.as_deref());
+    // Resolve the placeholders (the assessment Observation, the summary Composition):
+    // the entry written now, else the resource already there, else dropped.
+    for (placeholder, kind, suffix) in super::PLACEHOLDERS {
+        let identifier = format!("{}/{suffix}", a.patient);
+        let target = bodies
+            .iter()
+            .find(|(_, k, i, _)| k == kind && *i == identifier)
+            .map(|(url, ..)| url.clone())
+            .or_else(|| find(kind, &identifier).map(|e| format!("{kind}/{}", e.id)));
+        for (_, _, _, body) in &mut bodies {
+            resolve_placeholder(body, placeholder, target.as_deref());
+        }
     }
 
     for (full_url, kind, identifier, body) in &mut bodies {
-        let url = match split.repaired_id(kind, identifier) {
+        let unconditional = written_without_conditions(kind);
+        let by_id = split
+            .repaired_id(kind, identifier)
+            .map(str::to_string)
+            .or_else(|| {
+                find(kind, identifier)
+                    .filter(|_| unconditional)
+                    .map(|e| e.id.clone())
+            });
+        let (method, url) = match by_id {
             Some(id) => {
                 body["id"] = json!(id);
-                format!("{kind}/{id}")
+                ("PUT", format!("{kind}/{id}"))
             }
-            None => format!(
-                "{kind}?identifier={}",
-                query_escape(&format!("{system}|{identifier}"))
+            None if unconditional => ("POST", kind.to_string()),
+            None => (
+                "PUT",
+                format!(
+                    "{kind}?identifier={}",
+                    query_escape(&format!("{system}|{identifier}"))
+                ),
             ),
         };
         plan.entries.push(json!({
             "fullUrl": full_url,
             "resource": body,
-            "request": { "method": "PUT", "url": url },
+            "request": { "method": method, "url": url },
         }));
     }
     for duplicate in &split.duplicates {
@@ -253,12 +272,12 @@ fn set_path(body: &mut Value, path: &str, value: Value) {
     target[parts[parts.len() - 1]] = value;
 }
 
-/// Replaces the assessment placeholder with a real reference, or drops the element
-/// holding it when the assessment Observation is not written.
-fn resolve_assessment_ref(value: &mut Value, target: Option<&str>) {
+/// Replaces a placeholder with a real reference, or drops the element holding it
+/// when the resource it stands for is not written.
+fn resolve_placeholder(value: &mut Value, placeholder: &str, target: Option<&str>) {
     match value {
         Value::Object(map) => {
-            if map.get("reference").and_then(Value::as_str) == Some(ASSESSMENT_REF) {
+            if map.get("reference").and_then(Value::as_str) == Some(placeholder) {
                 match target {
                     Some(t) => {
                         map.insert("reference".into(), json!(t));
@@ -268,13 +287,13 @@ fn resolve_assessment_ref(value: &mut Value, target: Option<&str>) {
                 return;
             }
             for v in map.values_mut() {
-                resolve_assessment_ref(v, target);
+                resolve_placeholder(v, placeholder, target);
             }
             map.retain(|_, v| !(v.is_object() && v.as_object().is_some_and(Map::is_empty)));
         }
         Value::Array(items) => {
             for v in items.iter_mut() {
-                resolve_assessment_ref(v, target);
+                resolve_placeholder(v, placeholder, target);
             }
             items.retain(|v| !(v.is_object() && v.as_object().is_some_and(Map::is_empty)));
         }

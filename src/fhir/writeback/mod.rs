@@ -7,7 +7,11 @@
 //! - A content hash (an extension) is compared first: unchanged content is not
 //!   rewritten, so no new versions pile up.
 //! - What no longer applies is retired (Flag inactive, DetectedIssue cancelled,
-//!   ServiceRequest revoked), never deleted.
+//!   ServiceRequest revoked, the summary DocumentReference superseded), never deleted.
+//! - The treatment summary (DocumentReference, Composition) is written without
+//!   conditional requests, which many EHRs' note APIs lack: the service's own search,
+//!   part of every gather, finds it by identifier, so it is created once and then
+//!   updated by id.
 //!
 //! The arrow in three steps, one file each: [`build`] (the resources the assessment
 //! wants), [`diff`] (against what the EHR holds: the plan of one transaction) and
@@ -33,8 +37,23 @@ pub use build::desired_resources;
 pub use diff::{existing_from, plan};
 pub use send::{content_hash, existing_in, fetch_existing, own_searches, write_back, WriteOutcome};
 
+/// The written type of this name, as the static name the planner keys on.
+pub fn static_type(name: &str) -> Option<&'static str> {
+    WRITTEN_TYPES
+        .iter()
+        .chain(crate::config::DocumentMode::Composition.types())
+        .copied()
+        .find(|t| *t == name)
+}
+
+/// The types whose current state the service reads back and keeps in step (every
+/// written type but Provenance, which is only ever added).
 fn kept_in_step() -> impl Iterator<Item = &'static str> {
-    WRITTEN_TYPES.iter().copied().filter(|k| *k != "Provenance")
+    WRITTEN_TYPES
+        .iter()
+        .chain(crate::config::DocumentMode::Composition.types())
+        .copied()
+        .filter(|k| *k != "Provenance")
 }
 
 /// The search parameter that finds the service's own resources (Flags, Subscriptions,
@@ -46,6 +65,33 @@ pub fn own_tag_search() -> (&'static str, String) {
 /// Placeholder for a reference to this patient's assessment Observation, resolved
 /// when the transaction is planned (so it does not change the content hash).
 const ASSESSMENT_REF: &str = "@assessment";
+/// Placeholder for a reference to this patient's summary Composition, likewise.
+const COMPOSITION_REF: &str = "@composition";
+
+/// The placeholders a desired body may hold: (placeholder, type, identifier suffix of
+/// the resource it stands for).
+const PLACEHOLDERS: &[(&str, &str, &str)] = &[
+    (ASSESSMENT_REF, "Observation", "assessment"),
+    (COMPOSITION_REF, "Composition", "summary"),
+];
+
+/// Documents are written without conditional requests: many EHRs' clinical-note APIs
+/// take a plain create and an update by id only, so the service's own search (done
+/// with every gather) decides between the two.
+fn written_without_conditions(resource_type: &str) -> bool {
+    matches!(resource_type, "DocumentReference" | "Composition")
+}
+
+/// The `identifier` element of a written resource: a list, but one object for a
+/// Composition (its identifier is 0..1).
+fn identifier_element(resource_type: &str, system: &str, value: &str) -> Value {
+    let identifier = json!({ "system": system, "value": value });
+    if resource_type == "Composition" {
+        identifier
+    } else {
+        json!([identifier])
+    }
+}
 
 /// A resource as the assessment wants it.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +129,17 @@ impl Plan {
     pub fn transaction(&self) -> Value {
         json!({ "resourceType": "Bundle", "type": "transaction", "entry": self.entries })
     }
+
+    /// Whether the transaction may be sent again when its outcome is unknown: only
+    /// conditional writes and updates by id. A plain create (the summary document,
+    /// for EHRs without conditional create) is not; the work item is retried instead,
+    /// and its new gather finds the document if the first send created it.
+    pub fn is_idempotent(&self) -> bool {
+        self.entries.iter().all(|e| {
+            e.pointer("/request/method").and_then(Value::as_str) != Some("POST")
+                || e.pointer("/request/ifNoneExist").is_some()
+        })
+    }
 }
 
 fn hash_of(body: &Value) -> String {
@@ -98,7 +155,7 @@ fn hash_of(body: &Value) -> String {
 }
 
 /// A urn:uuid made from a stable name, so the same entry gets the same fullUrl.
-fn urn_for(name: &str) -> String {
+pub fn urn_for(name: &str) -> String {
     let d = Sha256::digest(name.as_bytes());
     let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!(
@@ -122,6 +179,8 @@ fn profile_of(resource_type: &str) -> String {
         "Observation" => "trd-assessment",
         "DetectedIssue" => "trd-detected-issue",
         "ServiceRequest" => "trd-service-request-proposal",
+        "DocumentReference" => "trd-summary-document-reference",
+        "Composition" => "trd-summary-composition",
         _ => "trd-provenance",
     };
     format!("https://fhir.trd-sentinel.org/StructureDefinition/{id}")
@@ -142,6 +201,8 @@ fn is_live(resource: &Value) -> bool {
         Some("Flag") => status == "active",
         Some("DetectedIssue") => !matches!(status, "cancelled" | "entered-in-error"),
         Some("ServiceRequest") => matches!(status, "active" | "draft" | "on-hold"),
+        Some("DocumentReference") => status == "current",
+        Some("Composition") => status != "entered-in-error",
         _ => false,
     }
 }

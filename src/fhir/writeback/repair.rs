@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{is_live, own_meta, profile_of, urn_for, Existing};
+use super::{identifier_element, is_live, own_meta, profile_of, urn_for, Existing};
 
 /// The existing resources split into the ones kept (one per identifier) and the
 /// duplicates to retire.
@@ -73,7 +73,7 @@ pub fn retirement(duplicate: &Existing, identifier_system: &str) -> (Value, Stri
     let renamed = format!("{}#duplicate-{}", duplicate.identifier, duplicate.id);
     body["id"] = json!(duplicate.id);
     body["status"] = json!("entered-in-error");
-    body["identifier"] = json!([{ "system": identifier_system, "value": renamed }]);
+    body["identifier"] = identifier_element(&duplicate.resource_type, identifier_system, &renamed);
     body["meta"] = own_meta();
     body["meta"]["profile"] = json!([profile_of(&duplicate.resource_type)]);
     let url = format!("{}/{}", duplicate.resource_type, duplicate.id);

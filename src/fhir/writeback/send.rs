@@ -16,7 +16,7 @@ use crate::fhir::client::{FhirClient, FhirError, Idempotency, Search};
 /// written type kept in step), for [`fetch_existing`] or a gather's batch.
 pub fn own_searches(patient: &str, settings: &WritebackSettings) -> Vec<Search> {
     kept_in_step()
-        .filter(|k| settings.resources.iter().any(|r| r == k))
+        .filter(|k| settings.writes(k))
         .map(|kind| {
             (
                 kind,
@@ -123,10 +123,12 @@ pub async fn write_back(
     }
     let transaction = plan.transaction();
     if !settings.dry_run {
-        // Conditional updates and ifNoneExist creates only: safe to retry.
-        client
-            .transaction(&transaction, Idempotency::Idempotent)
-            .await?;
+        let idempotency = if plan.is_idempotent() {
+            Idempotency::Idempotent
+        } else {
+            Idempotency::Once
+        };
+        client.transaction(&transaction, idempotency).await?;
         requests += 1;
     }
     Ok(WriteOutcome {
