@@ -24,6 +24,7 @@
 //! - [`service`]: `serve`: wiring and graceful shutdown.
 
 pub mod batch;
+pub mod cds;
 pub mod clinical;
 pub mod config;
 pub mod ehr;

@@ -1,8 +1,8 @@
 //! Prometheus metrics: what operators watch (see README "Operations").
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -45,6 +45,19 @@ pub struct Metrics {
     /// Changed resources read after an id-only notification and found to be outside
     /// what the engine reads: no assessment.
     pub irrelevant: IntCounter,
+    /// CDS Hooks calls by service and outcome (ok, deadline, bad-request,
+    /// precondition-failed, unauthorized-{rule}).
+    pub cds_requests: IntCounterVec,
+    /// CDS Hooks call latency by service.
+    pub cds_seconds: HistogramVec,
+    /// Prefetch keys by state (hit, paged, null, missing, error).
+    pub cds_prefetch: IntCounterVec,
+    /// Requests sent to a CDS client's fhirServer because prefetch was incomplete.
+    pub cds_fallback_fetches: IntCounter,
+    /// Cards returned, by concern.
+    pub cds_cards: IntCounterVec,
+    /// Clinicians' feedback on the cards (each counted once).
+    pub cds_feedback: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,6 +154,39 @@ impl Metrics {
                 &["kind"],
             ),
             events: counter_vec("events_total", "assessment.* events by result", &["result"]),
+            cds_requests: counter_vec(
+                "cds_requests_total",
+                "CDS Hooks calls by service and outcome",
+                &["service", "outcome"],
+            ),
+            cds_seconds: {
+                let buckets = vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ];
+                let h = HistogramVec::new(
+                    HistogramOpts::new("cds_request_seconds", "CDS Hooks call latency")
+                        .buckets(buckets),
+                    &["service"],
+                )
+                .expect("metric");
+                registry.register(Box::new(h.clone())).expect("register");
+                h
+            },
+            cds_prefetch: counter_vec(
+                "cds_prefetch_total",
+                "CDS prefetch keys by state (hit, paged, null, missing, error)",
+                &["key", "state"],
+            ),
+            cds_fallback_fetches: counter(
+                "cds_fallback_fetches_total",
+                "Requests to a CDS client's fhirServer for what prefetch lacked",
+            ),
+            cds_cards: counter_vec("cds_cards_total", "CDS cards returned by concern", &["concern"]),
+            cds_feedback: counter_vec(
+                "cds_feedback_total",
+                "Clinicians' feedback on the cards",
+                &["service", "outcome", "reason"],
+            ),
             registry,
         }
     }

@@ -129,11 +129,31 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             config.subscriptions.report_in_readyz && config.http.public_base_url.is_some(),
         )),
     });
+    let cds = config.cds.enabled.then(|| {
+        web::Data::new(crate::cds::routes::CdsState {
+            cds: Arc::new(crate::cds::Cds {
+                settings: config.cds.clone(),
+                trust: crate::cds::trust::Trust::new(config.cds.clone()),
+                ehr: ehr.clone(),
+                metrics: metrics.clone(),
+                queue: Some(queue.clone()),
+                public_base_url: config.http.public_base_url.clone(),
+                page_link: None,
+            }),
+            feedback_seen: Default::default(),
+        })
+    });
     let limit = config.http.body_limit_bytes;
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(state.clone())
-            .configure(|c| configure(c, limit))
+            .configure(|c| configure(c, limit));
+        match &cds {
+            Some(cds) => app
+                .app_data(cds.clone())
+                .configure(crate::cds::routes::configure),
+            None => app,
+        }
     })
     .disable_signals()
     .shutdown_timeout(10)

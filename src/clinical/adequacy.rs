@@ -87,12 +87,7 @@ pub fn judge(
 ) -> TrialVerdict {
     let drug = knowledge.drugs.antidepressant(trial.drug);
     let min = drug
-        .map(
-            |d| match (trial.extended_release, d.min_daily_mg_extended_release) {
-                (true, Some(er)) => er,
-                _ => d.min_daily_mg,
-            },
-        )
+        .map(|d| d.min_adequate_mg(trial.extended_release))
         .unwrap_or(f64::INFINITY);
     let name = knowledge.drugs.name(trial.drug);
     let observed_end = trial.observed_end(as_of);

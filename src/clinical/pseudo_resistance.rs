@@ -16,16 +16,6 @@ use super::score::ScoreSeries;
 use super::status::{JudgedTrial, TrdStatus};
 use super::supply::IgnoredMedication;
 
-/// Ingredients that suggest a bipolar spectrum when ordered (mood stabilisers that
-/// are not antidepressant augmentation agents).
-const MOOD_STABILISERS: &[&str] = &[
-    "lamotrigine",
-    "valproate",
-    "valproic acid",
-    "divalproex",
-    "carbamazepine",
-];
-
 pub struct ChecklistInput<'a> {
     pub record: &'a PatientRecord,
     pub judged: &'a [JudgedTrial<'a>],
@@ -39,7 +29,7 @@ pub fn check(input: &ChecklistInput<'_>, knowledge: &Knowledge) -> Vec<Finding> 
     let mut findings = Vec::new();
     trial_findings(input, &mut findings);
     diagnosis_findings(input, knowledge, &mut findings);
-    mood_stabiliser_findings(input, &mut findings);
+    mood_stabiliser_findings(input, knowledge, &mut findings);
     lab_findings(input, knowledge, &mut findings);
     score_findings(input, knowledge, &mut findings);
     merge_same_code(findings)
@@ -91,13 +81,33 @@ fn diagnosis_findings(
     }
 }
 
-fn mood_stabiliser_findings(input: &ChecklistInput<'_>, findings: &mut Vec<Finding>) {
+/// A mood stabiliser that is not an antidepressant augmentation agent (lithium is one)
+/// suggests a bipolar spectrum when ordered.
+fn mood_stabiliser_findings(
+    input: &ChecklistInput<'_>,
+    knowledge: &Knowledge,
+    findings: &mut Vec<Finding>,
+) {
+    let names: Vec<&str> = knowledge
+        .safety
+        .bipolar_cover
+        .mood_stabilisers
+        .iter()
+        .map(|d| d.name.as_str())
+        .filter(|name| {
+            knowledge
+                .drugs
+                .by_name(name)
+                .and_then(|d| knowledge.drugs.augmentation_agent(d))
+                .is_none()
+        })
+        .collect();
     let ordered: Vec<&IgnoredMedication> = input
         .ignored
         .iter()
         .filter(|m| {
             let label = m.medication.to_lowercase();
-            MOOD_STABILISERS.iter().any(|name| label.contains(name))
+            names.iter().any(|name| label.contains(name))
         })
         .collect();
     if let Some(first) = ordered.first() {

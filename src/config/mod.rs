@@ -12,9 +12,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod cds;
 mod secret;
 mod sections;
 
+pub use cds::{CdsClient, CdsSettings};
 pub use secret::Secret;
 pub use sections::*;
 
@@ -41,6 +43,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub reconcile: ReconcileSettings,
     pub subscriptions: SubscriptionSettings,
+    pub cds: CdsSettings,
 }
 
 /// A list given as a TOML array or as one comma-separated string (as environment
@@ -82,6 +85,7 @@ const SECTIONS: &[&str] = &[
     "pipeline",
     "reconcile",
     "subscriptions",
+    "cds",
 ];
 const SECRETS_IN_FILE: &[(&str, &str)] = &[
     ("fhir", "token"),
@@ -239,6 +243,7 @@ impl Config {
         if self.reconcile.enabled && self.reconcile.interval_secs == 0 {
             out.push("reconcile.interval_secs must be > 0 when reconcile.enabled".into());
         }
+        out.extend(self.cds.problems());
         if self.subscriptions.activation_timeout_secs > MAX_ACTIVATION_WAIT_SECS {
             out.push(format!(
                 "subscriptions.activation_timeout_secs must be at most {MAX_ACTIVATION_WAIT_SECS} (one hour)"

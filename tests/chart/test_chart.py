@@ -292,6 +292,16 @@ class Security(unittest.TestCase):
         policy = one(render(None, "config.fhir.base_url=http://ehr.ehr.svc:8080/fhir"), "NetworkPolicy")
         self.assertEqual([p["port"] for p in policy["spec"]["egress"][0]["ports"]], [8080])
 
+    def test_cds_clients_render_as_tables_and_open_their_ports(self):
+        manifests = render(CHART / "ci" / "cds-values.yaml", "ingress.enabled=true")
+        config = one(manifests, "ConfigMap")["data"]["config.toml"]
+        self.assertEqual(config.count("[[cds.clients]]"), 2, config)
+        policy = one(manifests, "NetworkPolicy")
+        self.assertEqual(sorted(p["port"] for p in policy["spec"]["egress"][0]["ports"]), [443, 9443])
+        ingress = one(manifests, "Ingress")
+        paths = [p["path"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
+        self.assertEqual(paths, ["/notify", "/cds-services"])
+
     def test_a_hospital_ca_bundle_is_mounted_and_used(self):
         manifests = render(CHART / "ci" / "smart-values.yaml")
         container = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]

@@ -84,8 +84,24 @@ the `.0` that Helm's float64 values would otherwise get.
 [{{ $section }}]
 {{- range $key := keys $settings | sortAlpha }}
 {{- $value := get $settings $key }}
-{{- if not (kindIs "invalid" $value) }}
+{{- if and (not (kindIs "invalid" $value)) (not (include "trd-sentinel.isTableList" $value)) }}
 {{ $key }} = {{ toJson $value }}
+{{- end }}
+{{- end }}
+{{- /* A list of maps (cds.clients) is a TOML array of tables. */}}
+{{- range $key := keys $settings | sortAlpha }}
+{{- $value := get $settings $key }}
+{{- if include "trd-sentinel.isTableList" $value }}
+{{- range $item := $value }}
+
+[[{{ $section }}.{{ $key }}]]
+{{- range $field := keys $item | sortAlpha }}
+{{- $v := get $item $field }}
+{{- if not (kindIs "invalid" $v) }}
+{{ $field }} = {{ toJson $v }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -219,11 +235,18 @@ Checks across values that a JSON schema cannot express; each failure says what t
 
 {{/*
 Ports the pods reach the EHR on: those of config.fhir.base_url and smart_token_url
-(explicit, or 443/80 by scheme) plus networkPolicy.egress.ehrPorts; 443 when none is known.
+(explicit, or 443/80 by scheme), and with CDS Hooks on those of each client's JWKS,
+jku and FHIR server URLs, plus networkPolicy.egress.ehrPorts; 443 when none is known.
 */}}
 {{- define "trd-sentinel.ehrPorts" -}}
 {{- $ports := list }}
-{{- range $url := list .Values.config.fhir.base_url .Values.config.fhir.smart_token_url }}
+{{- $urls := list .Values.config.fhir.base_url .Values.config.fhir.smart_token_url }}
+{{- if .Values.config.cds.enabled }}
+{{- range $client := .Values.config.cds.clients }}
+{{- $urls = concat $urls (list $client.jwks_url) ($client.jku | default list) ($client.fhir_servers | default list) }}
+{{- end }}
+{{- end }}
+{{- range $url := $urls }}
 {{- if $url }}
 {{- $parsed := urlParse $url }}
 {{- $hostPort := splitList ":" $parsed.host }}
@@ -241,4 +264,11 @@ Ports the pods reach the EHR on: those of config.fhir.base_url and smart_token_u
 {{- $ports = list 443 }}
 {{- end }}
 {{- toJson (uniq $ports) }}
+{{- end }}
+
+{{/* "true" when a value is a non-empty list of maps. */}}
+{{- define "trd-sentinel.isTableList" -}}
+{{- if and (kindIs "slice" .) (gt (len .) 0) -}}
+{{- if kindIs "map" (index . 0) -}}true{{- end -}}
+{{- end -}}
 {{- end }}

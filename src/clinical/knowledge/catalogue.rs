@@ -34,6 +34,17 @@ pub struct Antidepressant {
     pub sources: BTreeMap<String, String>,
 }
 
+impl Antidepressant {
+    /// The minimum adequate daily dose for this presentation (some extended-release
+    /// products have their own).
+    pub fn min_adequate_mg(&self, extended_release: bool) -> f64 {
+        match (extended_release, self.min_daily_mg_extended_release) {
+            (true, Some(er)) => er,
+            _ => self.min_daily_mg,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentationAgent {

@@ -28,7 +28,7 @@ pub use instruments::{Instrument, InstrumentPurpose};
 pub use psychotherapy_rules::{CourseRules, FitRules, Modality, PsychotherapyRules};
 pub use rxnorm_display::parse_rxnorm_display;
 pub use safety_rules::{
-    DoseLimit, InteractingDrug, LithiumMonitoring, SafetyRules, Serotonin, SuicideRisk,
+    BipolarCover, DoseLimit, LithiumMonitoring, NamedDrug, SafetyRules, Serotonin, SuicideRisk,
     SuicideSignal, YoungAdult,
 };
 pub use sources::{Source, SourceQuality};

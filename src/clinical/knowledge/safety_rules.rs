@@ -52,8 +52,9 @@ pub struct YoungAdult {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InteractingDrug {
-    /// Matched in a medication's code displays and text (lower case).
+pub struct NamedDrug {
+    /// Matched in a medication's code displays and text (lower case; a part of a
+    /// name, such as "valpro", matches every salt and form).
     pub name: String,
     #[serde(default)]
     pub rxnorm: Vec<String>,
@@ -70,7 +71,7 @@ pub struct Serotonin {
     #[serde(default)]
     pub washout_days_after: BTreeMap<String, u32>,
     #[serde(default)]
-    pub interacting: Vec<InteractingDrug>,
+    pub interacting: Vec<NamedDrug>,
     pub sources: BTreeMap<String, String>,
 }
 
@@ -118,6 +119,25 @@ pub struct SafetyRules {
     #[serde(default)]
     pub dose_limit: Vec<DoseLimit>,
     pub lithium: LithiumMonitoring,
+    pub bipolar_cover: BipolarCover,
+}
+
+/// What covers an antidepressant in bipolar disorder (a mood stabiliser or an
+/// antipsychotic taken now): without it, an antidepressant order is a switch risk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BipolarCover {
+    /// Taken within this many days before the as-of date: current.
+    pub current_within_days: u32,
+    pub mood_stabilisers: Vec<NamedDrug>,
+    pub antipsychotics: Vec<NamedDrug>,
+    pub sources: BTreeMap<String, String>,
+}
+
+impl BipolarCover {
+    pub fn agents(&self) -> impl Iterator<Item = &NamedDrug> {
+        self.mood_stabilisers.iter().chain(&self.antipsychotics)
+    }
 }
 
 impl SafetyRules {
@@ -209,6 +229,20 @@ pub(crate) fn parse(
     for drug in &serotonin.interacting {
         cite(
             &format!("serotonin interacting `{}`", drug.name),
+            &drug.sources,
+            &["name"],
+        )?;
+    }
+
+    let cover = &rules.bipolar_cover;
+    cite(
+        "[bipolar_cover]",
+        &cover.sources,
+        &["current_within_days", "mood_stabilisers", "antipsychotics"],
+    )?;
+    for drug in cover.agents() {
+        cite(
+            &format!("bipolar_cover `{}`", drug.name),
             &drug.sources,
             &["name"],
         )?;

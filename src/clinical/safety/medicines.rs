@@ -6,12 +6,12 @@
 use time::Date;
 
 use super::{Rank, SafetyInput};
-use crate::clinical::dates::{last_of_span, plus_days};
+use crate::clinical::dates::plus_days;
 use crate::clinical::dose::fmt;
 use crate::clinical::finding::{codes, Finding, Severity};
-use crate::clinical::knowledge::{DrugKind, InteractingDrug, Knowledge};
-use crate::clinical::product::{labels_of, RXNORM};
-use crate::clinical::record::{MedicationProduct, SourceRef};
+use crate::clinical::knowledge::{DrugKind, Knowledge};
+use crate::clinical::medicine_use::uses_of;
+use crate::clinical::record::SourceRef;
 
 /// One antidepressant's period of use (a trial or a non-trial era).
 struct Period<'a> {
@@ -105,7 +105,7 @@ pub(super) fn serotonin(input: &SafetyInput<'_>, knowledge: &Knowledge) -> Vec<(
             ));
         }
     }
-    for event in interacting_orders(input, &rules.interacting) {
+    for event in uses_of(input.record, &rules.interacting, input.as_of) {
         for other in periods
             .iter()
             .filter(|p| is(p, &rules.serotonergic_classes))
@@ -144,80 +144,6 @@ pub(super) fn serotonin(input: &SafetyInput<'_>, knowledge: &Knowledge) -> Vec<(
         }
     }
     out
-}
-
-/// A linezolid or methylene blue order, dispense or statement, with its period.
-struct InteractingUse<'a> {
-    name: &'a str,
-    start: Date,
-    end: Date,
-    source: &'a SourceRef,
-}
-
-fn names(product: &MedicationProduct, drug: &InteractingDrug) -> bool {
-    let code_match = product
-        .codes
-        .iter()
-        .chain(product.ingredients.iter().flat_map(|i| &i.codes))
-        .any(|c| c.system == RXNORM && drug.rxnorm.contains(&c.code));
-    let label_match = labels_of(product)
-        .chain(product.ingredients.iter().filter_map(|i| i.text.as_deref()))
-        .any(|label| label.to_lowercase().contains(&drug.name));
-    code_match || label_match
-}
-
-fn interacting_orders<'a>(
-    input: &'a SafetyInput<'_>,
-    drugs: &'a [InteractingDrug],
-) -> Vec<InteractingUse<'a>> {
-    const NOT_USED: &[&str] = &["entered-in-error", "cancelled", "draft", "not-taken"];
-    let days = |d: Option<f64>| {
-        d.filter(|d| d.is_finite() && *d >= 1.0)
-            .map_or(1, |d| d.min(365.0) as u32)
-    };
-    let record = input.record;
-    let mut uses = Vec::new();
-    for drug in drugs {
-        let orders = record.orders.iter().filter_map(|o| {
-            let start = o.authored_on.or(o.validity_start)?;
-            Some((
-                &o.status,
-                &o.medication,
-                start,
-                days(o.expected_supply_days),
-                &o.source,
-            ))
-        });
-        let dispenses = record.dispenses.iter().filter_map(|d| {
-            let start = d.handed_over?;
-            Some((
-                &d.status,
-                &d.medication,
-                start,
-                days(d.days_supply),
-                &d.source,
-            ))
-        });
-        let statements = record.statements.iter().filter_map(|s| {
-            let start = s.start?;
-            let span = s
-                .end
-                .map_or(1, |end| days_between(start, end).clamp(0, 365) as u32 + 1);
-            Some((&s.status, &s.medication, start, span, &s.source))
-        });
-        for (status, product, start, span, source) in orders.chain(dispenses).chain(statements) {
-            if NOT_USED.contains(&status.as_str()) || start > input.as_of || !names(product, drug) {
-                continue;
-            }
-            uses.push(InteractingUse {
-                name: &drug.name,
-                start,
-                end: last_of_span(start, span),
-                source,
-            });
-        }
-    }
-    uses
 }
 
 pub(super) fn dose_limits(input: &SafetyInput<'_>, knowledge: &Knowledge) -> Vec<(Rank, Finding)> {

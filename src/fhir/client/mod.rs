@@ -175,6 +175,8 @@ pub struct FhirClient {
     media_type: String,
     auth: Auth,
     limiter: Arc<Semaphore>,
+    /// `fhir.max_concurrency`: the limiter's size.
+    concurrency: usize,
     /// Limits concurrent transactions when configured.
     writers: Option<Arc<Semaphore>>,
     max_retries: u32,
@@ -215,6 +217,7 @@ impl FhirClient {
             media_type: settings.media_type.clone(),
             auth,
             limiter: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
+            concurrency: settings.max_concurrency.max(1),
             writers: (settings.max_concurrent_transactions > 0)
                 .then(|| Arc::new(Semaphore::new(settings.max_concurrent_transactions))),
             max_retries: settings.max_retries,
@@ -227,6 +230,31 @@ impl FhirClient {
             batch_wanted: settings.batch_searches,
             batch_listed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// A client for another FHIR server (a CDS client's `fhirServer`) with its own
+    /// credentials, sharing this one's connection pool and settings: building a TLS
+    /// client per request would cost more than the request. Nothing is counted as
+    /// the EHR's load.
+    pub fn for_server(&self, base_url: &str, auth: Auth) -> Self {
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http: self.http.clone(),
+            media_type: self.media_type.clone(),
+            auth,
+            limiter: Arc::new(Semaphore::new(self.concurrency)),
+            concurrency: self.concurrency,
+            writers: None,
+            max_retries: self.max_retries,
+            retry_base: self.retry_base,
+            timeout_secs: self.timeout_secs,
+            page_size: self.page_size,
+            max_pages: self.max_pages,
+            max_body_bytes: self.max_body_bytes,
+            observer: None,
+            batch_wanted: false,
+            batch_listed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The same client, telling `observer` of every request it sends.
