@@ -168,3 +168,12 @@ fn write_back_codes_are_defined() {
     }
     assert!(defined("trd-meta").contains(trd_sentinel::fhir::writeback::OWN_TAG_CODE));
 }
+
+#[test]
+fn cds_card_concerns_and_override_reasons_are_defined() {
+    use trd_sentinel::cds::cards::{CONCERNS, OVERRIDES};
+    let concerns: BTreeSet<String> = CONCERNS.iter().map(|c| c.to_string()).collect();
+    assert_eq!(concerns, defined("trd-cds-concern"));
+    let overrides: BTreeSet<String> = OVERRIDES.iter().map(|(c, _)| c.to_string()).collect();
+    assert_eq!(overrides, defined("trd-cds-override"));
+}

@@ -99,8 +99,8 @@ async fn the_note_is_created_once_then_kept_in_step_without_conditional_writes()
         .await
         .is_empty());
 
-    // Again, and a month later: found by the own search, nothing written.
-    for day in [as_of, date!(2024 - 11 - 20)] {
+    // Again, and the next day: found by the own search, nothing written.
+    for day in [as_of, date!(2024 - 10 - 21)] {
         let again = text_only.run_patient(PATIENT, day).await.expect("again");
         assert!(
             again.write.transaction.is_none(),
@@ -109,6 +109,23 @@ async fn the_note_is_created_once_then_kept_in_step_without_conditional_writes()
         );
         assert_eq!(again.requests, 1, "one batch, no transaction");
     }
+    // A month later the episode is a month longer (the assessment Observation
+    // changes): the note is updated by id, not created again.
+    let later = text_only
+        .run_patient(PATIENT, date!(2024 - 11 - 20))
+        .await
+        .expect("later");
+    assert_eq!(
+        later.write.plan.written,
+        [
+            format!("Observation {PATIENT}/assessment"),
+            format!("DocumentReference {PATIENT}/summary")
+        ]
+    );
+    let notes = search(&server, &format!("DocumentReference?patient={PATIENT}")).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["id"], note["id"]);
+    text_only.run_patient(PATIENT, as_of).await.expect("back");
 
     // The hospital turns on the full document: the same note (by id) gains the
     // XHTML and points at a new Composition.

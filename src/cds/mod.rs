@@ -31,6 +31,9 @@ pub mod request;
 pub mod routes;
 pub mod trust;
 
+/// Makes the link to a patient's page (`Patient/id` in, a URL out).
+pub type PageLink = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The service ids.
 pub const PATIENT_VIEW: &str = "trd-patient-view";
 pub const PRESCRIBING: &str = "trd-prescribing";
@@ -48,7 +51,7 @@ pub struct Cds {
     /// The service's public URL (`http.public_base_url`), for `aud` and links.
     pub public_base_url: Option<String>,
     /// Makes a signed link to the patient's page, when pages are served.
-    pub page_link: Option<Arc<dyn Fn(&str) -> Option<String> + Send + Sync>>,
+    pub page_link: Option<PageLink>,
 }
 
 /// Why a hook call has no cards to give.

@@ -193,6 +193,7 @@ fn as_medication_request(resource: Value) -> Option<Value> {
     }
     if let Some(Value::Array(dosages)) = map.get_mut("dosageInstruction") {
         for dosage in dosages.iter_mut().filter_map(Value::as_object_mut) {
+            dose_into_dose_and_rate(dosage);
             for key in DOSAGE_ARRAY_FIELDS {
                 as_array(dosage, key);
             }
@@ -203,8 +204,27 @@ fn as_medication_request(resource: Value) -> Option<Value> {
     Some(Value::Object(map))
 }
 
+/// STU3 and DSTU2 put `doseQuantity` (or `doseRange`) directly on the dosage, and
+/// so do some R4 examples; R4 has it in `doseAndRate`.
+fn dose_into_dose_and_rate(dosage: &mut Map<String, Value>) {
+    if dosage.contains_key("doseAndRate") {
+        return;
+    }
+    for key in ["doseQuantity", "doseRange"] {
+        if let Some(dose) = dosage.remove(key) {
+            let mut rate = Map::new();
+            rate.insert(key.into(), dose);
+            dosage.insert(
+                "doseAndRate".into(),
+                Value::Array(vec![Value::Object(rate)]),
+            );
+            return;
+        }
+    }
+}
+
 /// DSTU2 MedicationOrder (the public sandbox's default server): `dateWritten` for
-/// `authoredOn`, `patient` for `subject`, `doseQuantity` directly on the dosage.
+/// `authoredOn`, `patient` for `subject`.
 fn from_dstu2(map: &mut Map<String, Value>) {
     map.insert("resourceType".into(), Value::from("MedicationRequest"));
     if let Some(written) = map.remove("dateWritten") {
@@ -212,16 +232,6 @@ fn from_dstu2(map: &mut Map<String, Value>) {
     }
     if let Some(patient) = map.remove("patient") {
         map.entry("subject").or_insert(patient);
-    }
-    if let Some(Value::Array(dosages)) = map.get_mut("dosageInstruction") {
-        for dosage in dosages.iter_mut().filter_map(Value::as_object_mut) {
-            if let Some(dose) = dosage.remove("doseQuantity") {
-                dosage.insert(
-                    "doseAndRate".into(),
-                    serde_json::json!([{ "doseQuantity": dose }]),
-                );
-            }
-        }
     }
     // DSTU2 status values (active, on-hold, completed, entered-in-error, stopped,
     // draft) are R4's too; "draft" is what a draft order is.

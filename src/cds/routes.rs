@@ -245,10 +245,20 @@ async fn feedback(
                 "each feedback needs `card` and `outcome` (accepted or overridden)",
             );
         }
-        let reason = match text("/overrideReason/reason/code") {
-            "" if result == "overridden" => "none",
-            "" => "-",
-            code => code,
+        // Reasons of our own CodeSystem by code; a client's own codes as "other"
+        // (a metric label must not take any value a client sends).
+        let reason = match (
+            text("/overrideReason/reason/system"),
+            text("/overrideReason/reason/code"),
+        ) {
+            (_, "") if result == "overridden" => "none",
+            (_, "") => "-",
+            (super::cards::OVERRIDE_SYSTEM, code) => super::cards::OVERRIDES
+                .iter()
+                .map(|(known, _)| *known)
+                .find(|known| *known == code)
+                .unwrap_or("other"),
+            _ => "other",
         };
         let key = format!("{label}|{card}|{result}|{}", text("/outcomeTimestamp"));
         if !state.feedback_seen.first_time(&key).await {

@@ -282,3 +282,102 @@ impl Trust {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cds/spec");
+    const ENDPOINT: &str = "https://cds.example.org/cds-services/some-service";
+    const JKU: &str = "https://fhir-ehr.example.com/jwk_uri";
+
+    /// The spec's example client (its iss, its jku allow-listed), with the published
+    /// key already cached as if fetched from the jku.
+    async fn spec_trust(lifetime: u64) -> Trust {
+        let settings = CdsSettings {
+            max_token_lifetime_secs: lifetime,
+            clients: vec![CdsClient {
+                iss: "https://fhir-ehr.example.com/".into(),
+                jku: vec![JKU.into()],
+                ..CdsClient::default()
+            }],
+            ..CdsSettings::default()
+        };
+        let trust = Trust::new(settings);
+        let text = std::fs::read_to_string(format!("{SPEC}/spec-jwk-public.json")).expect("jwks");
+        trust.keys.lock().await.insert(
+            KeySource::Url(JKU.into()),
+            CachedKeys {
+                set: serde_json::from_str(&text).expect("jwks"),
+                fetched: Instant::now(),
+            },
+        );
+        trust
+    }
+
+    fn spec_token() -> String {
+        let text = std::fs::read_to_string(format!("{SPEC}/spec-jwt.txt")).expect("token");
+        format!("Bearer {}", text.lines().next().expect("line").trim())
+    }
+
+    /// The specification's example JWT: the signature verifies with its published key;
+    /// before its expiry it passes every rule but the lifetime (3.5 years), which the
+    /// service refuses; after its expiry it is refused as expired.
+    #[tokio::test]
+    async fn the_spec_example_jwt() {
+        let token = spec_token();
+        let issued_then = 1_422_568_000; // just before exp (2015-01-29)
+        let trust = spec_trust(200_000_000).await;
+        assert!(trust
+            .verify(Some(&token), ENDPOINT, issued_then)
+            .await
+            .is_ok());
+        assert_eq!(
+            trust
+                .verify(Some(&token), ENDPOINT, issued_then)
+                .await
+                .err(),
+            Some(Refusal::Replay),
+            "the same jti again"
+        );
+        let trust = spec_trust(200_000_000).await;
+        assert_eq!(
+            trust
+                .verify(Some(&token), ENDPOINT, 1_800_000_000)
+                .await
+                .err(),
+            Some(Refusal::Expired)
+        );
+        let trust = spec_trust(3600).await;
+        assert_eq!(
+            trust
+                .verify(Some(&token), ENDPOINT, issued_then)
+                .await
+                .err(),
+            Some(Refusal::Lifetime)
+        );
+        let trust = spec_trust(200_000_000).await;
+        assert_eq!(
+            trust
+                .verify(
+                    Some(&token),
+                    "https://cds.example.org/cds-services/other",
+                    issued_then
+                )
+                .await
+                .err(),
+            Some(Refusal::Audience)
+        );
+        // One byte of the signature changed.
+        let mut tampered = token.clone();
+        let last = tampered.pop().expect("char");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(
+            trust
+                .verify(Some(&tampered), ENDPOINT, issued_then)
+                .await
+                .err(),
+            Some(Refusal::Signature)
+        );
+    }
+}

@@ -113,7 +113,7 @@ fn mood_stabiliser_findings(
     if let Some(first) = ordered.first() {
         let text = format!(
             "mood stabiliser ordered ({}): possible bipolar spectrum; review the diagnosis",
-            first.medication
+            first.readable
         );
         let evidence = ordered.iter().map(|m| m.source.clone()).collect();
         findings.push(Finding::new(

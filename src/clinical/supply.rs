@@ -72,7 +72,11 @@ impl Supply {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IgnoredMedication {
     pub source: SourceRef,
+    /// The medication as coded (`system|code (display)`), for tracing.
     pub medication: String,
+    /// What a person reads: the code's display or the text.
+    #[serde(skip)]
+    pub readable: String,
 }
 
 /// A MedicationStatement saying the drug was not taken, over its effective period.
@@ -393,9 +397,14 @@ fn recognise(
     match identify(product, knowledge) {
         ProductIdentity::Known(product) => Some(product),
         ProductIdentity::NotInCatalogue { label } => {
+            let readable = super::product::labels_of(product)
+                .next()
+                .map(str::to_string)
+                .unwrap_or_else(|| label.clone());
             ledger.ignored.push(IgnoredMedication {
                 source: source.clone(),
                 medication: label,
+                readable,
             });
             None
         }

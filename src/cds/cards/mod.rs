@@ -80,14 +80,14 @@ pub struct Card {
     pub key: String,
 }
 
-/// Escapes text for markdown (record-derived labels can carry `|`, `*`, `<`...).
+/// Escapes text for markdown: record-derived labels can carry `|` (a table cell's
+/// end), `*`, `_`, `[`, `` ` `` or `<` (HTML). Escaped text is never put at the
+/// start of a line (where `#` and `>` would matter): details start lines with their
+/// own words, list markers or table pipes.
 pub fn md(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!' | '{' | '}'
-        ) {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '|') {
             out.push('\\');
         }
         out.push(c);
@@ -149,10 +149,23 @@ pub fn trials_table(trials: &[&TrialAssessment]) -> String {
             weeks(t.verdict.weeks_at_adequate_dose),
             adherence,
             md(&verdict),
-            md(&t.response.explanation)
+            md(&response(t))
         ));
     }
     out
+}
+
+/// The response class and the scores behind it.
+fn response(t: &TrialAssessment) -> String {
+    use crate::clinical::response::ResponseClass;
+    let class = match t.response.class {
+        ResponseClass::NonResponse => "non-response",
+        ResponseClass::Partial => "partial response",
+        ResponseClass::Response => "response",
+        ResponseClass::Remission => "remission",
+        ResponseClass::Unknown => "response unknown",
+    };
+    format!("{class}: {}", t.response.explanation)
 }
 
 /// Staging in one line.
@@ -228,14 +241,22 @@ pub fn stable_uuid(parts: &[&str]) -> String {
         .to_string()
 }
 
-/// Why a clinician may set a card aside.
+/// Why a clinician may set a card aside (the OVERRIDE_SYSTEM CodeSystem).
+pub const OVERRIDES: &[(&str, &str)] = &[
+    ("already-addressed", "Already addressed"),
+    ("not-applicable", "Not applicable to this patient"),
+    (
+        "clinical-judgement",
+        "Clinical judgement: benefit outweighs the concern",
+    ),
+    ("patient-preference", "Patient preference"),
+];
+
 fn override_reasons() -> Value {
-    json!([
-        { "system": OVERRIDE_SYSTEM, "code": "already-addressed", "display": "Already addressed" },
-        { "system": OVERRIDE_SYSTEM, "code": "not-applicable", "display": "Not applicable to this patient" },
-        { "system": OVERRIDE_SYSTEM, "code": "clinical-judgement", "display": "Clinical judgement: benefit outweighs the concern" },
-        { "system": OVERRIDE_SYSTEM, "code": "patient-preference", "display": "Patient preference" },
-    ])
+    OVERRIDES
+        .iter()
+        .map(|(code, display)| json!({ "system": OVERRIDE_SYSTEM, "code": code, "display": display }))
+        .collect()
 }
 
 /// The card as CDS Hooks JSON (pruned of empty optionals).
@@ -361,7 +382,8 @@ mod tests {
         let s = summary(long);
         assert!(s.chars().count() < SUMMARY_LIMIT, "{}", s.chars().count());
         assert!(s.ends_with('…'));
-        assert_eq!(md("a|b*c<script>"), "a\\|b\\*c\\<script\\>");
+        assert_eq!(md("a|b*c<script>"), "a\\|b\\*c\\<script>");
+        assert_eq!(md("# x -> y"), "# x -> y");
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub fn order_cards(
         .iter()
         .map(|f| {
             let mut card = safety_card(a, f);
-            card.summary = format!("Before signing: {}", f.text);
+            card.summary = format!(
+                "Before signing: {}",
+                f.text.split("; ").next().unwrap_or(&f.text)
+            );
             card
         })
         .collect();

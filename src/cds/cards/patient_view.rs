@@ -112,7 +112,8 @@ pub fn safety_card(a: &Assessment, f: &Finding) -> Card {
         concern: "safety",
         concern_display: "Safety signal",
         indicator: Indicator::Critical,
-        summary: format!("Safety: {}", f.text),
+        // The finding's first statement (the rest is in the detail).
+        summary: format!("Safety: {}", f.text.split("; ").next().unwrap_or(&f.text)),
         detail,
         suggestions: actions,
         alternatives: false,
@@ -259,7 +260,7 @@ fn current_trial_card(a: &Assessment) -> Option<Card> {
         concern: "inadequate-current-trial",
         concern_display: "Current trial not adequate",
         indicator: Indicator::Warning,
-        summary: format!("Current {}: {}", t.ingredient, reason.text),
+        summary: format!("Current trial not adequate: {}", reason.text),
         detail,
         suggestions: actions,
         alternatives: false,
