@@ -35,19 +35,6 @@ use tokio::sync::mpsc;
 
 use service::{metric_sum, Service, AMQP, TOKEN};
 
-/// User + system CPU seconds of a process so far (Linux /proc; clock ticks of 1/100 s).
-fn cpu_seconds(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
-            let ticks =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
-        .unwrap_or(f64::NAN)
-}
-
 /// Every event the service publishes, as (patient, when it arrived).
 async fn watch_events(exchange: &str) -> (Connection, mpsc::UnboundedReceiver<(String, Instant)>) {
     let connection = Connection::connect(AMQP, ConnectionProperties::default())
@@ -147,8 +134,14 @@ async fn main() {
     tokio::time::sleep(2 * trd_sentinel::queue::shards::HEARTBEAT + Duration::from_secs(1)).await;
     let (_events_connection, mut events) = watch_events(&format!("{name}.events")).await;
     let http = reqwest::Client::new();
-    let service_cpu_now = || services.iter().map(|s| cpu_seconds(s.pid())).sum::<f64>();
-    let (service_cpu_start, fhir_cpu_start) = (service_cpu_now(), cpu_seconds(server.pid()));
+    let service_cpu_now = || {
+        services
+            .iter()
+            .map(|s| measure::cpu_seconds(s.pid()))
+            .sum::<f64>()
+    };
+    let (service_cpu_start, fhir_cpu_start) =
+        (service_cpu_now(), measure::cpu_seconds(server.pid()));
     let rate: Option<f64> = std::env::var("LOAD_RATE").ok().and_then(|v| v.parse().ok());
 
     let started = Instant::now();
@@ -201,7 +194,7 @@ async fn main() {
         texts.push(service.metrics().await);
     }
     let service_cpu = service_cpu_now() - service_cpu_start;
-    let fhir_cpu = cpu_seconds(server.pid()) - fhir_cpu_start;
+    let fhir_cpu = measure::cpu_seconds(server.pid()) - fhir_cpu_start;
     accept.sort_by(|a, b| a.total_cmp(b));
     end_to_end.sort_by(|a, b| a.total_cmp(b));
 
