@@ -7,8 +7,10 @@
 //! - order-select with nothing prefetched: the service fetches the record from the
 //!   call's fhirServer (Helios on PostgreSQL) with the client's token.
 //!
-//!     cargo bench --bench cds_load                  # 400 calls per level (100 with fallback)
-//!     CDS_CALLS=2000 cargo bench --bench cds_load
+//! ```text
+//! cargo bench --bench cds_load                  # 400 calls per level (100 with fallback)
+//! CDS_CALLS=2000 cargo bench --bench cds_load
+//! ```
 //!
 //! Every call carries its own JWT (ES384, a fresh jti), minted before the clock
 //! starts. Under `cargo test` it makes a few calls of each kind as a smoke test.

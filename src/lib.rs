@@ -7,6 +7,10 @@
 //! - [`config`]: typed settings from a file and `TRD_*` environment variables (depends
 //!   on no adapter).
 //! - [`http`]: actix-web: `/notify` (Subscription notifications), health, metrics.
+//! - [`cds`]: CDS Hooks: discovery, patient-view and order-select/sign cards, the
+//!   caller's JWT, prefetch and its fallback, feedback.
+//! - [`page`]: the patient's treatment timeline page (SVG) behind a signed link, and
+//!   the population index `evaluate --format html` writes.
 //! - [`intake`]: notifications of every shape -> work items; reconciliation polling;
 //!   the EHR Subscriptions.
 //! - [`queue`]: RabbitMQ intake, work shards, retries, dead letters (or in-process).
@@ -19,7 +23,7 @@
 //! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
 //! - [`batch`]: `evaluate` over files and directories: which files, progress, and
 //!   assessing each patient so one that cannot be assessed does not stop the rest.
-//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir).
+//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html).
 //! - [`metrics`]: the Prometheus registry.
 //! - [`service`]: `serve`: wiring and graceful shutdown.
 
@@ -31,6 +35,7 @@ pub mod ehr;
 pub mod fhir;
 pub mod intake;
 pub mod metrics;
+pub mod page;
 pub mod pipeline;
 pub mod queue;
 pub mod report;

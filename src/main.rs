@@ -118,6 +118,9 @@ struct EvaluateArgs {
     as_of: Option<Date>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// The directory `--format html` writes into (a page per patient, index.html).
+    #[arg(long, required_if_eq("format", "html"))]
+    out: Option<PathBuf>,
     /// Policy preset (see `trd-sentinel policies`).
     #[arg(long, default_value = "default")]
     policy: String,
@@ -245,6 +248,14 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let records = pool.records();
+    let mut html = match (&args.format, &args.out) {
+        (Format::Html, Some(dir)) => Some(report::HtmlWriter::new(
+            dir,
+            records.len(),
+            io::stderr().is_terminal(),
+        )?),
+        _ => None,
+    };
     let mut fhir_entries = Vec::new();
     let mut failed = 0usize;
     if args.format == Format::Table {
@@ -268,11 +279,20 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
                     writeln!(out, "{document}")?;
                 }
             }
+            Format::Html => {
+                if let Some(html) = html.as_mut() {
+                    html.write(&assessment, &knowledge)?;
+                }
+            }
         }
     }
     if args.format == Format::Fhir {
         serde_json::to_writer_pretty(&mut out, &report::fhir_bundle(fhir_entries))?;
         writeln!(out)?;
+    }
+    if let Some(html) = html {
+        let index = html.finish()?;
+        eprintln!("wrote {}", index.display());
     }
     out.flush()?;
     if failed > 0 {

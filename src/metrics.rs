@@ -58,6 +58,8 @@ pub struct Metrics {
     pub cds_cards: IntCounterVec,
     /// Clinicians' feedback on the cards (each counted once).
     pub cds_feedback: IntCounterVec,
+    /// Patient pages served, by outcome (ok, unauthorized, ehr-error).
+    pub pages: IntCounterVec,
 }
 
 impl Metrics {
@@ -187,6 +189,7 @@ impl Metrics {
                 "Clinicians' feedback on the cards",
                 &["service", "outcome", "reason"],
             ),
+            pages: counter_vec("pages_total", "Patient pages by outcome", &["outcome"]),
             registry,
         }
     }

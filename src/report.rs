@@ -18,6 +18,61 @@ pub enum Format {
     /// One FHIR document Bundle (the treatment summary) per line, for every patient
     /// with something to report.
     Document,
+    /// A page per patient and the population's `index.html`, into `--out DIR`.
+    Html,
+}
+
+/// `evaluate --format html`: each patient's page written as it is assessed, the
+/// population index at the end, a progress bar on a terminal.
+pub struct HtmlWriter {
+    dir: std::path::PathBuf,
+    index: crate::page::index::PopulationIndex,
+    bar: indicatif::ProgressBar,
+}
+
+impl HtmlWriter {
+    pub fn new(dir: &std::path::Path, patients: usize, terminal: bool) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let bar = if terminal {
+            let bar = indicatif::ProgressBar::new(patients as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "writing pages {bar:30} {pos}/{len} patients ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index: Default::default(),
+            bar,
+        })
+    }
+
+    pub fn write(
+        &mut self,
+        assessment: &Assessment,
+        knowledge: &crate::clinical::Knowledge,
+    ) -> std::io::Result<()> {
+        let file = crate::page::index::file_name(&assessment.patient);
+        std::fs::write(
+            self.dir.join(&file),
+            crate::page::patient::page(assessment, knowledge),
+        )?;
+        self.index.add(assessment, &file);
+        self.bar.inc(1);
+        Ok(())
+    }
+
+    /// Writes `index.html`; returns its path.
+    pub fn finish(self) -> std::io::Result<std::path::PathBuf> {
+        self.bar.finish_and_clear();
+        let path = self.dir.join("index.html");
+        std::fs::write(&path, self.index.render())?;
+        Ok(path)
+    }
 }
 
 /// The identifier system `evaluate` names its documents with (the service's default).

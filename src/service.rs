@@ -129,6 +129,35 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             config.subscriptions.report_in_readyz && config.http.public_base_url.is_some(),
         )),
     });
+    let links = match (
+        config.page.enabled,
+        config.page.key(),
+        &config.http.public_base_url,
+    ) {
+        (true, Some(key), Some(base)) => Some(Arc::new(crate::page::link::PageLinks::new(
+            key,
+            config.page.link_lifetime_secs,
+            base,
+        ))),
+        _ => None,
+    };
+    let pages = links.clone().map(|links| {
+        web::Data::new(crate::page::routes::PageState {
+            links,
+            ehr: ehr.clone(),
+            csp: crate::page::content_security_policy(&config.page.frame_ancestors),
+            metrics: metrics.clone(),
+        })
+    });
+    let page_link: Option<crate::cds::PageLink> = links.map(|links| {
+        Arc::new(move |patient: &str| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            links.link(patient, now)
+        }) as crate::cds::PageLink
+    });
     let cds = config.cds.enabled.then(|| {
         web::Data::new(crate::cds::routes::CdsState {
             cds: Arc::new(crate::cds::Cds {
@@ -138,7 +167,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
                 metrics: metrics.clone(),
                 queue: Some(queue.clone()),
                 public_base_url: config.http.public_base_url.clone(),
-                page_link: None,
+                page_link: page_link.clone(),
             }),
             feedback_seen: Default::default(),
         })
@@ -148,10 +177,16 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         let app = App::new()
             .app_data(state.clone())
             .configure(|c| configure(c, limit));
-        match &cds {
+        let app = match &cds {
             Some(cds) => app
                 .app_data(cds.clone())
                 .configure(crate::cds::routes::configure),
+            None => app,
+        };
+        match &pages {
+            Some(pages) => app
+                .app_data(pages.clone())
+                .configure(crate::page::routes::configure),
             None => app,
         }
     })

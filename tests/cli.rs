@@ -499,3 +499,69 @@ fn a_patient_that_cannot_be_assessed_does_not_stop_the_others() {
         );
     }
 }
+
+#[test]
+fn html_writes_a_page_per_patient_and_the_population_index() {
+    let out = temp_dir("html");
+    let out_arg = out.display().to_string();
+    let output = evaluate(&[
+        "fixtures/patients",
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "html",
+        "--out",
+        &out_arg,
+    ]);
+    stdout(&output);
+    let patients = fs::read_dir(root().join("fixtures/patients"))
+        .expect("fixtures")
+        .count();
+    let pages: Vec<String> = fs::read_dir(&out)
+        .expect("out")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("Patient_"))
+        .collect();
+    assert_eq!(pages.len(), patients, "a page per fixture patient");
+    let index = fs::read_to_string(out.join("index.html")).expect("index");
+    assert!(index.contains(&format!("{patients} patients, assessed as of 2024-10-20")));
+    for page in &pages {
+        assert!(index.contains(&format!("href=\"{page}\"")), "{page} linked");
+    }
+    let trd = fs::read_to_string(out.join("Patient_trd-two-ssris.html")).expect("page");
+    assert!(trd.contains("<h1>Treatment-resistant depression</h1>"));
+    // Without --out the html format is refused.
+    let refused = evaluate(&["fixtures/patients", "--format", "html"]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn document_prints_one_fhir_document_per_patient() {
+    let output = evaluate(&[
+        "fixtures/patients/trd-two-ssris.json",
+        "fixtures/patients/not-treated.json",
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "document",
+    ]);
+    let documents = jsonl(&output);
+    let subjects: Vec<&str> = documents
+        .iter()
+        .map(|d| {
+            d["entry"][0]["resource"]["subject"]["reference"]
+                .as_str()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(subjects, ["Patient/not-treated", "Patient/trd-two-ssris"]);
+    let documents: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["entry"][0]["resource"]["subject"]["reference"] == "Patient/trd-two-ssris")
+        .collect();
+    assert_eq!(documents[0]["type"], "document");
+    let composition = &documents[0]["entry"][0]["resource"];
+    assert_eq!(composition["resourceType"], "Composition");
+    assert_eq!(composition["subject"]["reference"], "Patient/trd-two-ssris");
+    assert_eq!(composition["section"].as_array().map(Vec::len), Some(8));
+}

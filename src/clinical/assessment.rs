@@ -43,10 +43,33 @@ pub struct TrialAssessment {
     pub reasons: Vec<super::adequacy::ReasonCode>,
     pub verdict: TrialVerdict,
     pub response: TrialResponse,
+    /// Each supply behind the trial (a fill, an order's estimate, a statement), with
+    /// its dose: the timeline's bars.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supplies: Vec<SupplyPeriod>,
     /// Functional change over the trial, beside the symptom response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<super::function::FunctionalChange>,
     pub evidence: Vec<SourceRef>,
+}
+
+/// One supply of a trial's drug: the days it covers and the daily dose it gives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SupplyPeriod {
+    pub start: Date,
+    /// Last day covered (inclusive).
+    pub end: Date,
+    pub daily_dose_mg: Option<f64>,
+    pub origin: super::supply::SupplyOrigin,
+    pub source: SourceRef,
+}
+
+/// A treatment given on a day (ECT, TMS, esketamine): the timeline's markers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TreatmentEvent {
+    pub kind: String,
+    pub date: Date,
+    pub source: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -78,6 +101,9 @@ pub struct Assessment {
     /// measurement series, the timeline's score line).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub measures: Vec<super::score::MeasureSeries>,
+    /// ECT, TMS and esketamine sessions recorded up to the as-of date.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub treatments: Vec<TreatmentEvent>,
     /// The recorded diagnoses the knowledge's value sets name (the summary's problems).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<super::conditions::Problem>,

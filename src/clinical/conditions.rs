@@ -20,6 +20,15 @@ pub const VS_NON_DEPRESSION_INDICATION: &str =
 pub const VS_PAIN_MIGRAINE_SLEEP: &str =
     "https://fhir.trd-sentinel.org/ValueSet/dx-pain-migraine-sleep";
 pub const VS_ECT: &str = "https://fhir.trd-sentinel.org/ValueSet/proc-ect";
+/// The treatments the timeline marks, by value set.
+const TREATMENTS: &[(&str, &str)] = &[
+    ("ECT", VS_ECT),
+    ("TMS", "https://fhir.trd-sentinel.org/ValueSet/proc-tms"),
+    (
+        "esketamine",
+        "https://fhir.trd-sentinel.org/ValueSet/proc-esketamine",
+    ),
+];
 
 pub fn matching<'r>(
     record: &'r PatientRecord,
@@ -117,4 +126,28 @@ fn matching_any(record: &PatientRecord, as_of: Date) -> impl Iterator<Item = &Co
             .is_some_and(|v| NOT_VERIFIED.contains(&v));
         verified && c.onset.or(c.recorded).is_none_or(|d| d <= as_of)
     })
+}
+
+/// ECT, TMS and esketamine sessions done up to the as-of date, by date.
+pub fn treatments(
+    record: &PatientRecord,
+    knowledge: &Knowledge,
+    as_of: Date,
+) -> Vec<super::assessment::TreatmentEvent> {
+    let mut out: Vec<super::assessment::TreatmentEvent> = TREATMENTS
+        .iter()
+        .flat_map(|(kind, value_set)| {
+            procedures_in(record, knowledge, value_set, as_of)
+                .into_iter()
+                .filter_map(move |p| {
+                    Some(super::assessment::TreatmentEvent {
+                        kind: kind.to_string(),
+                        date: p.performed?,
+                        source: p.source.clone(),
+                    })
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.date, &a.source).cmp(&(b.date, &b.source)));
+    out
 }

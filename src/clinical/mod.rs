@@ -258,6 +258,20 @@ pub fn assess_with(
             reasons: j.verdict.reasons.iter().map(|r| r.code).collect(),
             verdict: j.verdict.clone(),
             response: j.response.clone(),
+            supplies: j
+                .trial
+                .era
+                .supplies
+                .iter()
+                .filter_map(|i| ledger.supplies.get(*i))
+                .map(|s| assessment::SupplyPeriod {
+                    start: s.start,
+                    end: s.last_day(),
+                    daily_dose_mg: s.daily_dose.mg,
+                    origin: s.origin,
+                    source: s.source.clone(),
+                })
+                .collect(),
             function,
             evidence: j.trial.evidence.clone(),
         })
@@ -288,6 +302,7 @@ pub fn assess_with(
         psychotherapy: courses,
         findings,
         measures: scores.measures(knowledge),
+        treatments: conditions::treatments(record, knowledge, as_of),
         problems: conditions::problems(record, knowledge, as_of),
         ignored_medications: ledger.ignored,
     };

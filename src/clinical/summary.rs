@@ -231,7 +231,7 @@ fn reason_for_referral(a: &Assessment) -> SummarySection {
 }
 
 /// The status in words a referral letter uses.
-fn status_words(a: &Assessment) -> &'static str {
+pub fn status_words(a: &Assessment) -> &'static str {
     use super::status::TrdStatus as S;
     match a.trd_status {
         S::Trd => "Treatment-resistant depression",

@@ -129,3 +129,68 @@ impl CdsSettings {
         out
     }
 }
+
+/// `[page]`: the patient's treatment timeline page, linked from the CDS cards.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PageSettings {
+    /// Serve `/page/{token}` (needs a signing key and `http.public_base_url`).
+    pub enabled: bool,
+    /// The key that signs page links (TRD_PAGE_SIGNING_KEY; at least 32 bytes).
+    pub signing_key: Option<super::Secret>,
+    pub signing_key_file: Option<PathBuf>,
+    /// How long a link from a card stays valid.
+    pub link_lifetime_secs: u64,
+    /// Who may frame the page (CSP `frame-ancestors`): the EHR's origins; `*` any.
+    #[serde(deserialize_with = "string_or_list")]
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            signing_key: None,
+            signing_key_file: None,
+            link_lifetime_secs: 900,
+            frame_ancestors: vec!["*".into()],
+        }
+    }
+}
+
+/// Shorter keys make HS256 links guessable offline.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+
+impl PageSettings {
+    /// The signing key, from the environment or its file.
+    pub fn key(&self) -> Option<super::Secret> {
+        self.signing_key.clone().or_else(|| {
+            let path = self.signing_key_file.as_ref()?;
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|k| super::Secret::new(k.trim().to_string()))
+        })
+    }
+
+    pub fn problems(&self, public_base_url: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.enabled {
+            return out;
+        }
+        if self
+            .key()
+            .is_none_or(|k| k.expose().len() < MIN_SIGNING_KEY_BYTES)
+        {
+            out.push(format!(
+                "page.enabled needs a signing key of at least {MIN_SIGNING_KEY_BYTES} bytes (TRD_PAGE_SIGNING_KEY or page.signing_key_file)"
+            ));
+        }
+        if public_base_url.is_none() {
+            out.push("page.enabled needs http.public_base_url (the links point there)".into());
+        }
+        if self.link_lifetime_secs == 0 || self.link_lifetime_secs > 86_400 {
+            out.push("page.link_lifetime_secs must be between 1 and 86400".into());
+        }
+        out
+    }
+}

@@ -16,7 +16,7 @@ mod cds;
 mod secret;
 mod sections;
 
-pub use cds::{CdsClient, CdsSettings};
+pub use cds::{CdsClient, CdsSettings, PageSettings};
 pub use secret::Secret;
 pub use sections::*;
 
@@ -44,6 +44,7 @@ pub struct Config {
     pub reconcile: ReconcileSettings,
     pub subscriptions: SubscriptionSettings,
     pub cds: CdsSettings,
+    pub page: PageSettings,
 }
 
 /// A list given as a TOML array or as one comma-separated string (as environment
@@ -86,12 +87,14 @@ const SECTIONS: &[&str] = &[
     "reconcile",
     "subscriptions",
     "cds",
+    "page",
 ];
 const SECRETS_IN_FILE: &[(&str, &str)] = &[
     ("fhir", "token"),
     ("amqp", "url"),
     ("notify", "token"),
     ("notify", "hmac_secret"),
+    ("page", "signing_key"),
 ];
 
 impl Config {
@@ -219,6 +222,7 @@ impl Config {
             ("amqp.url", &self.amqp.url),
             ("notify.token", &self.notify.token),
             ("notify.hmac_secret", &self.notify.hmac_secret),
+            ("page.signing_key", &self.page.signing_key),
         ] {
             if secret
                 .as_ref()
@@ -304,6 +308,7 @@ impl Config {
         if self.fhir.max_response_bytes < 64 * 1024 {
             out.push("fhir.max_response_bytes must be at least 65536".into());
         }
+        out.extend(self.page.problems(self.http.public_base_url.as_deref()));
         if self.amqp.shards == 0 || self.pipeline.concurrency == 0 {
             out.push("amqp.shards and pipeline.concurrency must be > 0".into());
         }

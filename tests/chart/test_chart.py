@@ -300,7 +300,9 @@ class Security(unittest.TestCase):
         self.assertEqual(sorted(p["port"] for p in policy["spec"]["egress"][0]["ports"]), [443, 9443])
         ingress = one(manifests, "Ingress")
         paths = [p["path"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
-        self.assertEqual(paths, ["/notify", "/cds-services"])
+        self.assertEqual(paths, ["/notify", "/page", "/cds-services"])
+        env = {e["name"]: e for e in one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+        self.assertEqual(env["TRD_PAGE_SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["key"], "page-signing-key")
 
     def test_a_hospital_ca_bundle_is_mounted_and_used(self):
         manifests = render(CHART / "ci" / "smart-values.yaml")
@@ -336,6 +338,8 @@ NOT_IN_VALUES = {
     "fhir.token_file": "the chart passes secrets as environment variables from a Secret",
     "amqp.url_file": "the chart passes secrets as environment variables from a Secret",
     "notify.token_file": "the chart passes secrets as environment variables from a Secret",
+    "page.signing_key": "a secret: env TRD_PAGE_SIGNING_KEY from secrets.keys.pageSigningKey",
+    "page.signing_key_file": "the chart passes secrets as environment variables from a Secret",
 }
 
 
@@ -354,7 +358,8 @@ def check_config(manifests):
             pathlib.Path(key.group(1)).parent.mkdir(parents=True)
             pathlib.Path(key.group(1)).write_text((ROOT / "tests" / "data" / "test-smart-es384.pem").read_text())
         (tmp / "config.toml").write_text(text)
-        made_up = {"TRD_AMQP_URL": "amqp://trd:x@rabbitmq:5672/%2f"}
+        made_up = {"TRD_AMQP_URL": "amqp://trd:x@rabbitmq:5672/%2f",
+                   "TRD_PAGE_SIGNING_KEY": "made-up-page-signing-key-0123456789abcdef"}
         env = {"PATH": os.environ.get("PATH", "")}
         for var in container["env"]:
             if var["name"] == "TRD_CONFIG":

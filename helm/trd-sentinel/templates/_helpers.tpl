@@ -110,7 +110,7 @@ the `.0` that Helm's float64 values would otherwise get.
 {{/* Secret references as environment variables; an empty key name is not used. */}}
 {{- define "trd-sentinel.secretEnv" -}}
 {{- $secret := include "trd-sentinel.secretName" . }}
-{{- range $env, $key := dict "TRD_FHIR_TOKEN" .Values.secrets.keys.fhirToken "TRD_AMQP_URL" .Values.secrets.keys.amqpUrl "TRD_NOTIFY_TOKEN" .Values.secrets.keys.notifyToken "TRD_NOTIFY_HMAC_SECRET" .Values.secrets.keys.notifyHmacSecret }}
+{{- range $env, $key := dict "TRD_FHIR_TOKEN" .Values.secrets.keys.fhirToken "TRD_AMQP_URL" .Values.secrets.keys.amqpUrl "TRD_NOTIFY_TOKEN" .Values.secrets.keys.notifyToken "TRD_NOTIFY_HMAC_SECRET" .Values.secrets.keys.notifyHmacSecret "TRD_PAGE_SIGNING_KEY" .Values.secrets.keys.pageSigningKey }}
 {{- if $key }}
 - name: {{ $env }}
   valueFrom:
@@ -214,6 +214,9 @@ Checks across values that a JSON schema cannot express; each failure says what t
 {{- end }}
 {{- if and (or .Values.subscriptionsJob.enabled .Values.config.subscriptions.ensure_on_start) (not .Values.config.http.public_base_url) }}
 {{- fail "subscriptions need config.http.public_base_url: the URL at which the EHR reaches /notify" }}
+{{- end }}
+{{- if and .Values.config.page.enabled (or (not .Values.secrets.keys.pageSigningKey) (not .Values.config.http.public_base_url)) }}
+{{- fail "config.page.enabled needs secrets.keys.pageSigningKey (the link signing key) and config.http.public_base_url (where the links point)" }}
 {{- end }}
 {{- if and (eq (toString .Values.config.fhir.auth) "smart-backend") (not .Values.secrets.smartPrivateKey.existingSecret) }}
 {{- fail "config.fhir.auth = smart-backend needs secrets.smartPrivateKey.existingSecret" }}
