@@ -12,7 +12,7 @@ use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{is_ndjson, ObservationCodes, ResourcePool};
 use trd_sentinel::report::{self, Format};
 
 #[derive(Parser)]
@@ -139,6 +139,17 @@ struct EvaluateArgs {
     /// A directory of knowledge files replacing the shipped ones (same relative paths).
     #[arg(long)]
     knowledge: Option<PathBuf>,
+    /// Bulk NDJSON inputs larger than this many MB are grouped by patient on disk
+    /// (in shards of about this size) rather than in memory.
+    #[arg(long, default_value_t = 1024.0)]
+    memory_budget_mb: f64,
+}
+
+/// The patients of a run: in memory, or in shards on disk (a Bulk export larger than
+/// the memory budget).
+enum Grouped {
+    Records(Vec<clinical::PatientRecord>),
+    Shards(batch::bulk::Shards),
 }
 
 fn parse_date(s: &str) -> Result<Date, String> {
@@ -236,38 +247,54 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     };
 
     let inputs = Inputs::collect(&args.paths)?;
-    let mut progress = Progress::new(&inputs, io::stderr().is_terminal());
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
-    let read = batch::read_inputs(&mut pool, &inputs, &mut progress);
-    progress.finish();
-    read?;
-    for problem in &pool.unattributed {
-        eprintln!("warning: {problem}");
-    }
+    let progress = Progress::new(&inputs, io::stderr().is_terminal());
+    let codes = ObservationCodes::from_knowledge(&knowledge);
+    let budget = (args.memory_budget_mb.max(0.01) * 1e6) as u64;
+    // A Bulk export larger than the memory budget is grouped by patient on disk.
+    let sharded = inputs.files.iter().all(|f| is_ndjson(&f.path)) && inputs.total_bytes() > budget;
+
+    // Read (or partition) everything first: a file that cannot be read stops the
+    // run before anything is printed.
+    let grouped = if sharded {
+        let spill = std::env::temp_dir().join(format!("trd-sentinel-spill-{}", std::process::id()));
+        let count = batch::bulk::shard_count(inputs.total_bytes(), budget);
+        let shards = batch::bulk::Shards::partition(&inputs, &codes, count, &spill, &progress);
+        progress.finish();
+        Grouped::Shards(shards?)
+    } else {
+        let mut pool = ResourcePool::new(codes);
+        let read = batch::read_inputs(&mut pool, &inputs, &progress);
+        progress.finish();
+        read?;
+        for problem in &pool.unattributed {
+            eprintln!("warning: {problem}");
+        }
+        Grouped::Records(pool.records())
+    };
 
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let records = pool.records();
     let mut html = match (&args.format, &args.out) {
         (Format::Html, Some(dir)) => Some(report::HtmlWriter::new(
             dir,
-            records.len(),
+            inputs.files.len(),
             io::stderr().is_terminal(),
         )?),
         _ => None,
     };
     let mut fhir_entries = Vec::new();
-    let mut failed = 0usize;
+    let (mut failed, mut patients) = (0usize, 0usize);
     if args.format == Format::Table {
         writeln!(out, "{}", report::table_header())?;
     }
-    for record in &records {
-        let assessment = match batch::assess_guarded(record, &policy, &knowledge, as_of, options) {
+    let mut emit = |result: Result<clinical::Assessment, batch::Failed>| {
+        patients += 1;
+        let assessment = match result {
             Ok(assessment) => assessment,
             Err(failure) => {
                 eprintln!("error: {failure}");
                 failed += 1;
-                continue;
+                return Ok(());
             }
         };
         match args.format {
@@ -285,6 +312,23 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
                 }
             }
         }
+        anyhow::Ok(())
+    };
+    match grouped {
+        Grouped::Shards(shards) => {
+            for n in 0..shards.len() {
+                let pool = shards.pool(n)?;
+                for problem in &pool.unattributed {
+                    eprintln!("warning: {problem}");
+                }
+                let records = pool.records();
+                drop(pool);
+                batch::assess_all(&records, &policy, &knowledge, as_of, options, &mut emit)?;
+            }
+        }
+        Grouped::Records(records) => {
+            batch::assess_all(&records, &policy, &knowledge, as_of, options, &mut emit)?;
+        }
     }
     if args.format == Format::Fhir {
         serde_json::to_writer_pretty(&mut out, &report::fhir_bundle(fhir_entries))?;
@@ -296,10 +340,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     }
     out.flush()?;
     if failed > 0 {
-        bail!(
-            "{failed} of {} patients could not be assessed (the others were printed)",
-            records.len()
-        );
+        bail!("{failed} of {patients} patients could not be assessed (the others were printed)");
     }
     Ok(())
 }

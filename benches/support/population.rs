@@ -183,3 +183,65 @@ pub fn ensure_population(dir: &Path, count: usize, target_bytes: usize) -> Vec<P
         })
         .collect()
 }
+
+/// The population as a Bulk Data export: one NDJSON file per resource type, each
+/// resource on its own line with literal references (`Patient/{id}`), as an EHR's
+/// $export writes them. Cached in `dir`; returns the files.
+pub fn ensure_bulk_export(dir: &Path, count: usize, target_bytes: usize) -> Vec<PathBuf> {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    let done = dir.join(".complete");
+    if !done.exists() {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).expect("export dir");
+        let mut files: BTreeMap<String, std::io::BufWriter<fs::File>> = BTreeMap::new();
+        for index in 0..count {
+            let bundle: Value =
+                serde_json::from_str(&patient_bundle(index, target_bytes)).expect("bundle");
+            for entry in bundle["entry"].as_array().into_iter().flatten() {
+                let mut resource = entry["resource"].clone();
+                literal_references(&mut resource);
+                let kind = resource["resourceType"]
+                    .as_str()
+                    .unwrap_or("Unknown")
+                    .to_string();
+                let file = files.entry(kind.clone()).or_insert_with(|| {
+                    std::io::BufWriter::new(
+                        fs::File::create(dir.join(format!("{kind}.ndjson"))).expect("file"),
+                    )
+                });
+                writeln!(file, "{resource}").expect("write");
+            }
+        }
+        for file in files.values_mut() {
+            file.flush().expect("flush");
+        }
+        fs::write(&done, "").expect("marker");
+    }
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("export")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// `urn:uuid:{Type}-{id}` references as `{Type}/{id}`.
+fn literal_references(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get_mut("reference") {
+                if let Some((kind, id)) = reference
+                    .strip_prefix("urn:uuid:")
+                    .and_then(|rest| rest.split_once('-'))
+                {
+                    *reference = format!("{kind}/{id}");
+                }
+            }
+            map.values_mut().for_each(literal_references);
+        }
+        Value::Array(items) => items.iter_mut().for_each(literal_references),
+        _ => {}
+    }
+}

@@ -7,7 +7,7 @@
 //! note on its patient's record, never a crash and never a silent drop.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -19,11 +19,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 mod heads;
+mod relevance;
+mod scan;
+
+pub use relevance::ObservationCodes;
+use scan::{leading_resource_type, Origin, READ_TYPES};
 
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
-use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};
-use heads::{BundleBody, ConceptHead, EncounterHead, Head, ObservationHead, SubjectHead};
+use heads::{BundleBody, EncounterHead, Head, ObservationHead, SubjectHead};
 
 /// Why an input file could not be read at all (a bad resource inside a good file is
 /// not an error: it becomes a note on the record).
@@ -72,63 +76,6 @@ struct PatientHead<'a> {
     birth_date: Option<Cow<'a, str>>,
 }
 
-/// Codes of Observations worth typing (scores and labs), and of Encounter types that
-/// are psychotherapy sessions: everything else is skipped unparsed.
-#[derive(Debug, Default, Clone)]
-pub struct ObservationCodes {
-    codes: HashSet<(String, String)>,
-    encounter_types: HashSet<(String, String)>,
-}
-
-impl ObservationCodes {
-    pub fn from_knowledge(knowledge: &Knowledge) -> Self {
-        Self {
-            codes: knowledge.observation_codes().into_iter().collect(),
-            encounter_types: knowledge.psychotherapy_codes().into_iter().collect(),
-        }
-    }
-
-    fn any_in(set: &HashSet<(String, String)>, concepts: &[ConceptHead<'_>]) -> bool {
-        concepts
-            .iter()
-            .flat_map(|c| &c.coding)
-            .any(|coding| match (&coding.system, &coding.code) {
-                (Some(system), Some(code)) => set.contains(&(system.to_string(), code.to_string())),
-                _ => false,
-            })
-    }
-
-    fn wants(&self, head: &ObservationHead<'_>) -> bool {
-        Self::any_in(&self.codes, head.code.as_slice())
-            || head
-                .component
-                .iter()
-                .any(|c| Self::any_in(&self.codes, c.code.as_slice()))
-    }
-
-    fn wants_encounter(&self, head: &EncounterHead<'_>) -> bool {
-        Self::any_in(&self.encounter_types, &head.types)
-    }
-
-    /// Whether the engine would read this resource at all: an Observation only with a
-    /// score or lab code it knows, an Encounter only of a psychotherapy type; every
-    /// other type counts (medications of every kind matter: interactions).
-    pub fn matters(&self, resource: &serde_json::Value) -> bool {
-        match resource
-            .get("resourceType")
-            .and_then(serde_json::Value::as_str)
-        {
-            Some("Observation") => {
-                ObservationHead::deserialize(resource).is_ok_and(|head| self.wants(&head))
-            }
-            Some("Encounter") => {
-                EncounterHead::deserialize(resource).is_ok_and(|head| self.wants_encounter(&head))
-            }
-            _ => true,
-        }
-    }
-}
-
 /// Counts of what was read, for progress and benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReadStats {
@@ -167,6 +114,43 @@ impl ResourcePool {
         }
     }
 
+    /// Whether this reader would keep a resource's text: most of an export is what
+    /// the engine never reads (claims, vital signs, immunizations), known from the
+    /// leading resourceType and the codes in the text without parsing it at all. A
+    /// text that does not start with its resourceType is kept (the reader parses it).
+    pub fn would_keep(&self, text: &str) -> bool {
+        match leading_resource_type(text) {
+            Some("Observation" | "Encounter") => self.observation_codes.may_want(text),
+            Some(kind) => READ_TYPES.contains(&kind),
+            None => true,
+        }
+    }
+
+    /// An empty pool reading with the same codes (one per file read in parallel).
+    pub fn sibling(&self) -> Self {
+        Self::new(self.observation_codes.clone())
+    }
+
+    /// Takes in everything another pool read (files read in parallel, merged in
+    /// file order so the records come out as if read one after another).
+    pub fn merge(&mut self, other: ResourcePool) {
+        for (patient, bucket) in other.patients {
+            let mine = self.patients.entry(patient).or_default();
+            mine.resources.extend(bucket.resources);
+            mine.notes.extend(bucket.notes);
+            if bucket.birth_date.is_some() {
+                mine.birth_date = bucket.birth_date;
+            }
+        }
+        self.medications.extend(other.medications);
+        self.aliases.extend(other.aliases);
+        self.unattributed.extend(other.unattributed);
+        self.stats.files += other.stats.files;
+        self.stats.bytes += other.stats.bytes;
+        self.stats.resources += other.stats.resources;
+        self.stats.typed += other.stats.typed;
+    }
+
     /// A file or a directory (recursively: *.json, *.ndjson, *.jsonl).
     pub fn add_path(&mut self, path: &Path) -> Result<(), ReadError> {
         let io = |source| ReadError::Io {
@@ -193,18 +177,20 @@ impl ResourcePool {
     /// one JSON document. Callers that choose files themselves (the `evaluate`
     /// batch) use this; [`Self::add_path`] adds the directory walk.
     pub fn add_file(&mut self, path: &Path) -> Result<(), ReadError> {
-        let text = fs::read_to_string(path).map_err(|source| ReadError::Io {
+        let io = |source| ReadError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
         let origin = path.display().to_string();
         self.stats.files += 1;
-        self.stats.bytes += text.len();
         if is_ndjson(path) {
-            self.add_ndjson(&text, &origin)
-        } else {
-            self.add_json(&text, &origin)
+            // Line by line: a Bulk export's file can be larger than memory.
+            let file = fs::File::open(path).map_err(io)?;
+            return self.add_ndjson_reader(std::io::BufReader::new(file), &origin);
         }
+        let text = fs::read_to_string(path).map_err(io)?;
+        self.stats.bytes += text.len();
+        self.add_json(&text, &origin)
     }
 
     /// One JSON document: a Bundle or a single resource.
@@ -222,24 +208,48 @@ impl ResourcePool {
     /// other JSON-lines file in an export directory is then one warning, not one per
     /// line.
     pub fn add_ndjson(&mut self, text: &str, origin: &str) -> Result<(), ReadError> {
+        self.add_ndjson_reader(text.as_bytes(), origin)
+    }
+
+    /// [`Self::add_ndjson`] from a reader, one line in memory at a time.
+    pub fn add_ndjson_reader(
+        &mut self,
+        mut reader: impl std::io::BufRead,
+        origin: &str,
+    ) -> Result<(), ReadError> {
         let mut problems = Vec::new();
         let mut resources = 0usize;
-        for (n, line) in text.lines().enumerate() {
+        let mut line = String::new();
+        let mut n = 0usize;
+        loop {
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .map_err(|source| ReadError::Io {
+                    path: origin.into(),
+                    source,
+                })?;
+            if read == 0 {
+                break;
+            }
+            n += 1;
+            self.stats.bytes += read;
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<&RawValue>(line) {
-                Ok(raw) => match serde_json::from_str::<Head<'_>>(raw.get()) {
-                    Ok(_) => {
+            match serde_json::from_str::<&RawValue>(&line) {
+                Ok(raw) => {
+                    let is_resource = leading_resource_type(raw.get()).is_some()
+                        || serde_json::from_str::<Head<'_>>(raw.get()).is_ok();
+                    if is_resource {
                         resources += 1;
-                        self.add_resource(raw, None, &format!("{origin}:{}", n + 1));
-                    }
-                    Err(e) => {
+                        self.add_resource(raw, None, &Origin::line(origin, n));
+                    } else {
                         self.stats.resources += 1;
-                        problems.push((n + 1, format!("no resourceType: {e}")));
+                        problems.push((n, "no resourceType".to_string()));
                     }
-                },
-                Err(e) => problems.push((n + 1, format!("not valid JSON: {e}"))),
+                }
+                Err(e) => problems.push((n, format!("not valid JSON: {e}"))),
             }
         }
         if resources == 0 {
@@ -259,12 +269,19 @@ impl ResourcePool {
     }
 
     fn add_document(&mut self, raw: &RawValue, origin: &str) -> Result<(), ReadError> {
-        let head: Head<'_> = serde_json::from_str(raw.get()).map_err(|e| ReadError::NotFhir {
-            path: origin.into(),
-            message: e.to_string(),
-        })?;
-        if head.resource_type != "Bundle" {
-            self.add_resource(raw, None, origin);
+        let is_bundle = match leading_resource_type(raw.get()) {
+            Some(kind) => kind == "Bundle",
+            None => {
+                let head: Head<'_> =
+                    serde_json::from_str(raw.get()).map_err(|e| ReadError::NotFhir {
+                        path: origin.into(),
+                        message: e.to_string(),
+                    })?;
+                head.resource_type == "Bundle"
+            }
+        };
+        if !is_bundle {
+            self.add_resource(raw, None, &Origin::whole(origin));
             return Ok(());
         }
         let body: BundleBody<'_> =
@@ -274,16 +291,23 @@ impl ResourcePool {
             })?;
         for (n, entry) in body.entry.iter().enumerate() {
             if let Some(resource) = entry.resource {
-                let where_ = format!("{origin}#entry[{n}]");
-                self.add_resource(resource, entry.full_url.as_deref(), &where_);
+                self.add_resource(
+                    resource,
+                    entry.full_url.as_deref(),
+                    &Origin::entry(origin, n),
+                );
             }
         }
         Ok(())
     }
 
-    fn add_resource(&mut self, raw: &RawValue, full_url: Option<&str>, origin: &str) {
+    fn add_resource(&mut self, raw: &RawValue, full_url: Option<&str>, origin: &Origin<'_>) {
         self.stats.resources += 1;
-        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+        let text = raw.get();
+        if !self.would_keep(text) {
+            return;
+        }
+        let head: Head<'_> = match serde_json::from_str(text) {
             Ok(head) => head,
             Err(e) => {
                 self.unattributed
@@ -305,7 +329,6 @@ impl ResourcePool {
                     .insert(normalise_reference(url), source.clone());
             }
         }
-        let text = raw.get();
         let typed = match kind {
             "Patient" => {
                 // A birthDate that does not parse is no birth date: the age rules then

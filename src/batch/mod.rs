@@ -11,6 +11,7 @@ use std::fs;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use time::{Date, Month};
 
 use crate::clinical::{self, AssessOptions, Assessment, Knowledge, PatientRecord, Policy};
 use crate::fhir::read::{is_fhir_file_name, ReadError, ResourcePool};
+
+pub mod bulk;
 
 /// Why a batch could not start or read its inputs.
 #[derive(Debug, thiserror::Error)]
@@ -161,10 +164,12 @@ impl Inputs {
 
 /// A progress bar on stderr counting files and bytes, with rate and ETA; hidden (and
 /// free) when stderr is not a terminal, so logs and pipes get no control characters.
+/// Files are read on several threads: the counts are atomic.
 pub struct Progress {
     bar: ProgressBar,
     files_total: usize,
-    files_done: usize,
+    files_done: AtomicUsize,
+    resources: AtomicUsize,
 }
 
 impl Progress {
@@ -184,23 +189,27 @@ impl Progress {
         let progress = Self {
             bar,
             files_total: inputs.files.len(),
-            files_done: 0,
+            files_done: AtomicUsize::new(0),
+            resources: AtomicUsize::new(0),
         };
-        progress.set_message(0);
+        progress.set_message();
         progress
     }
 
-    fn set_message(&self, resources: usize) {
+    fn set_message(&self) {
         self.bar.set_message(format!(
-            "{}/{} files, {resources} resources",
-            self.files_done, self.files_total
+            "{}/{} files, {} resources",
+            self.files_done.load(Ordering::Relaxed),
+            self.files_total,
+            self.resources.load(Ordering::Relaxed)
         ));
     }
 
-    fn file_done(&mut self, file: &InputFile, resources: usize) {
-        self.files_done += 1;
+    fn file_done(&self, file: &InputFile, resources: usize) {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+        self.resources.fetch_add(resources, Ordering::Relaxed);
         self.bar.inc(file.bytes);
-        self.set_message(resources);
+        self.set_message();
     }
 
     /// A warning on stderr that does not tear the bar (printed above it).
@@ -216,23 +225,36 @@ impl Progress {
 const PROGRESS_TEMPLATE: &str =
     "[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
 
-/// Reads every input into the pool. A file named on the command line that cannot be
-/// read or is not FHIR is an error naming it; a file found in a directory that is
-/// valid JSON but not FHIR (an export manifest, a package.json) is skipped with a
-/// warning. A directory file that is not valid JSON at all stays an error: that is a
-/// broken export, and dropping it would silently lose a patient's data.
+/// Reads every input into the pool, files in parallel (each into a pool of its own,
+/// merged in file order, so the result is the same as reading them in turn). A file
+/// named on the command line that cannot be read or is not FHIR is an error naming
+/// it; a file found in a directory that is valid JSON but not FHIR (an export
+/// manifest, a package.json) is skipped with a warning. A directory file that is not
+/// valid JSON at all stays an error: that is a broken export, and dropping it would
+/// silently lose a patient's data.
 pub fn read_inputs(
     pool: &mut ResourcePool,
     inputs: &Inputs,
-    progress: &mut Progress,
+    progress: &Progress,
 ) -> Result<Vec<Skipped>, BatchError> {
+    use rayon::prelude::*;
     let mut skipped = Vec::new();
     for skip in &inputs.skipped {
         progress.warn(skip);
     }
-    for file in &inputs.files {
-        match pool.add_file(&file.path) {
-            Ok(()) => {}
+    let parts: Vec<(Result<(), ReadError>, ResourcePool)> = inputs
+        .files
+        .par_iter()
+        .map(|file| {
+            let mut part = pool.sibling();
+            let read = part.add_file(&file.path);
+            progress.file_done(file, part.stats.resources);
+            (read, part)
+        })
+        .collect();
+    for (file, (read, part)) in inputs.files.iter().zip(parts) {
+        match read {
+            Ok(()) => pool.merge(part),
             Err(ReadError::NotFhir { message, .. }) if !file.named => {
                 let skip = Skipped {
                     path: file.path.clone(),
@@ -243,7 +265,6 @@ pub fn read_inputs(
             }
             Err(e) => return Err(e.into()),
         }
-        progress.file_done(file, pool.stats.resources);
     }
     Ok(skipped)
 }
@@ -315,6 +336,32 @@ pub fn assess_guarded(
     )
 }
 
+/// Patients assessed at once on all cores; their results are handed on in record
+/// order before the next chunk starts (only a chunk's assessments are held).
+const CHUNK: usize = 256;
+
+/// Assesses every record on all cores, handing each result to `each` in record order.
+pub fn assess_all<E>(
+    records: &[PatientRecord],
+    policy: &Policy,
+    knowledge: &Knowledge,
+    as_of: Date,
+    options: AssessOptions,
+    mut each: impl FnMut(Result<Assessment, Failed>) -> Result<(), E>,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    for chunk in records.chunks(CHUNK) {
+        let results: Vec<Result<Assessment, Failed>> = chunk
+            .par_iter()
+            .map(|record| assess_guarded(record, policy, knowledge, as_of, options))
+            .collect();
+        for result in results {
+            each(result)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +387,7 @@ mod tests {
         let caught = guarded(|| -> u32 { panic!("record value 1980-02-29") });
         let location = caught.expect_err("panicked");
         assert!(
-            location.is_some_and(|l| l.contains("batch.rs")),
+            location.is_some_and(|l| l.contains("batch/mod.rs")),
             "location of the panic"
         );
         assert_eq!(guarded(|| 7).ok(), Some(7));
