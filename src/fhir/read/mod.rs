@@ -23,7 +23,7 @@ mod relevance;
 mod scan;
 
 pub use relevance::ObservationCodes;
-use scan::{leading_resource_type, Origin, READ_TYPES};
+use scan::{resource_type, Origin, READ_TYPES};
 
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
 use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};
@@ -119,7 +119,7 @@ impl ResourcePool {
     /// leading resourceType and the codes in the text without parsing it at all. A
     /// text that does not start with its resourceType is kept (the reader parses it).
     pub fn would_keep(&self, text: &str) -> bool {
-        match leading_resource_type(text) {
+        match resource_type(text).as_deref() {
             Some("Observation" | "Encounter") => self.observation_codes.may_want(text),
             Some(kind) => READ_TYPES.contains(&kind),
             None => true,
@@ -195,6 +195,17 @@ impl ResourcePool {
 
     /// One JSON document: a Bundle or a single resource.
     pub fn add_json(&mut self, text: &str, origin: &str) -> Result<(), ReadError> {
+        // A Bundle (its resourceType first, as writers put it): entries split by the
+        // scanner, so what is skipped is never parsed. Anything else, or a Bundle the
+        // scanner cannot follow, is parsed (and its errors reported) by serde.
+        if resource_type(text).as_deref() == Some("Bundle") {
+            if let Some(entries) = scan::bundle_entries(text) {
+                for (n, (full_url, resource)) in entries.iter().enumerate() {
+                    self.add_resource(resource, full_url.as_deref(), &Origin::entry(origin, n));
+                }
+                return Ok(());
+            }
+        }
         let raw: &RawValue = serde_json::from_str(text).map_err(|source| ReadError::Json {
             path: origin.into(),
             source,
@@ -237,13 +248,20 @@ impl ResourcePool {
             if line.trim().is_empty() {
                 continue;
             }
+            // A line the reader would skip (by its leading resourceType and codes)
+            // is counted and left unparsed.
+            if !self.would_keep(&line) {
+                resources += 1;
+                self.stats.resources += 1;
+                continue;
+            }
             match serde_json::from_str::<&RawValue>(&line) {
                 Ok(raw) => {
-                    let is_resource = leading_resource_type(raw.get()).is_some()
+                    let is_resource = resource_type(raw.get()).is_some()
                         || serde_json::from_str::<Head<'_>>(raw.get()).is_ok();
                     if is_resource {
                         resources += 1;
-                        self.add_resource(raw, None, &Origin::line(origin, n));
+                        self.add_resource(raw.get(), None, &Origin::line(origin, n));
                     } else {
                         self.stats.resources += 1;
                         problems.push((n, "no resourceType".to_string()));
@@ -269,7 +287,7 @@ impl ResourcePool {
     }
 
     fn add_document(&mut self, raw: &RawValue, origin: &str) -> Result<(), ReadError> {
-        let is_bundle = match leading_resource_type(raw.get()) {
+        let is_bundle = match resource_type(raw.get()) {
             Some(kind) => kind == "Bundle",
             None => {
                 let head: Head<'_> =
@@ -281,7 +299,7 @@ impl ResourcePool {
             }
         };
         if !is_bundle {
-            self.add_resource(raw, None, &Origin::whole(origin));
+            self.add_resource(raw.get(), None, &Origin::whole(origin));
             return Ok(());
         }
         let body: BundleBody<'_> =
@@ -292,7 +310,7 @@ impl ResourcePool {
         for (n, entry) in body.entry.iter().enumerate() {
             if let Some(resource) = entry.resource {
                 self.add_resource(
-                    resource,
+                    resource.get(),
                     entry.full_url.as_deref(),
                     &Origin::entry(origin, n),
                 );
@@ -301,9 +319,8 @@ impl ResourcePool {
         Ok(())
     }
 
-    fn add_resource(&mut self, raw: &RawValue, full_url: Option<&str>, origin: &Origin<'_>) {
+    fn add_resource(&mut self, text: &str, full_url: Option<&str>, origin: &Origin<'_>) {
         self.stats.resources += 1;
-        let text = raw.get();
         if !self.would_keep(text) {
             return;
         }
