@@ -72,12 +72,53 @@ pub(super) fn resource_type(text: &str) -> Option<Cow<'_, str>> {
     if let Some(kind) = leading_resource_type(text) {
         return Some(Cow::Borrowed(kind));
     }
-    let bytes = text.as_bytes();
-    let (_, (start, end)) = object_members(bytes, skip_ws(bytes, 0)?)?
-        .into_iter()
-        .find(|(key, _)| *key == "resourceType")?;
-    string_value(text.get(start..end)?)
+    top_level_string(text, "resourceType")
 }
+
+/// The string value of a top-level member of the object `text`, found in one pass
+/// over its quotes and braces: a string that closes at depth one and is followed by
+/// `:` is a key.
+fn top_level_string<'t>(text: &'t str, key: &str) -> Option<Cow<'t, str>> {
+    let bytes = text.as_bytes();
+    let start = skip_ws(bytes, 0)?;
+    if bytes.get(start)? != &b'{' {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut string_start: Option<usize> = None;
+    for i in memchr::memchr3_iter(b'"', b'{', b'}', bytes.get(start..)?) {
+        let pos = start + i;
+        match (*bytes.get(pos)?, string_start) {
+            (b'"', Some(open)) => {
+                if escaped(bytes, pos) {
+                    continue;
+                }
+                string_start = None;
+                if depth == 1 && bytes.get(open + 1..pos)? == key.as_bytes() {
+                    let colon = skip_ws(bytes, pos + 1)?;
+                    if bytes.get(colon)? == &b':' {
+                        let value = skip_ws(bytes, colon + 1)?;
+                        return string_value(text.get(value..string_end(bytes, value)?)?);
+                    }
+                }
+            }
+            (b'"', None) => string_start = Some(pos),
+            (_, Some(_)) => {}
+            (b'{', None) => depth += 1,
+            _ => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// One entry of a Bundle as the scanner found it: its `fullUrl`, when it has one,
+/// and the text of its resource.
+pub(super) type ScannedEntry<'t> = (Option<Cow<'t, str>>, &'t str);
 
 /// A Bundle's entries, split without parsing them: `(fullUrl, resource text)` of each
 /// entry that has a resource. The scanner follows the JSON structure (strings with
@@ -85,7 +126,7 @@ pub(super) fn resource_type(text: &str) -> Option<Cow<'_, str>> {
 /// resources that are kept are parsed, and checked, by serde afterwards. `None` when
 /// the text is not structured as a Bundle object (the caller then parses it and
 /// reports what is wrong).
-pub(super) fn bundle_entries(text: &str) -> Option<Vec<(Option<Cow<'_, str>>, &str)>> {
+pub(super) fn bundle_entries(text: &str) -> Option<Vec<ScannedEntry<'_>>> {
     let bytes = text.as_bytes();
     let entry = object_members(bytes, skip_ws(bytes, 0)?)?
         .into_iter()
@@ -285,5 +326,28 @@ mod tests {
             bundle_entries(r#"{"resourceType":"Bundle"}"#).map(|e| e.len()),
             Some(0)
         );
+    }
+
+    #[test]
+    fn the_resource_type_is_found_wherever_it_stands_at_the_top_level() {
+        let cases = [
+            (r#"{"resourceType":"Patient","id":"p"}"#, Some("Patient")),
+            (
+                r#" { "id" : "p", "resourceType" : "Condition" }"#,
+                Some("Condition"),
+            ),
+            (
+                r#"{"code":{"resourceType":"Nested","text":""resourceType""},"resourceType":"Observation"}"#,
+                Some("Observation"),
+            ),
+            (r#"{"contained":[{"resourceType":"Medication"}]}"#, None),
+            (r#"{"a":"resourceType","b":1}"#, None),
+            (r#"{"resourceType":"Encounter"}"#, Some("Encounter")),
+            ("not json", None),
+            (r#"{"id":"p""#, None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(resource_type(text).as_deref(), expected, "{text}");
+        }
     }
 }
