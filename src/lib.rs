@@ -21,8 +21,10 @@
 //!   gather) and out (write-back; the treatment summary as a FHIR document); mapping
 //!   resources to the engine's `PatientRecord`.
 //! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
-//! - [`batch`]: `evaluate` over files and directories: which files, progress, and
-//!   assessing each patient so one that cannot be assessed does not stop the rest.
+//! - [`batch`]: `evaluate` over files and directories: which files, progress, reading
+//!   on all cores (the reader skips what the engine never reads without parsing it),
+//!   Bulk exports past the memory budget grouped on disk, and assessing each patient
+//!   on all cores so one that cannot be assessed does not stop the rest.
 //! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html).
 //! - [`metrics`]: the Prometheus registry.
 //! - [`service`]: `serve`: wiring and graceful shutdown.
