@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::ehr::{is_own_resource, Ehr, EhrError, PatientRun};
 use crate::fhir::client::{FhirError, Idempotency};
 use crate::fhir::mapping::patient_of;
-use crate::fhir::read::{ObservationCodes, ResourcePool};
+use crate::fhir::read::ResourcePool;
 use crate::intake::gaps::EventCounter;
 use crate::intake::reconcile::Reconciler;
 use crate::intake::work::{from_intake_message, WorkItem};
@@ -367,8 +367,7 @@ impl Pipeline {
             },
             WorkItem::Bundle { bundle } => {
                 // Declared complete at intake, and about one patient (its shard's key).
-                let mut pool =
-                    ResourcePool::new(ObservationCodes::from_knowledge(&self.ehr.knowledge));
+                let mut pool = ResourcePool::new(self.ehr.relevance.clone());
                 pool.add_json(&bundle.to_string(), "intake bundle")
                     .map_err(|e| Failure::Permanent(e.to_string()))?;
                 for record in pool.records() {

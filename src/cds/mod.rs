@@ -135,6 +135,7 @@ impl Cds {
             client,
             &self.ehr.client,
             &self.ehr.knowledge,
+            &self.ehr.relevance,
             self.ehr.look_back_months,
             as_of,
             &self.metrics,

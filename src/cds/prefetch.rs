@@ -142,11 +142,12 @@ pub async fn gather(
     client: &CdsClient,
     template: &FhirClient,
     knowledge: &Knowledge,
+    codes: &ObservationCodes,
     look_back_months: u32,
     as_of: Date,
     metrics: &Metrics,
 ) -> Result<Fetched, PrefetchError> {
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
+    let mut pool = ResourcePool::new(codes.clone());
     let add = |pool: &mut ResourcePool, value: &Value, origin: &str| {
         // A bare resource or a Bundle; an unreadable entry becomes a note.
         let document = if value.get("resourceType") == Some(&json!("Bundle")) {

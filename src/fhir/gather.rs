@@ -100,11 +100,14 @@ pub async fn gather(
     client: &FhirClient,
     patient: &str,
     knowledge: &Knowledge,
+    codes: &ObservationCodes,
     look_back_months: u32,
     as_of: Date,
     own: Option<&WritebackSettings>,
 ) -> Result<Gathered, FhirError> {
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
+    // The codes are built once by the caller: their Aho-Corasick automaton is the
+    // costliest thing in a gather to build.
+    let mut pool = ResourcePool::new(codes.clone());
     let record_searches = searches(patient, knowledge, look_back_months, as_of);
     let own_searches = own.map(|settings| own_searches(patient, settings));
     let mut existing = Vec::new();
