@@ -78,7 +78,7 @@ impl PopulationIndex {
         let trials: Vec<String> = a
             .trials
             .iter()
-            .map(|t| format!("{} {}", t.ingredient, super::timeline::verdict_label(t)))
+            .map(|t| format!("{} {}", t.ingredient, super::labels::verdict_label(t)))
             .collect();
         self.rows.push(Row {
             patient: a.patient.clone(),

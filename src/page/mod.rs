@@ -10,6 +10,7 @@
 //! - [`routes`]: `GET /page/{token}`.
 
 pub mod index;
+pub mod labels;
 pub mod link;
 pub mod patient;
 pub mod routes;

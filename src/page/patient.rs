@@ -5,7 +5,8 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use super::timeline::{response_label, svg, verdict_label};
+use super::labels::{response_label, verdict_label};
+use super::timeline::svg;
 use super::STYLE;
 use crate::clinical::adequacy::Adequacy;
 use crate::clinical::assessment::Assessment;

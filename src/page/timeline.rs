@@ -21,13 +21,13 @@
 use maud::{html, Markup};
 use time::Date;
 
-use crate::clinical::adequacy::{Adequacy, ReasonCode};
 use crate::clinical::assessment::{Assessment, TrialAssessment};
 use crate::clinical::dose::fmt;
 use crate::clinical::knowledge::{InstrumentPurpose, Knowledge};
-use crate::clinical::response::ResponseClass;
 use crate::clinical::score::MeasureSeries;
 use crate::clinical::supply::SupplyOrigin;
+
+use super::labels::verdict_label;
 
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 170.0;
@@ -124,43 +124,6 @@ impl Scale {
         let x0 = self.x(start);
         let x1 = self.x(end.max(start)) + 1.0;
         (x0, (x1 - x0).max(2.0))
-    }
-}
-
-/// A trial's verdict in a few words.
-pub fn verdict_label(t: &TrialAssessment) -> String {
-    match t.adequacy {
-        Adequacy::Adequate => format!("adequate · {}", response_label(t.response.class)),
-        _ => t
-            .reasons
-            .first()
-            .map(|r| reason_label(*r))
-            .unwrap_or("not adequate")
-            .to_string(),
-    }
-}
-
-pub fn response_label(class: ResponseClass) -> &'static str {
-    match class {
-        ResponseClass::NonResponse => "non-response",
-        ResponseClass::Partial => "partial response",
-        ResponseClass::Response => "response",
-        ResponseClass::Remission => "remission",
-        ResponseClass::Unknown => "response unknown",
-    }
-}
-
-fn reason_label(code: ReasonCode) -> &'static str {
-    match code {
-        ReasonCode::DoseUnknown => "dose unknown",
-        ReasonCode::DoseBelowMinimum => "dose below minimum",
-        ReasonCode::Titrating => "titrating",
-        ReasonCode::AsNeededDosing => "as needed",
-        ReasonCode::StoppedBeforeWeek4 => "stopped before week 4",
-        ReasonCode::TooShort => "too short",
-        ReasonCode::OngoingTooEarly => "ongoing, too early to tell",
-        ReasonCode::LowAdherence => "low adherence",
-        ReasonCode::ReportedNotTaken => "reported not taken",
     }
 }
 
