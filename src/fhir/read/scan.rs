@@ -165,31 +165,18 @@ fn walk_object<'t>(
     at: usize,
     mut member: impl FnMut(&'t str, usize) -> Option<usize>,
 ) -> Option<usize> {
-    if bytes.get(at)? != &b'{' {
-        return None;
-    }
-    let mut pos = skip_ws(bytes, at + 1)?;
-    if bytes.get(pos)? == &b'}' {
-        return Some(pos + 1);
-    }
-    loop {
+    walk_items(bytes, at, (b'{', b'}'), |pos| {
         if bytes.get(pos)? != &b'"' {
             return None;
         }
         let key_end = string_end(bytes, pos)?;
         let key = std::str::from_utf8(bytes.get(pos + 1..key_end - 1)?).ok()?;
-        pos = skip_ws(bytes, key_end)?;
-        if bytes.get(pos)? != &b':' {
+        let colon = skip_ws(bytes, key_end)?;
+        if bytes.get(colon)? != &b':' {
             return None;
         }
-        let end = member(key, skip_ws(bytes, pos + 1)?)?;
-        pos = skip_ws(bytes, end)?;
-        match bytes.get(pos)? {
-            b',' => pos = skip_ws(bytes, pos + 1)?,
-            b'}' => return Some(pos + 1),
-            _ => return None,
-        }
-    }
+        member(key, skip_ws(bytes, colon + 1)?)
+    })
 }
 
 /// Crosses the array starting at `at`, handing each element's start to `element`,
@@ -197,21 +184,31 @@ fn walk_object<'t>(
 fn walk_array(
     bytes: &[u8],
     at: usize,
-    mut element: impl FnMut(usize) -> Option<usize>,
+    element: impl FnMut(usize) -> Option<usize>,
 ) -> Option<usize> {
-    if bytes.get(at)? != &b'[' {
+    walk_items(bytes, at, (b'[', b']'), element)
+}
+
+/// The comma-separated items between `brackets` starting at `at`: each item's start
+/// goes to `item`, which returns where it ends. Returns the end of the container.
+fn walk_items(
+    bytes: &[u8],
+    at: usize,
+    (open, close): (u8, u8),
+    mut item: impl FnMut(usize) -> Option<usize>,
+) -> Option<usize> {
+    if *bytes.get(at)? != open {
         return None;
     }
     let mut pos = skip_ws(bytes, at + 1)?;
-    if bytes.get(pos)? == &b']' {
+    if *bytes.get(pos)? == close {
         return Some(pos + 1);
     }
     loop {
-        let end = element(pos)?;
-        pos = skip_ws(bytes, end)?;
-        match bytes.get(pos)? {
+        pos = skip_ws(bytes, item(pos)?)?;
+        match *bytes.get(pos)? {
             b',' => pos = skip_ws(bytes, pos + 1)?,
-            b']' => return Some(pos + 1),
+            b if b == close => return Some(pos + 1),
             _ => return None,
         }
     }
