@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use time::macros::date;
 use trd_sentinel::clinical::{assess, Knowledge, Policy};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
 #[path = "support/population.rs"]
 mod population;
@@ -21,7 +21,7 @@ fn benchmarks(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(bundle.len() as u64));
     group.bench_function("read + map (1 MB bundle)", |b| {
         b.iter(|| {
-            let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+            let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
             pool.add_json(black_box(&bundle), "bench").expect("reads");
             pool.records()
         })
@@ -31,7 +31,7 @@ fn benchmarks(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     pool.add_json(&bundle, "bench").expect("reads");
     let record = pool.records().pop().expect("one patient");
     c.bench_function("assess (in-memory record)", |b| {

@@ -22,7 +22,7 @@ use std::time::Instant;
 use time::macros::date;
 use trd_sentinel::batch::{self, Inputs, Progress};
 use trd_sentinel::clinical::{AssessOptions, Knowledge, Policy};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
 #[path = "support/measure.rs"]
 mod measure;
@@ -62,7 +62,7 @@ fn parse_all(paths: &[PathBuf]) -> usize {
 /// What `evaluate` does between reading the arguments and printing: (patients,
 /// trials).
 fn evaluate_all(inputs: &Inputs, knowledge: &Knowledge, policy: &Policy) -> (usize, usize) {
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
     let progress = Progress::new(inputs, false);
     batch::read_inputs(&mut pool, inputs, &progress).expect("read");
     let records = pool.records();

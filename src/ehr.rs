@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError, WritebackSettings};
 use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::gather;
-use crate::fhir::read::ObservationCodes;
+use crate::fhir::read::Relevance;
 use crate::fhir::writeback::{write_back, Existing, WriteOutcome, OWN_TAG_CODE};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub struct Ehr {
     pub options: AssessOptions,
     /// The codes the engine reads: a changed resource outside them (a vital sign)
     /// leads to no assessment.
-    pub relevance: ObservationCodes,
+    pub relevance: Relevance,
 }
 
 /// The result of one patient's run.
@@ -62,7 +62,7 @@ impl Ehr {
             .ok_or_else(|| EhrError::UnknownPolicy(config.engine.policy.clone()))?;
         let auth = Auth::from_settings(&config.fhir, config.auth_mode())?;
         Ok(Self {
-            relevance: ObservationCodes::from_knowledge(&knowledge),
+            relevance: Relevance::from_knowledge(&knowledge),
             client: FhirClient::new(base, &config.fhir, auth)?,
             knowledge,
             policy,

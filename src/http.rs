@@ -173,7 +173,7 @@ pub struct AppState {
     pub ehr: Option<EhrProbe>,
     /// The codes the engine reads: a notification's full resource outside them (a
     /// vital sign) is dropped at intake. `None` keeps everything.
-    pub relevance: Option<crate::fhir::read::ObservationCodes>,
+    pub relevance: Option<crate::fhir::read::Relevance>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig, body_limit: usize) {

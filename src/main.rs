@@ -12,7 +12,7 @@ use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
-use trd_sentinel::fhir::read::{is_ndjson, ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{is_ndjson, Relevance, ResourcePool};
 use trd_sentinel::report::{self, Format};
 
 #[derive(Parser)]
@@ -248,7 +248,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
 
     let inputs = Inputs::collect(&args.paths)?;
     let progress = Progress::new(&inputs, io::stderr().is_terminal());
-    let codes = ObservationCodes::from_knowledge(&knowledge);
+    let codes = Relevance::from_knowledge(&knowledge);
     let budget = (args.memory_budget_mb.max(0.01) * 1e6) as u64;
     // A Bulk export larger than the memory budget is grouped by patient on disk.
     let sharded = inputs.files.iter().all(|f| is_ndjson(&f.path)) && inputs.total_bytes() > budget;
@@ -443,7 +443,7 @@ fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<
                     trd_sentinel::intake::subscriptions::ensure(
                         &ehr.client,
                         &config,
-                        &ehr.knowledge.observation_codes(),
+                        &ehr.relevance,
                     )
                     .await?;
                 println!(

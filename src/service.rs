@@ -86,6 +86,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             state_file: config.reconcile.state_file.clone(),
             initial_look_back_days: config.reconcile.initial_look_back_days,
             min_spacing: Duration::from_millis(config.reconcile.interval_secs.saturating_mul(900)),
+            relevance: ehr.relevance.clone(),
         })
     });
     let pipeline = Arc::new(Pipeline {
@@ -200,13 +201,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
 
     // Only now: the EHR's handshake must find the endpoint listening.
     if config.subscriptions.ensure_on_start {
-        match crate::intake::subscriptions::ensure(
-            &ehr.client,
-            &config,
-            &ehr.knowledge.observation_codes(),
-        )
-        .await
-        {
+        match crate::intake::subscriptions::ensure(&ehr.client, &config, &ehr.relevance).await {
             Ok(report) => tracing::info!(
                 mode = report.mode,
                 created = report.created,

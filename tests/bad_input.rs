@@ -15,7 +15,7 @@ use time::macros::date;
 use time::Date;
 
 use trd_sentinel::clinical::{self, policy::PolicyBook, Assessment, Knowledge};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 use trd_sentinel::report;
 
 /// Reads a bundle (or single resource), assesses every patient in it as `evaluate`
@@ -24,7 +24,7 @@ fn assess_text(text: &str, as_of: Date) -> Vec<Assessment> {
     let knowledge = Knowledge::embedded().expect("knowledge");
     let book = PolicyBook::embedded().expect("policies");
     let policy = book.get("default").expect("default policy");
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     pool.add_json(text, "bad-input").expect("readable FHIR");
     let records = pool.records();
     assert!(!records.is_empty(), "the input names a patient");

@@ -89,6 +89,12 @@ fn ehr(server: &Hfs) -> Ehr {
     Ehr::from_config(&config).expect("ehr")
 }
 
+fn relevance() -> trd_sentinel::fhir::read::Relevance {
+    trd_sentinel::fhir::read::Relevance::from_knowledge(
+        &trd_sentinel::clinical::Knowledge::embedded().expect("knowledge"),
+    )
+}
+
 fn ours(resources: &[Value]) -> Vec<&Value> {
     resources
         .iter()
@@ -340,12 +346,32 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
 
     let server = Hfs::start();
     load(&server, "one-failure-at-risk").await;
+    // Another patient's changes the engine would never read (a blood pressure, which
+    // the Observation search leaves out by code, and an ankle fracture, which the
+    // Condition search returns and the poll then sets aside): they queue no one.
+    put(
+        &server.base,
+        &json!({ "resourceType": "Patient", "id": "vitals-only" }),
+    )
+    .await;
+    put(
+        &server.base,
+        &json!({ "resourceType": "Observation", "id": "vitals-only-bp", "status": "final",
+        "subject": { "reference": "Patient/vitals-only" }, "effectiveDateTime": "2024-05-01",
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "8480-6" }] },
+        "valueQuantity": { "value": 128, "unit": "mm[Hg]" } }),
+    )
+    .await;
+    put(&server.base, &json!({ "resourceType": "Condition", "id": "vitals-only-fracture",
+        "subject": { "reference": "Patient/vitals-only" }, "recordedDate": "2024-05-01",
+        "code": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "S82.6" }] } })).await;
     let state = std::env::temp_dir().join(format!("trd-watermark-{}", std::process::id()));
     let _ = std::fs::remove_file(&state);
     let reconciler = Reconciler {
         state_file: state.clone(),
         initial_look_back_days: 1,
         min_spacing: std::time::Duration::ZERO,
+        relevance: relevance(),
     };
     let queue = WorkQueue::Local(std::sync::Arc::new(LocalQueue::new(
         std::time::Duration::from_millis(10),
@@ -380,6 +406,7 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
         state_file: state.clone(),
         initial_look_back_days: 1,
         min_spacing: std::time::Duration::ZERO,
+        relevance: relevance(),
     };
     assert_eq!(
         restarted.watermark(&queue).await.expect("readable"),
@@ -423,6 +450,7 @@ async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
         state_file: state.clone(),
         initial_look_back_days: 1,
         min_spacing: std::time::Duration::from_secs(3600),
+        relevance: relevance(),
     };
     assert_eq!(
         spaced

@@ -16,7 +16,7 @@ use serde_json::Value;
 use time::Date;
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{assess, Knowledge};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
 fn matches(expected: &Value, actual: &Value, path: &str, problems: &mut Vec<String>) {
     match (expected, actual) {
@@ -129,7 +129,7 @@ fn every_fixture_matches_its_expectation() {
             .expect("policy")
             .clone();
 
-        let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+        let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
         pool.add_path(&root.join("patients").join(format!("{name}.json")))
             .expect("bundle reads");
         let records = pool.records();

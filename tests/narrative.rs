@@ -5,11 +5,11 @@ use std::path::Path;
 
 use time::macros::date;
 use trd_sentinel::clinical::{assess, Assessment, Knowledge, Policy};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
 fn fixture(name: &str) -> Assessment {
     let knowledge = Knowledge::embedded().expect("knowledge");
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/patients")
         .join(format!("{name}.json"));

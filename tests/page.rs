@@ -8,7 +8,7 @@ use serde_json::json;
 use time::macros::date;
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{assess, Assessment, Knowledge};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 use trd_sentinel::page::{index::PopulationIndex, patient::page, timeline::svg};
 
 fn knowledge() -> Knowledge {
@@ -17,7 +17,7 @@ fn knowledge() -> Knowledge {
 
 fn assessment_of(bundle: &str) -> Assessment {
     let knowledge = knowledge();
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     pool.add_json(bundle, "test").expect("bundle");
     let record = pool.records().pop().expect("patient");
     let policy = PolicyBook::embedded()

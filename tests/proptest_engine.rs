@@ -27,7 +27,7 @@ use time::macros::date;
 use time::Date;
 
 use trd_sentinel::clinical::{self, Knowledge, Policy};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 use trd_sentinel::report;
 
 use fhir_strategies::{bundle_of, date_value, extreme_number, resource, wrong_type};
@@ -71,7 +71,7 @@ fn fixtures() -> &'static [(String, Value)] {
 /// The pipeline under test: read the bundle, map, assess every patient, render it as
 /// `evaluate` would. Returns the number of assessments.
 fn read_and_assess(bundle: &str, as_of: Date) -> usize {
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge()));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge()));
     // A document that is not FHIR is a clean error, which is fine: only panics fail.
     if pool.add_json(bundle, "proptest").is_err() {
         return 0;

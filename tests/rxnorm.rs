@@ -15,14 +15,14 @@ use trd_sentinel::clinical::product::{identify, ProductIdentity};
 use trd_sentinel::clinical::record::{Amount, DosageInstruction, DoseQuantity};
 use trd_sentinel::clinical::supply::{collect_supplies, SupplyOrigin};
 use trd_sentinel::clinical::{assess, Assessment, Knowledge, PatientRecord};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
 fn synthea_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/synthea-r4-sample")
 }
 
 fn records_of(path: &Path, knowledge: &Knowledge) -> Vec<PatientRecord> {
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
     pool.add_path(path).expect("bundle reads");
     pool.records()
 }
@@ -137,7 +137,7 @@ fn assess_bundle(text: &str) -> Assessment {
         .get("default")
         .expect("default")
         .clone();
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     pool.add_json(text, "test").expect("reads");
     let records = pool.records();
     assert_eq!(records.len(), 1);

@@ -12,7 +12,7 @@ use trd_sentinel::clinical::summary::summarise;
 use trd_sentinel::clinical::{assess, Assessment, Knowledge};
 use trd_sentinel::config::{DocumentMode, WritebackSettings};
 use trd_sentinel::fhir::document::{document_bundle, xhtml};
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 use trd_sentinel::fhir::writeback::{desired_resources, existing_from, plan, Existing, Plan};
 
 #[path = "support/validator.rs"]
@@ -26,7 +26,7 @@ fn assessment(fixture: &str) -> Assessment {
     )
     .expect("fixture");
     let knowledge = Knowledge::embedded().expect("knowledge");
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     pool.add_json(&text, fixture).expect("bundle");
     let record = pool.records().pop().expect("patient");
     let policy = PolicyBook::embedded()

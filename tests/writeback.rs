@@ -13,7 +13,7 @@ use time::macros::date;
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{assess, Assessment, Knowledge};
 use trd_sentinel::config::WritebackSettings;
-use trd_sentinel::fhir::read::{ObservationCodes, ResourcePool};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 use trd_sentinel::fhir::writeback::{desired_resources, existing_from, plan, Existing, Plan};
 
 fn assessment(fixture: &str, policy: &str) -> Assessment {
@@ -28,7 +28,7 @@ fn assessment(fixture: &str, policy: &str) -> Assessment {
 
 fn assessment_of(bundle: &str, policy: &str) -> Assessment {
     let knowledge = Knowledge::embedded().expect("knowledge");
-    let mut pool = ResourcePool::new(ObservationCodes::from_knowledge(&knowledge));
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
     pool.add_json(bundle, "test bundle").expect("bundle");
     let record = pool.records().pop().expect("patient");
     let policy = PolicyBook::embedded()

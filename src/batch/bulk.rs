@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::{BatchError, Inputs, Progress};
-use crate::fhir::read::{ObservationCodes, ReadError, ResourcePool};
+use crate::fhir::read::{ReadError, Relevance, ResourcePool};
 
 /// The spilled export: shard files and the Medications every shard needs.
 pub struct Shards {
     dir: PathBuf,
     files: Vec<PathBuf>,
     medications: PathBuf,
-    codes: ObservationCodes,
+    codes: Relevance,
 }
 
 /// How many shards for `bytes` of input within `budget` bytes of memory per shard.
@@ -67,7 +67,7 @@ impl Shards {
     /// Pass one: every NDJSON input streamed into `count` shard files under `dir`.
     pub fn partition(
         inputs: &Inputs,
-        codes: &ObservationCodes,
+        codes: &Relevance,
         count: usize,
         dir: &Path,
         progress: &Progress,

@@ -18,7 +18,7 @@ use crate::config::CdsClient;
 use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::{observation_code_param, searches};
-use crate::fhir::read::{ObservationCodes, ResourcePool};
+use crate::fhir::read::{Relevance, ResourcePool};
 use crate::metrics::Metrics;
 
 /// The prefetch keys and the resource type of the gather search each stands for.
@@ -142,7 +142,7 @@ pub async fn gather(
     client: &CdsClient,
     template: &FhirClient,
     knowledge: &Knowledge,
-    codes: &ObservationCodes,
+    codes: &Relevance,
     look_back_months: u32,
     as_of: Date,
     metrics: &Metrics,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::{Date, Duration};
 
 use super::client::{FhirClient, FhirError, Search};
-use super::read::{ObservationCodes, ResourcePool};
+use super::read::{Relevance, ResourcePool};
 use super::writeback::{existing_in, own_searches, Existing};
 use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::PatientRecord;
@@ -100,7 +100,7 @@ pub async fn gather(
     client: &FhirClient,
     patient: &str,
     knowledge: &Knowledge,
-    codes: &ObservationCodes,
+    codes: &Relevance,
     look_back_months: u32,
     as_of: Date,
     own: Option<&WritebackSettings>,

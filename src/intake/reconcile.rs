@@ -13,10 +13,12 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::topic::code_search_of;
 use super::work::WorkItem;
 use crate::ehr::is_own_resource;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::mapping::patient_of;
+use crate::fhir::read::Relevance;
 use crate::queue::{QueueError, WorkQueue};
 
 pub const WATCHED_TYPES: &[&str] = &[
@@ -46,6 +48,9 @@ pub struct Reconciler {
     /// A scheduled poll this soon after the last one is skipped: every replica queues
     /// a tick each interval, and one poll per interval is enough.
     pub min_spacing: Duration,
+    /// The codes the engine reads: Observations and Procedures are asked for by code,
+    /// and a changed resource the engine would not read queues no one.
+    pub relevance: Relevance,
 }
 
 /// What one poll did.
@@ -222,9 +227,12 @@ impl Reconciler {
             .unwrap_or_default();
         let mut patients = BTreeSet::new();
         let mut newest = since;
+        let mut irrelevant = 0usize;
         for kind in WATCHED_TYPES {
+            let mut params = vec![("_lastUpdated", format!("ge{from}"))];
+            params.extend(code_search_of(kind, &self.relevance).map(|codes| ("code", codes)));
             client
-                .search_pages(kind, &[("_lastUpdated", format!("ge{from}"))], |page| {
+                .search_pages(kind, &params, |page| {
                     let entries = page.get("entry").and_then(Value::as_array);
                     for resource in entries
                         .into_iter()
@@ -234,8 +242,13 @@ impl Reconciler {
                         if let Some(updated) = last_updated(resource) {
                             newest = newest.max(updated);
                         }
-                        if !is_own_resource(resource) {
+                        if is_own_resource(resource) {
+                            continue;
+                        }
+                        if self.relevance.matters(resource) {
                             patients.extend(patient_of(resource));
+                        } else {
+                            irrelevant += 1;
                         }
                     }
                     Ok(())
@@ -257,7 +270,7 @@ impl Reconciler {
             },
         )
         .await?;
-        tracing::info!(patients = patients.len(), since = %from, "reconciliation poll");
+        tracing::info!(patients = patients.len(), irrelevant, since = %from, "reconciliation poll");
         Ok(PollOutcome::Polled(patients.len()))
     }
 }

@@ -18,6 +18,7 @@ pub use super::topic::TOPIC_URL;
 use super::topic::{classic_criteria, topic};
 use crate::config::{Config, SubscriptionMode};
 use crate::fhir::client::{FhirClient, FhirError, Idempotency};
+use crate::fhir::read::Relevance;
 use crate::fhir::writeback::{own_tag_search, OWN_TAG_CODE, OWN_TAG_SYSTEM};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +55,12 @@ fn tag() -> Value {
 
 /// The Subscriptions this service wants: one per watched type (classic criteria), or
 /// one on the Backport topic (id-only payloads: the service reads what changed).
-/// `observation_codes`: the score and lab codes the engine reads (Observations are
-/// narrowed to them).
+/// `relevance`: the codes the engine reads (Observations, Conditions and Procedures
+/// are narrowed to them where the criteria can say so).
 pub fn desired(
     config: &Config,
     backport: bool,
-    observation_codes: &[(String, String)],
+    relevance: &Relevance,
 ) -> Result<Vec<Value>, SubscriptionError> {
     let base = config
         .http
@@ -98,7 +99,7 @@ pub fn desired(
         .iter()
         .map(|kind| {
             subscription(
-                classic_criteria(kind, observation_codes),
+                classic_criteria(kind, relevance),
                 format!("trd-sentinel: {kind} changes trigger a TRD assessment"),
             )
         })
@@ -149,18 +150,18 @@ fn same_channel(existing: &Value, wanted: &Value) -> bool {
 
 /// Creates what is missing, updates what differs, leaves the rest; then waits until
 /// the EHR has activated them (`subscriptions.activation_timeout_secs`).
-/// `observation_codes`: the score and lab codes the engine reads
-/// (`Knowledge::observation_codes`): only those Observations notify.
+/// `relevance`: the codes the engine reads: only those Observations, Conditions and
+/// Procedures notify, where the EHR evaluates the criteria.
 pub async fn ensure(
     client: &FhirClient,
     config: &Config,
-    observation_codes: &[(String, String)],
+    relevance: &Relevance,
 ) -> Result<EnsureReport, SubscriptionError> {
     let kinds = kinds_to_try(client, config).await?;
     let mut failures = Vec::new();
     for (n, backport) in kinds.iter().copied().enumerate() {
         let last = n + 1 == kinds.len();
-        let mut report = match put_in_place(client, config, backport, observation_codes).await {
+        let mut report = match put_in_place(client, config, backport, relevance).await {
             Ok(report) => report,
             // A server without Backport support may refuse the topic itself.
             Err(SubscriptionError::Fhir(FhirError::Status { status, .. }))
@@ -394,9 +395,9 @@ async fn put_in_place(
     client: &FhirClient,
     config: &Config,
     backport: bool,
-    observation_codes: &[(String, String)],
+    relevance: &Relevance,
 ) -> Result<EnsureReport, SubscriptionError> {
-    let wanted = desired(config, backport, observation_codes)?;
+    let wanted = desired(config, backport, relevance)?;
     let mut report = EnsureReport {
         mode: kind_name(backport),
         ..Default::default()
@@ -404,7 +405,7 @@ async fn put_in_place(
 
     if backport {
         let topics = client.search("Basic", &[own_tag_search()]).await?;
-        let wanted_topic = topic(tag(), observation_codes);
+        let wanted_topic = topic(tag(), relevance);
         let found = topics
             .iter()
             .flat_map(|p| {

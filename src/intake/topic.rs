@@ -1,14 +1,17 @@
 //! What the service subscribes to: the R4 Backport topic (a `Basic`
 //! SubscriptionTopic) and the classic criteria, one per watched resource type.
-//! Observations are narrowed to the score and lab codes the engine reads, so a vital
-//! sign or a blood count never notifies (and costs the EHR nothing): by a FHIRPath
-//! trigger criterion on the topic, by `code=` on the classic criteria.
+//! Observations, Conditions and Procedures are narrowed to the codes the engine reads,
+//! so a vital sign, a blood count or a fracture never notifies (and costs the EHR
+//! nothing): by a FHIRPath trigger criterion on the topic, by `code=` on the classic
+//! criteria where the codes can be listed (Observations, Procedures).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use super::reconcile::WATCHED_TYPES;
+use crate::clinical::knowledge::CodeSelection;
+use crate::fhir::read::Relevance;
 
 /// The R4 Backport topic the service subscribes to.
 pub const TOPIC_URL: &str = "https://fhir.trd-sentinel.org/topic/antidepressant-data";
@@ -18,39 +21,66 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The topic's trigger criterion for Observations: one of these codes on the
-/// Observation or on one of its components (PHQ-9 item 9 in a panel). `None` (no
-/// codes known) leaves every Observation in.
-pub fn observation_criterion(codes: &[(String, String)]) -> Option<String> {
-    let mut by_system: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (system, code) in codes {
-        by_system.entry(system).or_default().push(code);
+/// A FHIRPath clause true for a coding in the selection: exact codes, and `is-a`
+/// prefixes compared with the dots removed (ICD-10-CM is written both ways).
+fn coding_clause(selection: &CodeSelection) -> Option<String> {
+    let mut by_system: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (system, code) in selection.exact_codes() {
+        by_system
+            .entry(system)
+            .or_default()
+            .push(format!("code = {}", literal(&code)));
+    }
+    for (system, prefix) in selection.prefixes() {
+        by_system.entry(system).or_default().push(format!(
+            "code.replace('.', '').startsWith({})",
+            literal(&prefix)
+        ));
     }
     if by_system.is_empty() {
         return None;
     }
     let clauses: Vec<String> = by_system
         .iter()
-        .map(|(system, codes)| {
-            let any_code: Vec<String> = codes
-                .iter()
-                .map(|c| format!("code = {}", literal(c)))
-                .collect();
+        .map(|(system, tests)| {
             format!(
                 "(system = {} and ({}))",
                 literal(system),
-                any_code.join(" or ")
+                tests.join(" or ")
             )
         })
         .collect();
+    Some(clauses.join(" or "))
+}
+
+/// The codes the engine reads of one watched type; `None` for types read whole.
+fn selection_of(kind: &str, relevance: &Relevance) -> Option<CodeSelection> {
+    match kind {
+        "Observation" => Some(CodeSelection::from_exact(relevance.observation_codes())),
+        "Condition" => Some(relevance.diagnoses().clone()),
+        "Procedure" => Some(relevance.procedures().clone()),
+        _ => None,
+    }
+}
+
+/// The topic's trigger criterion for a watched type: one of the engine's codes on
+/// the resource before or after the change (so a diagnosis recoded out of the sets
+/// still notifies once), for Observations on a component too (PHQ-9 item 9 in a
+/// panel). `None` (a type read whole, or no codes known) leaves every resource in.
+pub fn trigger_criterion(kind: &str, relevance: &Relevance) -> Option<String> {
+    let clause = coding_clause(&selection_of(kind, relevance)?)?;
+    let codings = if kind == "Observation" {
+        "select(code.coding | component.code.coding)"
+    } else {
+        "code.coding"
+    };
     Some(format!(
-        "(%current.code.coding | %current.component.code.coding).where({}).exists()",
-        clauses.join(" or ")
+        "(%previous | %current).{codings}.where({clause}).exists()"
     ))
 }
 
 /// The topic as an R4 `Basic` with the 5.0/4.3 cross-version extensions, tagged `meta`.
-pub fn topic(meta: Value, observation_codes: &[(String, String)]) -> Value {
+pub fn topic(meta: Value, relevance: &Relevance) -> Value {
     let mut extension = vec![
         json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.url", "valueUri": TOPIC_URL }),
         json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.title", "valueString": "Antidepressant treatment and symptom-score data (trd-sentinel)" }),
@@ -61,10 +91,8 @@ pub fn topic(meta: Value, observation_codes: &[(String, String)]) -> Value {
             json!({ "url": "supportedInteraction", "valueCode": "create" }),
             json!({ "url": "supportedInteraction", "valueCode": "update" }),
         ];
-        if *kind == "Observation" {
-            if let Some(criterion) = observation_criterion(observation_codes) {
-                trigger.push(json!({ "url": "fhirPathCriteria", "valueString": criterion }));
-            }
+        if let Some(criterion) = trigger_criterion(kind, relevance) {
+            trigger.push(json!({ "url": "fhirPathCriteria", "valueString": criterion }));
         }
         json!({ "url": "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic.resourceTrigger", "extension": trigger })
     }));
@@ -73,46 +101,121 @@ pub fn topic(meta: Value, observation_codes: &[(String, String)]) -> Value {
         "extension": extension })
 }
 
-/// The classic criteria of one watched type: Observations by code, the rest whole.
-pub fn classic_criteria(kind: &str, observation_codes: &[(String, String)]) -> String {
-    if kind == "Observation" && !observation_codes.is_empty() {
-        let codes: Vec<String> = observation_codes
-            .iter()
-            .map(|(system, code)| format!("{system}|{code}"))
-            .collect();
-        return format!("Observation?code={}", codes.join(","));
+/// The `code=` search value for a selection of exact codes (`system|code,...`);
+/// `None` when it has prefixes (a token search cannot say "starts with" portably:
+/// `:below` is rarely supported on ICD-10-CM) or no codes.
+pub fn code_search(selection: &CodeSelection) -> Option<String> {
+    if selection.is_empty() || !selection.prefixes().is_empty() {
+        return None;
     }
-    format!("{kind}?")
+    let codes: Vec<String> = selection
+        .exact_codes()
+        .iter()
+        .map(|(system, code)| format!("{system}|{code}"))
+        .collect();
+    Some(codes.join(","))
+}
+
+/// The `code=` search value of a watched type, where its codes can be listed:
+/// Observations and Procedures. Conditions (ICD-10-CM `is-a` prefixes) and
+/// medications are asked for whole, and intake drops what the engine would ignore.
+pub fn code_search_of(kind: &str, relevance: &Relevance) -> Option<String> {
+    code_search(&selection_of(kind, relevance)?)
+}
+
+/// The classic criteria of one watched type: by code where the codes can be listed
+/// ([`code_search_of`]), the rest whole.
+pub fn classic_criteria(kind: &str, relevance: &Relevance) -> String {
+    match code_search_of(kind, relevance) {
+        Some(codes) => format!("{kind}?code={codes}"),
+        None => format!("{kind}?"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn relevance() -> Relevance {
+        Relevance::from_knowledge(&crate::clinical::Knowledge::embedded().expect("knowledge"))
+    }
+
     #[test]
-    fn observations_are_narrowed_to_the_engines_codes() {
-        let codes = vec![
+    fn a_coding_clause_lists_codes_by_system_and_escapes_literals() {
+        let selection = CodeSelection::from_exact([
             ("http://loinc.org".to_string(), "44261-6".to_string()),
             ("http://loinc.org".to_string(), "44250-9".to_string()),
             ("http://snomed.info/sct".to_string(), "it's".to_string()),
-        ];
+        ]);
         assert_eq!(
-            observation_criterion(&codes).as_deref(),
-            Some("(%current.code.coding | %current.component.code.coding).where((system = 'http://loinc.org' and (code = '44261-6' or code = '44250-9')) or (system = 'http://snomed.info/sct' and (code = 'it\\'s'))).exists()")
+            coding_clause(&selection).as_deref(),
+            Some("(system = 'http://loinc.org' and (code = '44250-9' or code = '44261-6')) or (system = 'http://snomed.info/sct' and (code = 'it\\'s'))")
         );
-        assert_eq!(observation_criterion(&[]), None);
+        assert_eq!(coding_clause(&CodeSelection::default()), None);
         assert_eq!(
-            classic_criteria("Observation", &codes[..2]),
-            "Observation?code=http://loinc.org|44261-6,http://loinc.org|44250-9"
+            code_search(&selection).as_deref(),
+            Some("http://loinc.org|44250-9,http://loinc.org|44261-6,http://snomed.info/sct|it's")
         );
-        assert_eq!(classic_criteria("Condition", &codes), "Condition?");
-        let topic = topic(json!({}), &codes);
-        let observation_trigger = topic["extension"]
+    }
+
+    #[test]
+    fn observations_conditions_and_procedures_are_narrowed_to_the_engines_codes() {
+        let relevance = relevance();
+        let observation =
+            trigger_criterion("Observation", &relevance).expect("observation criterion");
+        assert!(observation.starts_with(
+            "(%previous | %current).select(code.coding | component.code.coding).where((system = 'http://loinc.org' and ("
+        ), "{observation}");
+        assert!(observation.contains("code = '44261-6'"), "PHQ-9 total");
+        assert!(observation.contains("code = '44260-8'"), "PHQ-9 item 9");
+        assert!(!observation.contains("8480-6"), "no blood pressure");
+
+        let condition = trigger_criterion("Condition", &relevance).expect("condition criterion");
+        assert!(
+            condition.starts_with("(%previous | %current).code.coding.where("),
+            "{condition}"
+        );
+        assert!(
+            condition.contains("(system = 'http://hl7.org/fhir/sid/icd-10-cm' and (code = "),
+            "{condition}"
+        );
+        assert!(
+            condition.contains("code.replace('.', '').startsWith('F32')"),
+            "MDD by prefix"
+        );
+        assert!(
+            condition.contains("code.replace('.', '').startsWith('F31')"),
+            "bipolar by prefix"
+        );
+
+        let procedure = trigger_criterion("Procedure", &relevance).expect("procedure criterion");
+        assert!(procedure.starts_with("(%previous | %current).code.coding.where("));
+        assert_eq!(trigger_criterion("MedicationRequest", &relevance), None);
+
+        let classic = |kind: &str| classic_criteria(kind, &relevance);
+        assert!(classic("Observation").starts_with("Observation?code="));
+        assert!(classic("Observation").contains("http://loinc.org|44261-6,"));
+        assert!(classic("Procedure").starts_with("Procedure?code="));
+        // ICD-10-CM prefixes cannot be listed: Conditions are asked for whole.
+        assert_eq!(classic("Condition"), "Condition?");
+        assert_eq!(classic("MedicationRequest"), "MedicationRequest?");
+
+        let topic = topic(json!({}), &relevance);
+        let triggers_with_criteria: Vec<String> = topic["extension"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|e| e.to_string().contains("StructureDefinition/Observation"))
-            .expect("an Observation trigger");
-        assert!(observation_trigger.to_string().contains("fhirPathCriteria"));
+            .filter(|e| e.to_string().contains("fhirPathCriteria"))
+            .filter_map(|e| e.pointer("/extension/0/valueUri").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            triggers_with_criteria,
+            [
+                "http://hl7.org/fhir/StructureDefinition/Observation",
+                "http://hl7.org/fhir/StructureDefinition/Condition",
+                "http://hl7.org/fhir/StructureDefinition/Procedure"
+            ]
+        );
     }
 }

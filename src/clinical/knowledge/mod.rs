@@ -33,7 +33,7 @@ pub use safety_rules::{
 };
 pub use sources::{Source, SourceQuality};
 pub use staging_tables::{MghSTable, MsmTable, StagingTables, ThaseRushTable};
-pub use value_sets::{ValueSetIndex, ValueSetUrl};
+pub use value_sets::{CodeSelection, ValueSetIndex, ValueSetUrl};
 
 /// Why knowledge could not be loaded; always names the file (and entry) at fault.
 #[derive(Debug, thiserror::Error)]

@@ -12,16 +12,21 @@ use super::KnowledgeError;
 /// A ValueSet canonical URL.
 pub type ValueSetUrl = String;
 
-#[derive(Debug, Default, Clone)]
-struct Expansion {
+/// A set of codes as codes and code prefixes, by system: one value set expanded, or
+/// the union of several (every diagnosis the engine reads, say).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CodeSelection {
     /// system -> codes
     exact: HashMap<String, HashSet<String>>,
     /// system -> code prefixes (dots ignored)
     prefixes: HashMap<String, Vec<String>>,
 }
 
-impl Expansion {
-    fn contains(&self, system: &str, code: &str) -> bool {
+/// One value set's expansion.
+type Expansion = CodeSelection;
+
+impl CodeSelection {
+    pub fn contains(&self, system: &str, code: &str) -> bool {
         if self
             .exact
             .get(system)
@@ -33,6 +38,42 @@ impl Expansion {
             let code = undotted(code);
             prefixes.iter().any(|p| code.starts_with(p.as_str()))
         })
+    }
+
+    /// A selection of exact codes only.
+    pub fn from_exact(codes: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut selection = Self::default();
+        for (system, code) in codes {
+            selection.exact.entry(system).or_default().insert(code);
+        }
+        selection
+    }
+
+    /// Every (system, code) listed exactly, sorted.
+    pub fn exact_codes(&self) -> Vec<(String, String)> {
+        let mut codes: Vec<(String, String)> = self
+            .exact
+            .iter()
+            .flat_map(|(system, codes)| codes.iter().map(move |c| (system.clone(), c.clone())))
+            .collect();
+        codes.sort();
+        codes
+    }
+
+    /// Every (system, prefix) an `is-a` filter stands for (dots removed), sorted.
+    pub fn prefixes(&self) -> Vec<(String, String)> {
+        let mut prefixes: Vec<(String, String)> = self
+            .prefixes
+            .iter()
+            .flat_map(|(system, p)| p.iter().map(move |p| (system.clone(), p.clone())))
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        prefixes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.values().all(HashSet::is_empty) && self.prefixes.values().all(Vec::is_empty)
     }
 
     fn absorb(&mut self, other: &Expansion) {
@@ -117,12 +158,15 @@ pub struct ValueSetIndex {
     /// The diagnosis sets (`.../ValueSet/dx-*`) with their titles, by URL: the
     /// problems a treatment summary lists.
     diagnoses: Vec<(ValueSetUrl, String)>,
+    /// The procedure sets (`.../ValueSet/proc-*`): psychotherapy, ECT, TMS, esketamine.
+    procedures: Vec<ValueSetUrl>,
 }
 
 impl ValueSetIndex {
     pub fn load(files: &ProfileFiles) -> Result<Self, KnowledgeError> {
         let mut own: HashMap<String, (String, Expansion, Vec<String>)> = HashMap::new();
         let mut diagnoses = Vec::new();
+        let mut procedures = Vec::new();
         for folder in ["vsac/", "valuesets/"] {
             for (file, text) in files.under(folder) {
                 let parsed: ValueSetFile = serde_json::from_str(text)
@@ -133,6 +177,9 @@ impl ValueSetIndex {
                 if parsed.url.contains("/ValueSet/dx-") {
                     let title = parsed.title.clone().unwrap_or_else(|| parsed.url.clone());
                     diagnoses.push((parsed.url.clone(), title));
+                }
+                if parsed.url.contains("/ValueSet/proc-") {
+                    procedures.push(parsed.url.clone());
                 }
                 let (expansion, imports) = expand_own(file, &parsed)?;
                 own.insert(parsed.url.clone(), (file.to_string(), expansion, imports));
@@ -148,12 +195,36 @@ impl ValueSetIndex {
         }
         diagnoses.sort();
         diagnoses.dedup_by(|a, b| a.0 == b.0);
-        Ok(Self { sets, diagnoses })
+        procedures.sort();
+        procedures.dedup();
+        Ok(Self {
+            sets,
+            diagnoses,
+            procedures,
+        })
     }
 
     /// The diagnosis value sets and their titles, by URL.
     pub fn diagnoses(&self) -> impl Iterator<Item = (&str, &str)> {
         self.diagnoses.iter().map(|(u, t)| (u.as_str(), t.as_str()))
+    }
+
+    /// Every code of every diagnosis set: the Conditions the engine reads.
+    pub fn every_diagnosis(&self) -> CodeSelection {
+        self.union(self.diagnoses.iter().map(|(url, _)| url.as_str()))
+    }
+
+    /// Every code of every procedure set: the Procedures the engine reads.
+    pub fn every_procedure(&self) -> CodeSelection {
+        self.union(self.procedures.iter().map(String::as_str))
+    }
+
+    fn union<'u>(&self, urls: impl Iterator<Item = &'u str>) -> CodeSelection {
+        let mut all = CodeSelection::default();
+        for set in urls.filter_map(|url| self.sets.get(url)) {
+            all.absorb(set);
+        }
+        all
     }
 
     /// Is this code in the value set? Unknown value sets contain nothing.
@@ -179,14 +250,7 @@ impl ValueSetIndex {
     pub fn exact_codes(&self, url: &str) -> Vec<(String, String)> {
         self.sets
             .get(url)
-            .map(|e| {
-                e.exact
-                    .iter()
-                    .flat_map(|(system, codes)| {
-                        codes.iter().map(move |c| (system.clone(), c.clone()))
-                    })
-                    .collect()
-            })
+            .map(CodeSelection::exact_codes)
             .unwrap_or_default()
     }
 }

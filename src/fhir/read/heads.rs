@@ -38,6 +38,13 @@ pub(super) struct ObservationHead<'a> {
     pub(super) component: Vec<ComponentHead<'a>>,
 }
 
+/// A Condition's or Procedure's code.
+#[derive(Deserialize)]
+pub(super) struct CodedHead<'a> {
+    #[serde(borrow, default)]
+    pub(super) code: Option<ConceptHead<'a>>,
+}
+
 #[derive(Deserialize)]
 pub(super) struct ComponentHead<'a> {
     #[serde(borrow, default)]

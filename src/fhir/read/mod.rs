@@ -23,7 +23,7 @@ mod ndjson;
 mod relevance;
 mod scan;
 
-pub use relevance::ObservationCodes;
+pub use relevance::Relevance;
 use scan::{resource_type, Origin, READ_TYPES};
 
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
@@ -93,7 +93,7 @@ pub struct ResourcePool {
     medications: HashMap<String, Medication>,
     /// fullUrl (urn:uuid:...) -> "Type/id"
     aliases: HashMap<String, String>,
-    observation_codes: ObservationCodes,
+    relevance: Relevance,
     /// Problems that belong to no patient (a resource with no readable subject).
     pub unattributed: Vec<String>,
     pub stats: ReadStats,
@@ -108,9 +108,9 @@ impl MedicationLookup for ResourcePool {
 }
 
 impl ResourcePool {
-    pub fn new(observation_codes: ObservationCodes) -> Self {
+    pub fn new(relevance: Relevance) -> Self {
         Self {
-            observation_codes,
+            relevance,
             ..Self::default()
         }
     }
@@ -121,7 +121,7 @@ impl ResourcePool {
     /// text that does not start with its resourceType is kept (the reader parses it).
     pub fn would_keep(&self, text: &str) -> bool {
         match resource_type(text).as_deref() {
-            Some("Observation" | "Encounter") => self.observation_codes.may_want(text),
+            Some("Observation" | "Encounter") => self.relevance.may_want(text),
             Some(kind) => READ_TYPES.contains(&kind),
             None => true,
         }
@@ -129,7 +129,7 @@ impl ResourcePool {
 
     /// An empty pool reading with the same codes (one per file read in parallel).
     pub fn sibling(&self) -> Self {
-        Self::new(self.observation_codes.clone())
+        Self::new(self.relevance.clone())
     }
 
     /// Takes in everything another pool read (files read in parallel, merged in
@@ -304,7 +304,7 @@ impl ResourcePool {
             "Procedure" => serde_json::from_str(text).map(Clinical::Procedure),
             "Encounter" => {
                 let wanted = serde_json::from_str::<EncounterHead<'_>>(text)
-                    .map(|h| self.observation_codes.wants_encounter(&h))
+                    .map(|h| self.relevance.wants_encounter(&h))
                     .unwrap_or(false);
                 if !wanted {
                     return;
@@ -313,7 +313,7 @@ impl ResourcePool {
             }
             "Observation" => {
                 let wanted = serde_json::from_str::<ObservationHead<'_>>(text)
-                    .map(|h| self.observation_codes.wants(&h))
+                    .map(|h| self.relevance.wants(&h))
                     .unwrap_or(true); // unreadable: let the typed parse say why
                 if !wanted {
                     return;

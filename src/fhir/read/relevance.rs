@@ -1,26 +1,31 @@
-//! Which Observations and Encounters the engine reads: by their codes, known before a
-//! resource is typed (and, for most resources, before it is parsed at all).
+//! Which resources the engine reads, by their codes: Observations (scores and labs),
+//! Encounters (psychotherapy sessions), Conditions (the diagnosis value sets) and
+//! Procedures (psychotherapy, ECT, TMS, esketamine). The reader uses it before a
+//! resource is typed (for most, before it is parsed at all); intake uses it to drop
+//! notifications that cannot change an assessment.
 
 use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use super::heads::{ConceptHead, EncounterHead, ObservationHead};
-use crate::clinical::knowledge::Knowledge;
+use super::heads::{CodedHead, ConceptHead, EncounterHead, ObservationHead};
+use crate::clinical::knowledge::{CodeSelection, Knowledge};
 
-/// Codes of Observations worth typing (scores and labs), and of Encounter types that
-/// are psychotherapy sessions: everything else is skipped unparsed.
+/// Codes of Observations worth typing (scores and labs), of Encounter types that are
+/// psychotherapy sessions, of the diagnoses and of the procedures the engine reads.
 #[derive(Debug, Default, Clone)]
-pub struct ObservationCodes {
+pub struct Relevance {
     codes: HashSet<(String, String)>,
     encounter_types: HashSet<(String, String)>,
+    diagnoses: std::sync::Arc<CodeSelection>,
+    procedures: std::sync::Arc<CodeSelection>,
     /// Every wanted code as a JSON string (`"44261-6"`, quotes included): a resource
     /// whose text holds none of them cannot be wanted, and is skipped without being
     /// parsed. (Codes are plain ASCII; JSON writers do not escape them.)
     prefilter: Option<std::sync::Arc<aho_corasick::AhoCorasick>>,
 }
 
-impl ObservationCodes {
+impl Relevance {
     pub fn from_knowledge(knowledge: &Knowledge) -> Self {
         let codes: HashSet<(String, String)> = knowledge.observation_codes().into_iter().collect();
         let encounter_types: HashSet<(String, String)> =
@@ -38,8 +43,27 @@ impl ObservationCodes {
         Self {
             codes,
             encounter_types,
+            diagnoses: std::sync::Arc::new(knowledge.value_sets.every_diagnosis()),
+            procedures: std::sync::Arc::new(knowledge.value_sets.every_procedure()),
             prefilter,
         }
+    }
+
+    /// The codes of the diagnoses the engine reads (subscription criteria).
+    pub fn diagnoses(&self) -> &CodeSelection {
+        &self.diagnoses
+    }
+
+    /// The codes of the procedures the engine reads (subscription criteria).
+    pub fn procedures(&self) -> &CodeSelection {
+        &self.procedures
+    }
+
+    /// Every (system, code) of the scores and labs the engine reads, sorted.
+    pub fn observation_codes(&self) -> Vec<(String, String)> {
+        let mut codes: Vec<(String, String)> = self.codes.iter().cloned().collect();
+        codes.sort();
+        codes
     }
 
     /// False when the text holds none of the wanted codes (it cannot be wanted).
@@ -71,9 +95,23 @@ impl ObservationCodes {
         Self::any_in(&self.encounter_types, &head.types)
     }
 
+    fn any_selected(selection: &CodeSelection, concept: Option<&ConceptHead<'_>>) -> bool {
+        concept
+            .iter()
+            .flat_map(|c| &c.coding)
+            .any(|coding| match (&coding.system, &coding.code) {
+                (Some(system), Some(code)) => selection.contains(system, code),
+                _ => false,
+            })
+    }
+
     /// Whether the engine would read this resource at all: an Observation only with a
-    /// score or lab code it knows, an Encounter only of a psychotherapy type; every
+    /// score or lab code it knows, an Encounter only of a psychotherapy type, a
+    /// Condition only in a diagnosis set, a Procedure only in a procedure set; every
     /// other type counts (medications of every kind matter: interactions).
+    ///
+    /// This looks at the resource as it is now: a diagnosis recoded out of every set
+    /// no longer counts (the next relevant change of that patient catches it up).
     pub fn matters(&self, resource: &serde_json::Value) -> bool {
         match resource
             .get("resourceType")
@@ -84,6 +122,15 @@ impl ObservationCodes {
             }
             Some("Encounter") => {
                 EncounterHead::deserialize(resource).is_ok_and(|head| self.wants_encounter(&head))
+            }
+            Some(kind @ ("Condition" | "Procedure")) => {
+                let selection = if kind == "Condition" {
+                    &self.diagnoses
+                } else {
+                    &self.procedures
+                };
+                CodedHead::deserialize(resource)
+                    .is_ok_and(|head| Self::any_selected(selection, head.code.as_ref()))
             }
             _ => true,
         }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::fhir::mapping::{normalise_reference, patient_of};
-use crate::fhir::read::ObservationCodes;
+use crate::fhir::read::Relevance;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -78,7 +78,7 @@ pub enum NotificationError {
 pub fn reduce(
     body: &[u8],
     path_resource: Option<(&str, &str)>,
-    relevance: Option<&ObservationCodes>,
+    relevance: Option<&Relevance>,
 ) -> Result<Reduced, NotificationError> {
     let text = std::str::from_utf8(body).map_err(|e| NotificationError::NotJson(e.to_string()))?;
     if text.trim().is_empty() {
@@ -190,7 +190,7 @@ fn is_notification_bundle(bundle: &Value) -> bool {
         && matches!(first, Some("Parameters" | "SubscriptionStatus"))
 }
 
-fn backport(bundle: &Value, relevance: Option<&ObservationCodes>) -> Reduced {
+fn backport(bundle: &Value, relevance: Option<&Relevance>) -> Reduced {
     let status = bundle
         .pointer("/entry/0/resource")
         .cloned()
@@ -250,7 +250,7 @@ fn backport(bundle: &Value, relevance: Option<&ObservationCodes>) -> Reduced {
 }
 
 /// The patient a resource is about, or the resource itself to look up.
-fn matters(resource: &Value, relevance: Option<&ObservationCodes>) -> bool {
+fn matters(resource: &Value, relevance: Option<&Relevance>) -> bool {
     relevance.is_none_or(|codes| codes.matters(resource))
 }
 
@@ -258,7 +258,7 @@ fn add_resource(
     reduced: &mut Reduced,
     resource: Option<&Value>,
     full_url: Option<&str>,
-    relevance: Option<&ObservationCodes>,
+    relevance: Option<&Relevance>,
 ) {
     let Some(resource) = resource else { return };
     if crate::ehr::is_own_resource(resource) {

@@ -146,26 +146,46 @@ fn bare_resources_and_rest_hook_puts() {
 #[test]
 fn resources_the_engine_would_not_read_are_dropped() {
     let knowledge = crate::clinical::Knowledge::embedded().expect("knowledge");
-    let codes = ObservationCodes::from_knowledge(&knowledge);
+    let codes = Relevance::from_knowledge(&knowledge);
     let observation = |id: &str, patient: &str, code: &str| {
         json!({ "resourceType": "Observation", "id": id, "status": "final",
             "subject": { "reference": patient },
             "code": { "coding": [{ "system": "http://loinc.org", "code": code }] } })
     };
+    let coded = |kind: &str, id: &str, patient: &str, system: &str, code: &str| {
+        json!({ "resourceType": kind, "id": id, "subject": { "reference": patient },
+            "code": { "coding": [{ "system": system, "code": code }] } })
+    };
+    const ICD10: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+    const SCT: &str = "http://snomed.info/sct";
     let body = bundle(
-        status("event-notification", "2", None),
+        status("event-notification", "6", None),
         vec![
             json!({ "fullUrl": "http://ehr/Observation/bp", "resource": observation("bp", "Patient/a", "8480-6") }),
             json!({ "fullUrl": "http://ehr/Observation/phq", "resource": observation("phq", "Patient/b", "44261-6") }),
             json!({ "fullUrl": "http://ehr/MedicationRequest/m", "resource": order("m", "Patient/c") }),
+            // An ankle fracture and an appendectomy: dropped. Recurrent MDD written
+            // with its dot (matched by the F33 prefix) and a CBT session: kept.
+            json!({ "fullUrl": "http://ehr/Condition/fx", "resource": coded("Condition", "fx", "Patient/d", ICD10, "S82.6") }),
+            json!({ "fullUrl": "http://ehr/Condition/mdd", "resource": coded("Condition", "mdd", "Patient/e", ICD10, "F33.1") }),
+            json!({ "fullUrl": "http://ehr/Procedure/appx", "resource": coded("Procedure", "appx", "Patient/f", SCT, "80146002") }),
+            json!({ "fullUrl": "http://ehr/Procedure/cbt", "resource": coded("Procedure", "cbt", "Patient/g", SCT, "228557008") }),
         ],
     );
     let r = reduce(&body, None, Some(&codes)).expect("reads");
-    assert_eq!(r.targets, vec![patient("Patient/b"), patient("Patient/c")]);
-    assert_eq!(r.ignored_irrelevant, 1);
+    assert_eq!(
+        r.targets,
+        vec![
+            patient("Patient/b"),
+            patient("Patient/c"),
+            patient("Patient/e"),
+            patient("Patient/g")
+        ]
+    );
+    assert_eq!(r.ignored_irrelevant, 3);
     // Without the codes (intake from an integration engine) nothing is dropped.
     let all = reduce(&body, None, None).expect("reads");
-    assert_eq!(all.targets.len(), 3);
+    assert_eq!(all.targets.len(), 7);
     assert_eq!(all.ignored_irrelevant, 0);
     // A vital sign PUT to the rest-hook path is not looked up either.
     let put = serde_json::to_vec(&observation("bp", "Patient/a", "8480-6")).expect("json");
