@@ -1,47 +1,15 @@
-//! The command line as a user runs it: `evaluate` (formats, input kinds, exit codes) and `check-config`.
+//! The command line as a user runs it: `evaluate` (formats, input kinds, exit codes).
+//! `check-config` is in tests/check_config.rs.
+
+#[path = "support/cli.rs"]
+mod cli;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn evaluate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trd-sentinel"))
-        .arg("evaluate")
-        .args(args)
-        .current_dir(root())
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run trd-sentinel")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).expect("utf8")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trd-cli-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("mkdir");
-    dir
-}
-
-fn jsonl(output: &Output) -> Vec<Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect()
-}
+use cli::{evaluate, jsonl, root, stdout, temp_dir};
 
 #[test]
 fn table_has_one_line_per_fixture_patient() {
@@ -291,73 +259,6 @@ fn measurement_period_moves_the_amm_intake_window() {
         Value::Null,
         "IPSD 2024-01-08 is outside the 2025 intake period"
     );
-}
-
-/// `check-config` with only the given environment (no inherited TRD_* variables).
-fn check_config(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trd-sentinel"))
-        .arg("check-config")
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run trd-sentinel")
-}
-
-#[test]
-fn check_config_lists_every_problem_and_fails() {
-    let output = check_config(
-        &[],
-        &[
-            ("TRD_FHIR_BASE_URL", "ftp://ehr"),
-            ("TRD_AMQP_URL", "http://rabbit"),
-        ],
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&output.stderr);
-    for problem in [
-        "fhir.base_url `ftp://ehr` is not an http(s) URL",
-        "notifications need authentication",
-        "amqp.url must start with amqp://",
-    ] {
-        assert!(text.contains(problem), "missing `{problem}` in: {text}");
-    }
-}
-
-#[test]
-fn check_config_prints_the_effective_settings_without_secrets() {
-    let dir = temp_dir("check-config");
-    let file = dir.join("config.toml");
-    fs::write(
-        &file,
-        "[pipeline]\ndrain_secs = 42\n[writeback]\nresources = [\"Flag\"]\n",
-    )
-    .expect("write");
-    let output = check_config(
-        &["--print", "--config", file.to_str().expect("path")],
-        &[
-            ("TRD_FHIR_BASE_URL", "https://ehr.example.org/fhir"),
-            ("TRD_NOTIFY_TOKEN", "notify-s3cret"),
-            ("TRD_AMQP_URL", "amqp://trd:amqp-s3cret@rabbit:5672/%2f"),
-            ("TRD_PIPELINE_CONCURRENCY", "7"),
-        ],
-    );
-    let text = stdout(&output);
-    assert!(!text.contains("s3cret"), "a secret was printed: {text}");
-    let settings: Value = serde_json::from_str(&text).expect("json");
-    assert_eq!(settings["pipeline"]["drain_secs"], 42, "from the file");
-    assert_eq!(
-        settings["pipeline"]["concurrency"], 7,
-        "from the environment"
-    );
-    assert_eq!(
-        settings["writeback"]["resources"],
-        serde_json::json!(["Flag"])
-    );
-    assert_eq!(settings["notify"]["token"], "***");
-    assert_eq!(settings["amqp"]["url"], "***");
-    assert_eq!(settings["fhir"]["token"], Value::Null, "unset stays null");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("queue: RabbitMQ"));
 }
 
 /// `evaluate` without `--as-of`: the command line reads the clock (UTC) and the
