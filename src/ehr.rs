@@ -123,7 +123,6 @@ impl Ehr {
         let gathered = gather(
             &self.client,
             patient,
-            &self.knowledge,
             &self.relevance,
             self.look_back_months,
             as_of,
@@ -144,7 +143,6 @@ impl Ehr {
         let gathered = gather(
             &self.client,
             patient,
-            &self.knowledge,
             &self.relevance,
             self.look_back_months,
             as_of,

@@ -119,7 +119,6 @@ async fn a_patient_search_returns_only_that_patient() {
     let gathered = trd_sentinel::fhir::gather::gather(
         &ehr(&server).client,
         "Patient/dose-too-low",
-        &ehr(&server).knowledge,
         &ehr(&server).relevance,
         60,
         AS_OF,
@@ -497,7 +496,6 @@ async fn one_batch_gathers_what_the_separate_searches_do() {
             gather(
                 &ehr.client,
                 patient,
-                &ehr.knowledge,
                 &ehr.relevance,
                 60,
                 AS_OF,

@@ -78,7 +78,7 @@ impl CdsError {
 
 /// The discovery document.
 pub fn discovery(ehr: &Ehr) -> Value {
-    let prefetch = Value::Object(prefetch::templates(&ehr.knowledge));
+    let prefetch = Value::Object(prefetch::templates(&ehr.relevance));
     let usage = "Send a JWT (ES384 or RS384) on every call; prefetch what you can, else fhirServer with fhirAuthorization (the server must be on this client's allow-list).";
     let service = |hook: &str, id: &str, title: &str, description: &str| {
         json!({
@@ -134,7 +134,6 @@ impl Cds {
                 .collect::<Vec<_>>(),
             client,
             &self.ehr.client,
-            &self.ehr.knowledge,
             &self.ehr.relevance,
             self.ehr.look_back_months,
             as_of,

@@ -12,12 +12,11 @@ use serde_json::{json, Map, Value};
 use time::Date;
 
 use super::request::{resources_of, HookRequest};
-use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::PatientRecord;
 use crate::config::CdsClient;
 use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
-use crate::fhir::gather::{observation_code_param, searches};
+use crate::fhir::gather::searches;
 use crate::fhir::read::{Relevance, ResourcePool};
 use crate::metrics::Metrics;
 
@@ -36,7 +35,7 @@ pub const KEYS: &[(&str, &str)] = &[
 /// The prefetch templates the discovery document offers: reads and searches by
 /// patient and token only (the spec's recommended subset); `_include` of the
 /// Medications is a bonus an EHR may ignore (the service then reads them itself).
-pub fn templates(knowledge: &Knowledge) -> Map<String, Value> {
+pub fn templates(relevance: &Relevance) -> Map<String, Value> {
     let p = "patient={{context.patientId}}";
     KEYS.iter()
         .map(|(key, kind)| {
@@ -46,7 +45,7 @@ pub fn templates(knowledge: &Knowledge) -> Map<String, Value> {
                     format!("{kind}?{p}&_include={kind}:medication")
                 }
                 "Observation" => {
-                    format!("Observation?{p}&code={}", observation_code_param(knowledge))
+                    format!("Observation?{p}&code={}", relevance.observation_search())
                 }
                 _ => format!("{kind}?{p}"),
             };
@@ -141,7 +140,6 @@ pub async fn gather(
     drafts: &[Value],
     client: &CdsClient,
     template: &FhirClient,
-    knowledge: &Knowledge,
     codes: &Relevance,
     look_back_months: u32,
     as_of: Date,
@@ -177,7 +175,7 @@ pub async fn gather(
     let mut requests = 0;
     if !to_fetch.is_empty() || !paged.is_empty() {
         let server = server_client(request, client, template)?;
-        let wanted = searches(&request.patient, knowledge, look_back_months, as_of);
+        let wanted = searches(&request.patient, codes, look_back_months, as_of);
         let fetches = wanted
             .iter()
             .filter(|(kind, _)| to_fetch.contains(kind))

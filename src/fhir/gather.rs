@@ -15,7 +15,6 @@ use time::{Date, Duration};
 use super::client::{FhirClient, FhirError, Search};
 use super::read::{Relevance, ResourcePool};
 use super::writeback::{existing_in, own_searches, Existing};
-use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::PatientRecord;
 use crate::config::WritebackSettings;
 
@@ -28,20 +27,10 @@ pub struct Gathered {
     pub requests: usize,
 }
 
-/// The `system|code` list of every score and lab the engine reads.
-pub fn observation_code_param(knowledge: &Knowledge) -> String {
-    let codes: Vec<String> = knowledge
-        .observation_codes()
-        .into_iter()
-        .map(|(system, code)| format!("{system}|{code}"))
-        .collect();
-    codes.join(",")
-}
-
 /// The searches for one patient: (resource type, parameters).
 pub fn searches(
     patient: &str,
-    knowledge: &Knowledge,
+    relevance: &Relevance,
     look_back_months: u32,
     as_of: Date,
 ) -> Vec<Search> {
@@ -84,7 +73,7 @@ pub fn searches(
             "Observation",
             vec![
                 p(),
-                ("code", observation_code_param(knowledge)),
+                ("code", relevance.observation_search().to_string()),
                 ("date", since.clone()),
             ],
         ),
@@ -99,16 +88,15 @@ pub fn searches(
 pub async fn gather(
     client: &FhirClient,
     patient: &str,
-    knowledge: &Knowledge,
     codes: &Relevance,
     look_back_months: u32,
     as_of: Date,
     own: Option<&WritebackSettings>,
 ) -> Result<Gathered, FhirError> {
-    // The codes are built once by the caller: their Aho-Corasick automaton is the
-    // costliest thing in a gather to build.
+    // The relevance is built once by the caller and shared: its clone is a few
+    // reference counts (its Aho-Corasick automaton is costly to build).
     let mut pool = ResourcePool::new(codes.clone());
-    let record_searches = searches(patient, knowledge, look_back_months, as_of);
+    let record_searches = searches(patient, codes, look_back_months, as_of);
     let own_searches = own.map(|settings| own_searches(patient, settings));
     let mut existing = Vec::new();
     let mut add_own_page = |page: &Value| {
@@ -117,9 +105,11 @@ pub async fn gather(
         }
     };
     // A searchset Bundle reads like any other bundle (one bad entry is a note), and
-    // only the pool keeps what the engine reads: pages are not held.
-    let mut add_record_page = |page: Value, resource_type: &str| {
-        pool.add_json(&page.to_string(), resource_type)
+    // only the pool keeps what the engine reads: pages are not held. A batch's pages
+    // arrive as text and go to the reader as they are; later pages of a paged answer
+    // arrive parsed.
+    let mut add_record_text = |page: &str, resource_type: &str| {
+        pool.add_json(page, resource_type)
             .map_err(|e| FhirError::Malformed {
                 url: resource_type.into(),
                 detail: e.to_string(),
@@ -135,24 +125,32 @@ pub async fn gather(
         let first_pages = client.search_batch(&all).await?;
         requests += 1;
         for (n, ((resource_type, _), first)) in all.iter().zip(first_pages).enumerate() {
-            requests += if n < record_searches.len() {
-                client
-                    .follow_pages(first, |page| add_record_page(page, resource_type))
-                    .await?
+            if n < record_searches.len() {
+                add_record_text(&first, resource_type)?;
             } else {
-                client
-                    .follow_pages(first, |page| {
+                let page: Value =
+                    serde_json::from_str(&first).map_err(|e| FhirError::Malformed {
+                        url: resource_type.to_string(),
+                        detail: e.to_string(),
+                    })?;
+                add_own_page(&page);
+            }
+            requests += client
+                .follow_text_pages(&first, |page| {
+                    if n < record_searches.len() {
+                        add_record_text(&page.to_string(), resource_type)
+                    } else {
                         add_own_page(&page);
                         Ok(())
-                    })
-                    .await?
-            };
+                    }
+                })
+                .await?;
         }
     } else {
         for (resource_type, params) in &record_searches {
             requests += client
                 .search_pages(resource_type, params, |page| {
-                    add_record_page(page, resource_type)
+                    add_record_text(&page.to_string(), resource_type)
                 })
                 .await?;
         }

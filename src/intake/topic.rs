@@ -101,26 +101,11 @@ pub fn topic(meta: Value, relevance: &Relevance) -> Value {
         "extension": extension })
 }
 
-/// The `code=` search value for a selection of exact codes (`system|code,...`);
-/// `None` when it has prefixes (a token search cannot say "starts with" portably:
-/// `:below` is rarely supported on ICD-10-CM) or no codes.
-pub fn code_search(selection: &CodeSelection) -> Option<String> {
-    if selection.is_empty() || !selection.prefixes().is_empty() {
-        return None;
-    }
-    let codes: Vec<String> = selection
-        .exact_codes()
-        .iter()
-        .map(|(system, code)| format!("{system}|{code}"))
-        .collect();
-    Some(codes.join(","))
-}
-
 /// The `code=` search value of a watched type, where its codes can be listed:
 /// Observations and Procedures. Conditions (ICD-10-CM `is-a` prefixes) and
 /// medications are asked for whole, and intake drops what the engine would ignore.
 pub fn code_search_of(kind: &str, relevance: &Relevance) -> Option<String> {
-    code_search(&selection_of(kind, relevance)?)
+    selection_of(kind, relevance)?.token_list()
 }
 
 /// The classic criteria of one watched type: by code where the codes can be listed
@@ -153,7 +138,7 @@ mod tests {
         );
         assert_eq!(coding_clause(&CodeSelection::default()), None);
         assert_eq!(
-            code_search(&selection).as_deref(),
+            selection.token_list().as_deref(),
             Some("http://loinc.org|44250-9,http://loinc.org|44261-6,http://snomed.info/sct|it's")
         );
     }

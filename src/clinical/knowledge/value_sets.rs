@@ -72,6 +72,21 @@ impl CodeSelection {
         prefixes
     }
 
+    /// The selection as a token search value (`system|code,...`), for `code=`;
+    /// `None` when it has prefixes (a token search cannot say "starts with"
+    /// portably: `:below` is rarely supported on ICD-10-CM) or no codes.
+    pub fn token_list(&self) -> Option<String> {
+        if self.is_empty() || self.prefixes.values().any(|p| !p.is_empty()) {
+            return None;
+        }
+        let codes: Vec<String> = self
+            .exact_codes()
+            .iter()
+            .map(|(system, code)| format!("{system}|{code}"))
+            .collect();
+        Some(codes.join(","))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exact.values().all(HashSet::is_empty) && self.prefixes.values().all(Vec::is_empty)
     }

@@ -305,11 +305,34 @@ impl FhirClient {
         body: Option<&Value>,
         idempotency: Idempotency,
     ) -> Result<Value, FhirError> {
+        let bytes = self
+            .send_for_bytes(method, path, body, idempotency, None)
+            .await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| FhirError::Malformed {
+            url: self.url(path).unwrap_or_else(|_| path.to_string()),
+            detail: e.to_string(),
+        })
+    }
+
+    /// [`FhirClient::send`] without parsing the answer: for callers that read only
+    /// part of it (a batch's pages go to the reader as text; a transaction's answer
+    /// is checked for its type). `prefer`: a `Prefer` header value.
+    pub(crate) async fn send_for_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency: Idempotency,
+        prefer: Option<&'static str>,
+    ) -> Result<Vec<u8>, FhirError> {
         let url = self.url(path)?;
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
-            let result = self.send_once(&method, &url, body).await;
+            let result = self.send_once(&method, &url, body, prefer).await;
             match result {
                 Err(FhirError::Status { status: 401, .. })
                     if !refreshed && self.auth.refresh_after_401().await =>
@@ -348,7 +371,8 @@ impl FhirClient {
         method: &Method,
         url: &str,
         body: Option<&Value>,
-    ) -> Result<Value, FhirError> {
+        prefer: Option<&'static str>,
+    ) -> Result<Vec<u8>, FhirError> {
         let _permit = self
             .limiter
             .acquire()
@@ -369,6 +393,9 @@ impl FhirClient {
             .http
             .request(method.clone(), url)
             .header("Accept", &self.media_type);
+        if let Some(prefer) = prefer {
+            request = request.header("Prefer", prefer);
+        }
         if let Some(header) = self.auth.header(&self.http, &self.base).await? {
             request = request.header("Authorization", header);
         }
@@ -404,13 +431,7 @@ impl FhirClient {
                 detail: body_kind(&bytes, status),
             });
         }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|e| FhirError::Malformed {
-            url: url.into(),
-            detail: e.to_string(),
-        })
+        Ok(bytes)
     }
 
     /// The body, read chunk by chunk up to the size limit (a runaway answer is an
@@ -447,11 +468,14 @@ impl FhirClient {
 
     /// A transaction Bundle; `idempotent` when every entry is a conditional update or
     /// a create guarded by ifNoneExist, so a retry cannot duplicate anything.
+    ///
+    /// Sent with `Prefer: return=minimal`: the service needs only the outcome, not
+    /// its resources echoed back (less for the EHR to write and for us to read).
     pub async fn transaction(
         &self,
         bundle: &Value,
         idempotency: Idempotency,
-    ) -> Result<Value, FhirError> {
+    ) -> Result<(), FhirError> {
         let _writer =
             match &self.writers {
                 Some(writers) => Some(writers.clone().acquire_owned().await.map_err(|e| {
@@ -464,15 +488,28 @@ impl FhirClient {
                 None => None,
             };
         let answer = self
-            .send(Method::POST, "", Some(bundle), idempotency)
+            .send_for_bytes(
+                Method::POST,
+                "",
+                Some(bundle),
+                idempotency,
+                Some("return=minimal"),
+            )
             .await?;
-        if answer.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-            return Err(FhirError::Malformed {
+        #[derive(serde::Deserialize)]
+        struct TypeHead<'a> {
+            #[serde(rename = "resourceType", borrow)]
+            resource_type: Option<std::borrow::Cow<'a, str>>,
+        }
+        match serde_json::from_slice::<TypeHead>(&answer) {
+            Ok(TypeHead {
+                resource_type: Some(kind),
+            }) if kind == "Bundle" => Ok(()),
+            _ => Err(FhirError::Malformed {
                 url: self.base.clone(),
                 detail: "transaction answer is not a Bundle".into(),
-            });
+            }),
         }
-        Ok(answer)
     }
 }
 

@@ -3,9 +3,12 @@
 //! answers, or several searches in one batch Bundle (one round trip; only the
 //! searches whose answer is paged cost more).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use reqwest::Method;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{FhirClient, FhirError, Idempotency};
@@ -19,6 +22,64 @@ enum Start {
     Url(String),
     /// The first page is already here (from a batch).
     Page(Value),
+    /// The first page was read already (as text, from a batch); its `next` link.
+    After(Option<String>),
+}
+
+/// A page's links, read from its text without building the page.
+#[derive(Deserialize)]
+struct PageLinks<'a> {
+    #[serde(borrow, default)]
+    link: Vec<LinkHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LinkHead<'a> {
+    #[serde(borrow, default)]
+    relation: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    url: Option<Cow<'a, str>>,
+}
+
+/// The `next` link of a page given as text.
+fn next_link_in_text(page: &str) -> Result<Option<String>, serde_json::Error> {
+    let links: PageLinks = serde_json::from_str(page)?;
+    Ok(links
+        .link
+        .into_iter()
+        .find(|l| l.relation.as_deref() == Some("next"))
+        .and_then(|l| l.url)
+        .map(Cow::into_owned))
+}
+
+/// A batch-response read without building its pages: each entry's status and its
+/// resource's text.
+#[derive(Deserialize)]
+struct BatchAnswer<'a> {
+    #[serde(rename = "resourceType", borrow, default)]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    entry: Option<Vec<BatchEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct BatchEntry<'a> {
+    #[serde(borrow, default)]
+    response: Option<BatchResponse<'a>>,
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct BatchResponse<'a> {
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TypeHead<'a> {
+    #[serde(rename = "resourceType", borrow, default)]
+    resource_type: Option<Cow<'a, str>>,
 }
 
 fn next_link(page: &Value) -> Option<String> {
@@ -86,6 +147,21 @@ impl FhirClient {
         self.walk(Start::Url(first.to_string()), on_page).await
     }
 
+    /// The rest of a search whose first page was read as text (from
+    /// [`FhirClient::search_batch`]): `on_page` gets each page the `next` links lead
+    /// to. Returns the number of pages fetched (0 when not paged).
+    pub async fn follow_text_pages(
+        &self,
+        first: &str,
+        on_page: impl FnMut(Value) -> Result<(), FhirError>,
+    ) -> Result<usize, FhirError> {
+        let next = next_link_in_text(first).map_err(|e| FhirError::Malformed {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })?;
+        self.walk(Start::After(next), on_page).await
+    }
+
     /// The rest of a search whose first page is in hand (from
     /// [`FhirClient::search_batch`]): `on_page` gets the first page, then each one the
     /// `next` links lead to. Returns the number of pages fetched (0 when not paged).
@@ -111,6 +187,10 @@ impl FhirClient {
                 held += 1;
                 let next = next_link(&page);
                 on_page(page)?;
+                next
+            }
+            Start::After(next) => {
+                held += 1;
                 next
             }
         };
@@ -142,9 +222,11 @@ impl FhirClient {
     }
 
     /// Several searches in one batch Bundle (one request): the first page of each, in
-    /// order. A search the EHR refused fails the whole gather (with its status, never
-    /// its text), as a separate search would.
-    pub async fn search_batch(&self, searches: &[Search]) -> Result<Vec<Value>, FhirError> {
+    /// order, as JSON text (the pages go to the reader, which skips what the engine
+    /// never reads without parsing it: building them here would be wasted). A search
+    /// the EHR refused fails the whole gather (with its status, never its text), as
+    /// a separate search would.
+    pub async fn search_batch(&self, searches: &[Search]) -> Result<Vec<String>, FhirError> {
         let mut entries = Vec::with_capacity(searches.len());
         for (resource_type, params) in searches {
             let url = self.search_url(resource_type, params)?;
@@ -152,36 +234,50 @@ impl FhirClient {
             entries.push(json!({ "request": { "method": "GET", "url": relative } }));
         }
         let bundle = json!({ "resourceType": "Bundle", "type": "batch", "entry": entries });
-        let url = self.base.clone();
         // Only reads inside: safe to send again.
-        let mut answer = self
-            .send(Method::POST, "", Some(&bundle), Idempotency::Idempotent)
+        let answer = self
+            .send_for_bytes(
+                Method::POST,
+                "",
+                Some(&bundle),
+                Idempotency::Idempotent,
+                None,
+            )
             .await?;
-        let malformed = |detail: &str| FhirError::Malformed {
-            url: url.clone(),
-            detail: detail.into(),
+        let malformed = |detail: String| FhirError::Malformed {
+            url: self.base.clone(),
+            detail,
         };
-        if !is_bundle(&answer) {
+        let answer: BatchAnswer =
+            serde_json::from_slice(&answer).map_err(|e| malformed(e.to_string()))?;
+        if answer.resource_type.as_deref() != Some("Bundle") {
             return Err(malformed(
-                "a batch answered with something other than a Bundle",
+                "a batch answered with something other than a Bundle".into(),
             ));
         }
-        let Some(Value::Array(answered)) = answer.get_mut("entry").map(Value::take) else {
-            return Err(malformed("the batch-response has no entries"));
+        let Some(answered) = answer.entry else {
+            return Err(malformed("the batch-response has no entries".into()));
         };
         if answered.len() != searches.len() {
-            return Err(malformed("the batch-response has not one entry per search"));
+            return Err(malformed(
+                "the batch-response has not one entry per search".into(),
+            ));
         }
         let mut pages = Vec::with_capacity(searches.len());
-        for ((resource_type, _), mut entry) in searches.iter().zip(answered) {
+        for ((resource_type, _), entry) in searches.iter().zip(answered) {
             let status = entry
-                .pointer("/response/status")
-                .and_then(Value::as_str)
+                .response
+                .as_ref()
+                .and_then(|r| r.status.as_deref())
                 .and_then(|s| s.split_whitespace().next())
                 .and_then(|code| code.parse::<u16>().ok())
                 .unwrap_or(0);
-            match entry.get_mut("resource").map(Value::take) {
-                Some(page) if (200..300).contains(&status) && is_bundle(&page) => pages.push(page),
+            let page = entry.resource.map(RawValue::get).filter(|page| {
+                serde_json::from_str::<TypeHead>(page)
+                    .is_ok_and(|head| head.resource_type.as_deref() == Some("Bundle"))
+            });
+            match page {
+                Some(page) if (200..300).contains(&status) => pages.push(page.to_string()),
                 _ => {
                     return Err(FhirError::Status {
                         method: "GET (in a batch)".into(),

@@ -5,6 +5,7 @@
 //! notifications that cannot change an assessment.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -15,14 +16,16 @@ use crate::clinical::knowledge::{CodeSelection, Knowledge};
 /// psychotherapy sessions, of the diagnoses and of the procedures the engine reads.
 #[derive(Debug, Default, Clone)]
 pub struct Relevance {
-    codes: HashSet<(String, String)>,
-    encounter_types: HashSet<(String, String)>,
-    diagnoses: std::sync::Arc<CodeSelection>,
-    procedures: std::sync::Arc<CodeSelection>,
+    codes: Arc<HashSet<(String, String)>>,
+    encounter_types: Arc<HashSet<(String, String)>>,
+    /// The score and lab codes as a `code=` search value, made once.
+    observation_search: Arc<str>,
+    diagnoses: Arc<CodeSelection>,
+    procedures: Arc<CodeSelection>,
     /// Every wanted code as a JSON string (`"44261-6"`, quotes included): a resource
     /// whose text holds none of them cannot be wanted, and is skipped without being
     /// parsed. (Codes are plain ASCII; JSON writers do not escape them.)
-    prefilter: Option<std::sync::Arc<aho_corasick::AhoCorasick>>,
+    prefilter: Option<Arc<aho_corasick::AhoCorasick>>,
 }
 
 impl Relevance {
@@ -37,14 +40,17 @@ impl Relevance {
             .collect();
         needles.sort();
         needles.dedup();
-        let prefilter = aho_corasick::AhoCorasick::new(&needles)
-            .ok()
-            .map(std::sync::Arc::new);
+        let prefilter = aho_corasick::AhoCorasick::new(&needles).ok().map(Arc::new);
+        let observation_search = CodeSelection::from_exact(codes.iter().cloned())
+            .token_list()
+            .unwrap_or_default()
+            .into();
         Self {
-            codes,
-            encounter_types,
-            diagnoses: std::sync::Arc::new(knowledge.value_sets.every_diagnosis()),
-            procedures: std::sync::Arc::new(knowledge.value_sets.every_procedure()),
+            codes: Arc::new(codes),
+            encounter_types: Arc::new(encounter_types),
+            observation_search,
+            diagnoses: Arc::new(knowledge.value_sets.every_diagnosis()),
+            procedures: Arc::new(knowledge.value_sets.every_procedure()),
             prefilter,
         }
     }
@@ -57,6 +63,11 @@ impl Relevance {
     /// The codes of the procedures the engine reads (subscription criteria).
     pub fn procedures(&self) -> &CodeSelection {
         &self.procedures
+    }
+
+    /// The score and lab codes as a `code=` search value (`system|code,...`).
+    pub fn observation_search(&self) -> &str {
+        &self.observation_search
     }
 
     /// Every (system, code) of the scores and labs the engine reads, sorted.

@@ -117,7 +117,7 @@ pub struct Existing {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    /// Transaction entries.
+    /// Transaction entries (moved into the transaction by [`Plan::take_transaction`]).
     pub entries: Vec<Value>,
     /// "Flag Patient/1/trd" per entry written (created or updated).
     pub written: Vec<String>,
@@ -126,8 +126,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The transaction Bundle, the plan keeping its entries (for tests and reports).
     pub fn transaction(&self) -> Value {
-        json!({ "resourceType": "Bundle", "type": "transaction", "entry": self.entries })
+        transaction_of(self.entries.clone())
+    }
+
+    /// The transaction Bundle, the entries moved into it rather than copied: a
+    /// write-back's largest allocation was that copy.
+    pub fn take_transaction(&mut self) -> Value {
+        transaction_of(std::mem::take(&mut self.entries))
     }
 
     /// Whether the transaction may be sent again when its outcome is unknown: only
@@ -140,6 +147,10 @@ impl Plan {
                 || e.pointer("/request/ifNoneExist").is_some()
         })
     }
+}
+
+fn transaction_of(entries: Vec<Value>) -> Value {
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": Value::Array(entries) })
 }
 
 fn hash_of(body: &Value) -> String {

@@ -110,7 +110,7 @@ pub async fn write_back(
         .map(str::to_string);
     let desired = desired_resources(a, settings);
     let content_hash = content_hash(&a.patient, &desired);
-    let plan = plan(a, desired, &existing, settings);
+    let mut plan = plan(a, desired, &existing, settings);
     if plan.entries.is_empty() {
         return Ok(WriteOutcome {
             previous_status,
@@ -121,13 +121,13 @@ pub async fn write_back(
             content_hash,
         });
     }
-    let transaction = plan.transaction();
+    let idempotency = if plan.is_idempotent() {
+        Idempotency::Idempotent
+    } else {
+        Idempotency::Once
+    };
+    let transaction = plan.take_transaction();
     if !settings.dry_run {
-        let idempotency = if plan.is_idempotent() {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::Once
-        };
         client.transaction(&transaction, idempotency).await?;
         requests += 1;
     }
