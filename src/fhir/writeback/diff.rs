@@ -84,7 +84,13 @@ pub fn plan(
     let mut plan = Plan::default();
     let mut bodies: Vec<(String, &'static str, String, Value)> = Vec::new(); // (fullUrl, type, identifier, body)
 
-    for d in &desired {
+    // Bodies are moved, not copied, from here into the transaction: the copies were
+    // a write-back's largest cost.
+    let wanted: Vec<(&'static str, String)> = desired
+        .iter()
+        .map(|d| (d.resource_type, d.identifier.clone()))
+        .collect();
+    for d in desired {
         let current = find(d.resource_type, &d.identifier);
         if current.is_some_and(|e| e.hash.as_deref() == Some(d.hash.as_str())) {
             plan.unchanged += 1;
@@ -93,29 +99,29 @@ pub fn plan(
         if d.resource_type == "Flag" && current.is_none() && d.body["status"] == "inactive" {
             continue; // nothing to say: never flagged
         }
-        let mut body = d.body.clone();
-        for (pointer, value) in &d.volatile {
-            set_path(&mut body, pointer, value.clone());
+        let mut body = d.body;
+        for (pointer, value) in d.volatile {
+            set_path(&mut body, pointer, value);
         }
         with_hash(&mut body, &d.hash);
+        plan.written
+            .push(format!("{} {}", d.resource_type, d.identifier));
         bodies.push((
             urn_for(&format!("{}|{}", d.resource_type, d.identifier)),
             d.resource_type,
-            d.identifier.clone(),
+            d.identifier,
             body,
         ));
-        plan.written
-            .push(format!("{} {}", d.resource_type, d.identifier));
     }
 
     for e in existing {
-        let wanted = desired
+        let is_wanted = wanted
             .iter()
-            .any(|d| d.resource_type == e.resource_type && d.identifier == e.identifier);
+            .any(|(kind, identifier)| *kind == e.resource_type && *identifier == e.identifier);
         let Some(status) = retired_status(&e.resource_type) else {
             continue;
         };
-        if wanted || !is_live(&e.body) {
+        if is_wanted || !is_live(&e.body) {
             continue;
         }
         let mut body = e.body.clone();
@@ -159,7 +165,8 @@ pub fn plan(
         }
     }
 
-    for (full_url, kind, identifier, body) in &mut bodies {
+    let mut requests = Vec::with_capacity(bodies.len());
+    for (_, kind, identifier, body) in &mut bodies {
         let unconditional = written_without_conditions(kind);
         let by_id = split
             .repaired_id(kind, identifier)
@@ -183,25 +190,28 @@ pub fn plan(
                 ),
             ),
         };
-        plan.entries.push(json!({
-            "fullUrl": full_url,
-            "resource": body,
-            "request": { "method": method, "url": url },
-        }));
+        requests.push(json!({ "method": method, "url": url }));
+    }
+    let provenance = (!bodies.is_empty() || !split.duplicates.is_empty())
+        && settings.resources.iter().any(|r| r == "Provenance");
+    let provenance = provenance.then(|| provenance_entry(a, &bodies, system));
+    for ((full_url, _, _, body), request) in bodies.into_iter().zip(requests) {
+        let mut entry = serde_json::Map::new();
+        entry.insert("fullUrl".into(), Value::String(full_url));
+        entry.insert("resource".into(), body);
+        entry.insert("request".into(), request);
+        plan.entries.push(Value::Object(entry));
     }
     for duplicate in &split.duplicates {
         let (entry, label) = repair::retirement(duplicate, system);
         plan.entries.push(entry);
         plan.retired.push(label);
     }
-
-    if !plan.entries.is_empty() && settings.resources.iter().any(|r| r == "Provenance") {
-        plan.entries.push(provenance(a, &bodies, system));
-    }
+    plan.entries.extend(provenance);
     plan
 }
 
-fn provenance(
+fn provenance_entry(
     a: &Assessment,
     bodies: &[(String, &'static str, String, Value)],
     system: &str,

@@ -150,7 +150,12 @@ impl Plan {
 }
 
 fn transaction_of(entries: Vec<Value>) -> Value {
-    json!({ "resourceType": "Bundle", "type": "transaction", "entry": Value::Array(entries) })
+    // Assembled by hand: `json!` would serialise the entries into a copy.
+    let mut bundle = serde_json::Map::new();
+    bundle.insert("resourceType".into(), Value::from("Bundle"));
+    bundle.insert("type".into(), Value::from("transaction"));
+    bundle.insert("entry".into(), Value::Array(entries));
+    Value::Object(bundle)
 }
 
 fn hash_of(body: &Value) -> String {
