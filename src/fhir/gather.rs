@@ -88,15 +88,15 @@ pub fn searches(
 pub async fn gather(
     client: &FhirClient,
     patient: &str,
-    codes: &Relevance,
+    relevance: &Relevance,
     look_back_months: u32,
     as_of: Date,
     own: Option<&WritebackSettings>,
 ) -> Result<Gathered, FhirError> {
     // The relevance is built once by the caller and shared: its clone is a few
     // reference counts (its Aho-Corasick automaton is costly to build).
-    let mut pool = ResourcePool::new(codes.clone());
-    let record_searches = searches(patient, codes, look_back_months, as_of);
+    let mut pool = ResourcePool::new(relevance.clone());
+    let record_searches = searches(patient, relevance, look_back_months, as_of);
     let own_searches = own.map(|settings| own_searches(patient, settings));
     let mut existing = Vec::new();
     let mut add_own_page = |page: &Value| {
