@@ -12,96 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::auth::Auth;
 use crate::config::FhirSettings;
-
-#[derive(Debug, thiserror::Error)]
-pub enum FhirError {
-    /// `detail`: what kind of body came back (an OperationOutcome's issue codes), never
-    /// the body's text.
-    #[error("{method} {url}: HTTP {status}: {detail}")]
-    Status {
-        method: String,
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("{method} {url}: no answer within {secs} s")]
-    Timeout {
-        method: String,
-        url: String,
-        secs: u64,
-    },
-    #[error("{method} {url}: {detail}")]
-    Transport {
-        method: String,
-        url: String,
-        detail: String,
-    },
-    #[error("{url}: the answer is not FHIR JSON: {detail}")]
-    Malformed { url: String, detail: String },
-    #[error("paging loop: {url} was already fetched")]
-    PagingLoop { url: String },
-    #[error("paging stopped after {pages} pages at {url}")]
-    TooManyPages { url: String, pages: u32 },
-    #[error("{url}: 401 Unauthorized even with a fresh token")]
-    Unauthorized { url: String },
-    #[error("the EHR does not support what the configuration needs: {0}")]
-    Capability(String),
-    /// Our own authentication set-up is wrong (key, missing token): retrying cannot help.
-    #[error("authentication: {0}")]
-    Auth(String),
-    /// The identity provider (token endpoint, SMART configuration) did not give a
-    /// token: an outage, retried later.
-    #[error("identity provider: {0}")]
-    IdentityProvider(String),
-    #[error("{url}: refused: not the EHR's origin ({origin}); the EHR's credentials go to its base URL only")]
-    ForeignOrigin { url: String, origin: String },
-    #[error("{url}: the answer is larger than {limit} bytes")]
-    TooLarge { url: String, limit: usize },
-}
-
-impl FhirError {
-    /// Worth sending again at once, within one request's retries (overload, outage).
-    pub fn is_retryable_now(&self) -> bool {
-        match self {
-            FhirError::Status { status, .. } => *status == 429 || *status >= 500,
-            FhirError::Timeout { .. } | FhirError::Transport { .. } => true,
-            _ => false,
-        }
-    }
-
-    /// Worth trying the work item again later (retried, not dead-lettered): outages,
-    /// an identity provider that is down, a 401 even after a fresh token (credentials
-    /// rotated elsewhere come back), and a conditional write that found several
-    /// matches (412: the next attempt sees the duplicates and repairs them) or a
-    /// version conflict (409).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            FhirError::Status {
-                status: 409 | 412, ..
-            } => true,
-            FhirError::IdentityProvider(_) | FhirError::Unauthorized { .. } => true,
-            other => other.is_retryable_now(),
-        }
-    }
-
-    /// A short label for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FhirError::Status {
-                status: 409 | 412, ..
-            } => "conflict",
-            FhirError::IdentityProvider(_) => "identity-provider",
-            FhirError::Unauthorized { .. } => "unauthorized",
-            _ => "ehr",
-        }
-    }
-}
 
 /// Whether a request may be sent again after a failure whose outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,64 +26,6 @@ pub enum Idempotency {
     /// Creates and other non-idempotent writes: never retried blindly.
     Once,
 }
-
-/// What kind of request went to the EHR: the load a hospital's EHR team asks about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    Read,
-    /// A search, or one more page of one.
-    Search,
-    /// A transaction Bundle (POST to the base).
-    Transaction,
-    /// A batch Bundle of searches (POST to the base).
-    Batch,
-    /// A create or update outside a transaction.
-    Write,
-    Capabilities,
-}
-
-impl RequestKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            RequestKind::Read => "read",
-            RequestKind::Search => "search",
-            RequestKind::Transaction => "transaction",
-            RequestKind::Batch => "batch",
-            RequestKind::Write => "write",
-            RequestKind::Capabilities => "capabilities",
-        }
-    }
-
-    /// From the method, the URL's part after the base (`Type/id`, `Type?...`) and,
-    /// for a Bundle posted to the base, its type.
-    fn of(method: &Method, relative: &str, body: Option<&Value>) -> Self {
-        let path = relative.trim_start_matches('/');
-        let (path, query) = path
-            .split_once('?')
-            .map_or((path, false), |(p, _)| (p, true));
-        let path = path.trim_end_matches('/');
-        match *method {
-            Method::GET if path == "metadata" => RequestKind::Capabilities,
-            Method::GET if query || !path.contains('/') || path.ends_with("_search") => {
-                RequestKind::Search
-            }
-            Method::GET => RequestKind::Read,
-            Method::POST
-                if path.is_empty()
-                    && body.and_then(|b| b.get("type")).and_then(Value::as_str)
-                        == Some("batch") =>
-            {
-                RequestKind::Batch
-            }
-            Method::POST if path.is_empty() => RequestKind::Transaction,
-            Method::POST if path.ends_with("_search") => RequestKind::Search,
-            _ => RequestKind::Write,
-        }
-    }
-}
-
-/// Told of every request sent to the EHR (retries included), e.g. to count them.
-pub type RequestObserver = Arc<dyn Fn(RequestKind) + Send + Sync>;
 
 pub struct FhirClient {
     base: String,
@@ -194,9 +52,14 @@ pub struct FhirClient {
 }
 
 mod capabilities;
+mod error;
+mod request_kind;
 mod search;
 
 pub use capabilities::{lists_batch, missing_capabilities};
+use error::body_kind;
+pub use error::FhirError;
+pub use request_kind::{RequestKind, RequestObserver};
 pub use search::Search;
 
 impl FhirClient {
@@ -510,67 +373,5 @@ impl FhirClient {
                 detail: "transaction answer is not a Bundle".into(),
             }),
         }
-    }
-}
-
-/// What an error body was, without its text: an OperationOutcome's issue codes (a
-/// fixed vocabulary), another resource's type, or the status's reason phrase.
-/// Diagnostics and bodies can quote the record, so they never reach an error.
-fn body_kind(bytes: &[u8], status: StatusCode) -> String {
-    let reason = status.canonical_reason().unwrap_or("error");
-    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
-        return reason.to_string();
-    };
-    match value.get("resourceType").and_then(Value::as_str) {
-        Some("OperationOutcome") => {
-            let mut codes: Vec<&str> = value
-                .get("issue")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|issue| issue.get("code").and_then(Value::as_str))
-                .filter(|code| {
-                    code.len() <= 32 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-                })
-                .collect();
-            codes.sort_unstable();
-            codes.dedup();
-            format!("{reason} (OperationOutcome: {})", codes.join(", "))
-        }
-        Some(kind) if kind.len() <= 64 && kind.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            format!("{reason} ({kind})")
-        }
-        _ => reason.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_are_counted_by_kind() {
-        let kind = |method: Method, path: &str| RequestKind::of(&method, path, None).label();
-        assert_eq!(kind(Method::GET, "/metadata"), "capabilities");
-        assert_eq!(kind(Method::GET, "/Patient/1"), "read");
-        assert_eq!(
-            kind(Method::GET, "/Observation?patient=Patient/1"),
-            "search"
-        );
-        assert_eq!(kind(Method::GET, "/Flag"), "search");
-        assert_eq!(
-            kind(Method::GET, "?_getpages=abc&_getpagesoffset=50"),
-            "search"
-        );
-        assert_eq!(kind(Method::POST, "/Observation/_search"), "search");
-        assert_eq!(kind(Method::POST, ""), "transaction");
-        assert_eq!(kind(Method::POST, "/"), "transaction");
-        assert_eq!(kind(Method::PUT, "/Subscription/7"), "write");
-        assert_eq!(kind(Method::POST, "/Basic"), "write");
-        let batch = serde_json::json!({ "resourceType": "Bundle", "type": "batch" });
-        assert_eq!(
-            RequestKind::of(&Method::POST, "", Some(&batch)).label(),
-            "batch"
-        );
     }
 }
