@@ -53,22 +53,12 @@ fn coding_clause(selection: &CodeSelection) -> Option<String> {
     Some(clauses.join(" or "))
 }
 
-/// The codes the engine reads of one watched type; `None` for types read whole.
-fn selection_of(kind: &str, relevance: &Relevance) -> Option<CodeSelection> {
-    match kind {
-        "Observation" => Some(CodeSelection::from_exact(relevance.observation_codes())),
-        "Condition" => Some(relevance.diagnoses().clone()),
-        "Procedure" => Some(relevance.procedures().clone()),
-        _ => None,
-    }
-}
-
 /// The topic's trigger criterion for a watched type: one of the engine's codes on
 /// the resource before or after the change (so a diagnosis recoded out of the sets
 /// still notifies once), for Observations on a component too (PHQ-9 item 9 in a
 /// panel). `None` (a type read whole, or no codes known) leaves every resource in.
 pub fn trigger_criterion(kind: &str, relevance: &Relevance) -> Option<String> {
-    let clause = coding_clause(&selection_of(kind, relevance)?)?;
+    let clause = coding_clause(relevance.selection_for(kind)?)?;
     let codings = if kind == "Observation" {
         "select(code.coding | component.code.coding)"
     } else {
@@ -105,7 +95,7 @@ pub fn topic(meta: Value, relevance: &Relevance) -> Value {
 /// Observations and Procedures. Conditions (ICD-10-CM `is-a` prefixes) and
 /// medications are asked for whole, and intake drops what the engine would ignore.
 pub fn code_search_of(kind: &str, relevance: &Relevance) -> Option<String> {
-    selection_of(kind, relevance)?.token_list()
+    relevance.selection_for(kind)?.token_list()
 }
 
 /// The classic criteria of one watched type: by code where the codes can be listed

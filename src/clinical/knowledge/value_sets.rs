@@ -51,25 +51,12 @@ impl CodeSelection {
 
     /// Every (system, code) listed exactly, sorted.
     pub fn exact_codes(&self) -> Vec<(String, String)> {
-        let mut codes: Vec<(String, String)> = self
-            .exact
-            .iter()
-            .flat_map(|(system, codes)| codes.iter().map(move |c| (system.clone(), c.clone())))
-            .collect();
-        codes.sort();
-        codes
+        pairs(&self.exact)
     }
 
     /// Every (system, prefix) an `is-a` filter stands for (dots removed), sorted.
     pub fn prefixes(&self) -> Vec<(String, String)> {
-        let mut prefixes: Vec<(String, String)> = self
-            .prefixes
-            .iter()
-            .flat_map(|(system, p)| p.iter().map(move |p| (system.clone(), p.clone())))
-            .collect();
-        prefixes.sort();
-        prefixes.dedup();
-        prefixes
+        pairs(&self.prefixes)
     }
 
     /// The selection as a token search value (`system|code,...`), for `code=`;
@@ -105,6 +92,20 @@ impl CodeSelection {
                 .extend(prefixes.iter().cloned());
         }
     }
+}
+
+/// A system -> codes map as sorted, distinct (system, code) pairs.
+fn pairs<'m, C>(by_system: &'m HashMap<String, C>) -> Vec<(String, String)>
+where
+    &'m C: IntoIterator<Item = &'m String>,
+{
+    let mut pairs: Vec<(String, String)> = by_system
+        .iter()
+        .flat_map(|(system, codes)| codes.into_iter().map(move |c| (system.clone(), c.clone())))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    pairs
 }
 
 fn undotted(code: &str) -> String {

@@ -359,19 +359,13 @@ impl FhirClient {
                 Some("return=minimal"),
             )
             .await?;
-        #[derive(serde::Deserialize)]
-        struct TypeHead<'a> {
-            #[serde(rename = "resourceType", borrow)]
-            resource_type: Option<std::borrow::Cow<'a, str>>,
-        }
-        match serde_json::from_slice::<TypeHead>(&answer) {
-            Ok(TypeHead {
-                resource_type: Some(kind),
-            }) if kind == "Bundle" => Ok(()),
-            _ => Err(FhirError::Malformed {
+        if std::str::from_utf8(&answer).is_ok_and(search::is_bundle_text) {
+            Ok(())
+        } else {
+            Err(FhirError::Malformed {
                 url: self.base.clone(),
                 detail: "transaction answer is not a Bundle".into(),
-            }),
+            })
         }
     }
 }

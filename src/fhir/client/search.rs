@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{FhirClient, FhirError, Idempotency};
+use crate::fhir::read::resource_type;
 
 /// One search: the resource type and its parameters (`_count` is added).
 pub type Search = (&'static str, Vec<(&'static str, String)>);
@@ -76,10 +77,10 @@ struct BatchResponse<'a> {
     status: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-struct TypeHead<'a> {
-    #[serde(rename = "resourceType", borrow, default)]
-    resource_type: Option<Cow<'a, str>>,
+/// Whether a document's text is a Bundle, from its resourceType alone (the reader's
+/// scan: no parse).
+pub(super) fn is_bundle_text(text: &str) -> bool {
+    resource_type(text).as_deref() == Some("Bundle")
 }
 
 fn next_link(page: &Value) -> Option<String> {
@@ -272,10 +273,10 @@ impl FhirClient {
                 .and_then(|s| s.split_whitespace().next())
                 .and_then(|code| code.parse::<u16>().ok())
                 .unwrap_or(0);
-            let page = entry.resource.map(RawValue::get).filter(|page| {
-                serde_json::from_str::<TypeHead>(page)
-                    .is_ok_and(|head| head.resource_type.as_deref() == Some("Bundle"))
-            });
+            let page = entry
+                .resource
+                .map(RawValue::get)
+                .filter(|page| is_bundle_text(page));
             match page {
                 Some(page) if (200..300).contains(&status) => pages.push(page.to_string()),
                 _ => {

@@ -24,7 +24,8 @@ mod relevance;
 mod scan;
 
 pub use relevance::Relevance;
-use scan::{resource_type, Origin, READ_TYPES};
+pub(crate) use scan::resource_type;
+use scan::{Origin, READ_TYPES};
 
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
 use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};

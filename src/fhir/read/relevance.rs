@@ -4,7 +4,6 @@
 //! resource is typed (for most, before it is parsed at all); intake uses it to drop
 //! notifications that cannot change an assessment.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -16,8 +15,8 @@ use crate::clinical::knowledge::{CodeSelection, Knowledge};
 /// psychotherapy sessions, of the diagnoses and of the procedures the engine reads.
 #[derive(Debug, Default, Clone)]
 pub struct Relevance {
-    codes: Arc<HashSet<(String, String)>>,
-    encounter_types: Arc<HashSet<(String, String)>>,
+    observations: Arc<CodeSelection>,
+    encounter_types: Arc<CodeSelection>,
     /// The score and lab codes as a `code=` search value, made once.
     observation_search: Arc<str>,
     diagnoses: Arc<CodeSelection>,
@@ -30,23 +29,20 @@ pub struct Relevance {
 
 impl Relevance {
     pub fn from_knowledge(knowledge: &Knowledge) -> Self {
-        let codes: HashSet<(String, String)> = knowledge.observation_codes().into_iter().collect();
-        let encounter_types: HashSet<(String, String)> =
-            knowledge.psychotherapy_codes().into_iter().collect();
-        let mut needles: Vec<String> = codes
-            .iter()
-            .chain(&encounter_types)
+        let observations = CodeSelection::from_exact(knowledge.observation_codes());
+        let encounter_types = CodeSelection::from_exact(knowledge.psychotherapy_codes());
+        let mut needles: Vec<String> = observations
+            .exact_codes()
+            .into_iter()
+            .chain(encounter_types.exact_codes())
             .map(|(_, code)| format!("\"{code}\""))
             .collect();
         needles.sort();
         needles.dedup();
         let prefilter = aho_corasick::AhoCorasick::new(&needles).ok().map(Arc::new);
-        let observation_search = CodeSelection::from_exact(codes.iter().cloned())
-            .token_list()
-            .unwrap_or_default()
-            .into();
+        let observation_search = observations.token_list().unwrap_or_default().into();
         Self {
-            codes: Arc::new(codes),
+            observations: Arc::new(observations),
             encounter_types: Arc::new(encounter_types),
             observation_search,
             diagnoses: Arc::new(knowledge.value_sets.every_diagnosis()),
@@ -55,26 +51,20 @@ impl Relevance {
         }
     }
 
-    /// The codes of the diagnoses the engine reads (subscription criteria).
-    pub fn diagnoses(&self) -> &CodeSelection {
-        &self.diagnoses
-    }
-
-    /// The codes of the procedures the engine reads (subscription criteria).
-    pub fn procedures(&self) -> &CodeSelection {
-        &self.procedures
-    }
-
     /// The score and lab codes as a `code=` search value (`system|code,...`).
     pub fn observation_search(&self) -> &str {
         &self.observation_search
     }
 
-    /// Every (system, code) of the scores and labs the engine reads, sorted.
-    pub fn observation_codes(&self) -> Vec<(String, String)> {
-        let mut codes: Vec<(String, String)> = self.codes.iter().cloned().collect();
-        codes.sort();
-        codes
+    /// The codes the engine reads of a type it reads by code (Observation, Condition,
+    /// Procedure); `None` for a type it reads whole.
+    pub fn selection_for(&self, kind: &str) -> Option<&CodeSelection> {
+        match kind {
+            "Observation" => Some(&self.observations),
+            "Condition" => Some(&self.diagnoses),
+            "Procedure" => Some(&self.procedures),
+            _ => None,
+        }
     }
 
     /// False when the text holds none of the wanted codes (it cannot be wanted).
@@ -84,36 +74,30 @@ impl Relevance {
             .is_none_or(|finder| finder.is_match(text))
     }
 
-    fn any_in(set: &HashSet<(String, String)>, concepts: &[ConceptHead<'_>]) -> bool {
-        concepts
-            .iter()
-            .flat_map(|c| &c.coding)
-            .any(|coding| match (&coding.system, &coding.code) {
-                (Some(system), Some(code)) => set.contains(&(system.to_string(), code.to_string())),
+    /// Whether a coding of these concepts is in the selection (no allocation: the
+    /// reader asks this of every Observation it types).
+    fn any_in<'c, 'a: 'c>(
+        selection: &CodeSelection,
+        concepts: impl IntoIterator<Item = &'c ConceptHead<'a>>,
+    ) -> bool {
+        concepts.into_iter().flat_map(|c| &c.coding).any(|coding| {
+            match (&coding.system, &coding.code) {
+                (Some(system), Some(code)) => selection.contains(system, code),
                 _ => false,
-            })
+            }
+        })
     }
 
     pub(super) fn wants(&self, head: &ObservationHead<'_>) -> bool {
-        Self::any_in(&self.codes, head.code.as_slice())
+        Self::any_in(&self.observations, head.code.as_ref())
             || head
                 .component
                 .iter()
-                .any(|c| Self::any_in(&self.codes, c.code.as_slice()))
+                .any(|c| Self::any_in(&self.observations, c.code.as_ref()))
     }
 
     pub(super) fn wants_encounter(&self, head: &EncounterHead<'_>) -> bool {
         Self::any_in(&self.encounter_types, &head.types)
-    }
-
-    fn any_selected(selection: &CodeSelection, concept: Option<&ConceptHead<'_>>) -> bool {
-        concept
-            .iter()
-            .flat_map(|c| &c.coding)
-            .any(|coding| match (&coding.system, &coding.code) {
-                (Some(system), Some(code)) => selection.contains(system, code),
-                _ => false,
-            })
     }
 
     /// Whether the engine would read this resource at all: an Observation only with a
@@ -135,13 +119,10 @@ impl Relevance {
                 EncounterHead::deserialize(resource).is_ok_and(|head| self.wants_encounter(&head))
             }
             Some(kind @ ("Condition" | "Procedure")) => {
-                let selection = if kind == "Condition" {
-                    &self.diagnoses
-                } else {
-                    &self.procedures
-                };
-                CodedHead::deserialize(resource)
-                    .is_ok_and(|head| Self::any_selected(selection, head.code.as_ref()))
+                CodedHead::deserialize(resource).is_ok_and(|head| {
+                    self.selection_for(kind)
+                        .is_some_and(|selection| Self::any_in(selection, head.code.as_ref()))
+                })
             }
             _ => true,
         }

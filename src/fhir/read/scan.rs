@@ -69,7 +69,7 @@ fn leading_resource_type(text: &str) -> Option<&str> {
 /// A resource's type without parsing it: from its first member, as writers put it,
 /// else from a scan of its top-level members (writers that sort keys put `code` or
 /// `entry` first). `None` when the text is not an object with a string resourceType.
-pub(super) fn resource_type(text: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn resource_type(text: &str) -> Option<Cow<'_, str>> {
     if let Some(kind) = leading_resource_type(text) {
         return Some(Cow::Borrowed(kind));
     }
