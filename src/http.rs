@@ -35,18 +35,32 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 impl NotifyAuth {
     fn accepts(&self, request: &HttpRequest, body: &[u8]) -> bool {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        self.accepts_parts(
+            header(self.header.as_str()),
+            request.query_string(),
+            header(self.hmac_header.as_str()),
+            body,
+        )
+    }
+
+    /// The decision on what arrived: the token header's value, the query string, the
+    /// signature header's value and the body (pure, so it can be fuzzed).
+    pub fn accepts_parts(
+        &self,
+        token_header: Option<&str>,
+        query: &str,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> bool {
         // An empty token would let anyone in (`?token=`): it authenticates nothing.
         if let Some(token) = self.token.as_ref().filter(|t| !t.expose().is_empty()) {
-            let from_header = request
-                .headers()
-                .get(self.header.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
+            let from_header =
+                token_header.map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
             // EHRs that cannot send a header put it in the endpoint URL.
-            let from_query =
-                web::Query::<HashMap<String, String>>::from_query(request.query_string())
-                    .ok()
-                    .and_then(|q| q.get("token").cloned());
+            let from_query = web::Query::<HashMap<String, String>>::from_query(query)
+                .ok()
+                .and_then(|q| q.get("token").cloned());
             if from_header
                 .into_iter()
                 .chain(from_query)
@@ -56,10 +70,6 @@ impl NotifyAuth {
             }
         }
         if let Some(secret) = self.hmac_secret.as_ref().filter(|s| !s.expose().is_empty()) {
-            let signature = request
-                .headers()
-                .get(self.hmac_header.as_str())
-                .and_then(|v| v.to_str().ok());
             if let Some(hex) = signature.map(|s| s.trim_start_matches("sha256=")) {
                 if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
                     mac.update(body);

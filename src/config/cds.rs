@@ -166,9 +166,7 @@ impl PageSettings {
     pub fn key(&self) -> Option<super::Secret> {
         self.signing_key.clone().or_else(|| {
             let path = self.signing_key_file.as_ref()?;
-            std::fs::read_to_string(path)
-                .ok()
-                .map(|k| super::Secret::new(k.trim().to_string()))
+            super::Secret::from_file(path).ok()
         })
     }
 

@@ -116,26 +116,49 @@ impl Config {
         Self::load_checked(file, env, |_| Vec::new())
     }
 
+    /// Loads from a configuration file's text (`origin` names it in problems) and the
+    /// given environment, as `serve` would (its own problems included). The same path
+    /// as a file read; the fuzz target `config` drives it.
+    pub fn from_text(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_parts(
+            Some((origin, Ok(text.to_owned()))),
+            env,
+            Config::serve_problems,
+        )
+    }
+
     fn load_checked(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         more_problems: fn(&Config) -> Vec<String>,
     ) -> Result<Self, ConfigError> {
+        let origin = file.map(|path| path.display().to_string());
+        let text = file.map(|path| std::fs::read_to_string(path).map_err(|e| e.to_string()));
+        let file = origin.as_deref().zip(text);
+        Self::from_parts(file, env, more_problems)
+    }
+
+    /// `file`: the file's name and its text (or why it could not be read).
+    fn from_parts(
+        file: Option<(&str, Result<String, String>)>,
+        env: impl IntoIterator<Item = (String, String)>,
+        more_problems: fn(&Config) -> Vec<String>,
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let mut table = toml::Table::new();
-        if let Some(path) = file {
-            match std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|e| e.to_string()))
-            {
+        if let Some((origin, text)) = file {
+            match text.and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|e| e.to_string())) {
                 Ok(parsed) => table = parsed,
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
+                Err(e) => problems.push(format!("{origin}: {e}")),
             }
             for (section, key) in SECRETS_IN_FILE {
                 if table.get(*section).and_then(|s| s.get(*key)).is_some() {
                     problems.push(format!(
-                        "{}: `{section}.{key}` is a secret: set TRD_{}_{} or `{section}.{key}_file` instead",
-                        path.display(),
+                        "{origin}: `{section}.{key}` is a secret: set TRD_{}_{} or `{section}.{key}_file` instead",
                         section.to_uppercase(),
                         key.to_uppercase()
                     ));
@@ -319,9 +342,7 @@ impl Config {
     pub fn notify_token(&self) -> Option<Secret> {
         self.notify.token.clone().or_else(|| {
             let path = self.notify.token_file.as_ref()?;
-            std::fs::read_to_string(path)
-                .ok()
-                .map(|t| Secret::new(t.trim().to_string()))
+            Secret::from_file(path).ok()
         })
     }
 

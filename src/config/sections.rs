@@ -220,8 +220,8 @@ impl AmqpSettings {
     pub fn resolved_url(&self) -> Result<Option<Secret>, String> {
         match (&self.url, &self.url_file) {
             (Some(url), _) => Ok(Some(url.clone())),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map(|t| Some(Secret::new(t.trim().to_string())))
+            (None, Some(path)) => Secret::from_file(path)
+                .map(Some)
                 .map_err(|e| format!("amqp.url_file {}: {e}", path.display())),
             (None, None) => Ok(None),
         }

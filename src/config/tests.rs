@@ -98,3 +98,46 @@ fn unknown_keys_and_secrets_in_the_file_are_refused() {
         .to_string();
     assert!(text.contains("policyy"), "{text}");
 }
+
+#[test]
+fn a_secret_file_that_is_a_device_or_huge_is_refused_not_read_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let huge = dir.path().join("token");
+    std::fs::write(&huge, "x".repeat(200_000)).expect("write");
+    let huge_path = huge.display().to_string();
+    for path in [huge_path.as_str(), "/dev/zero"] {
+        let text = Config::from_text(
+            "",
+            "empty.toml",
+            env(&[
+                ("TRD_FHIR_BASE_URL", "http://ehr"),
+                ("TRD_NOTIFY_TOKEN_FILE", path),
+            ]),
+        )
+        .expect_err("unusable token file")
+        .to_string();
+        assert!(
+            text.contains(&format!("notify.token_file {path} is empty or unreadable")),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        Secret::from_file(&huge).expect_err("too large"),
+        "larger than 65536 bytes"
+    );
+}
+
+#[test]
+fn a_file_text_loads_as_the_file_would() {
+    let text = "[fhir]\nbase_url = \"http://ehr\"\nlook_back_months = 12\n";
+    let config =
+        Config::from_text(text, "inline.toml", env(&[("TRD_NOTIFY_TOKEN", "t")])).expect("valid");
+    assert_eq!(config.fhir.look_back_months, 12);
+    let problems = Config::from_text("[fhir\n", "inline.toml", env(&[]))
+        .expect_err("not TOML")
+        .to_string();
+    assert!(
+        problems.contains("- inline.toml: TOML parse error"),
+        "{problems}"
+    );
+}
