@@ -15,6 +15,8 @@
 //! Every call carries its own JWT (ES384, a fresh jti), minted before the clock
 //! starts. Under `cargo test` it makes a few calls of each kind as a smoke test.
 
+#[path = "../tests/support/broker.rs"]
+mod broker;
 #[path = "../tests/support/cds.rs"]
 mod cds;
 #[path = "../tests/support/hfs.rs"]

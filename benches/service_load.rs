@@ -16,6 +16,8 @@
 //! SQLite refuses overlapping ones). Under `cargo test` it sends 10 notifications
 //! as a smoke test.
 
+#[path = "../tests/support/broker.rs"]
+mod broker;
 #[path = "../tests/support/hfs.rs"]
 mod hfs;
 #[path = "support/measure.rs"]
@@ -29,17 +31,19 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::Connection;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use service::{metric_sum, Service, AMQP, TOKEN};
+use broker::TestBroker;
+use service::{metric_sum, Service, TOKEN};
 
 /// Every event the service publishes, as (patient, when it arrived).
-async fn watch_events(exchange: &str) -> (Connection, mpsc::UnboundedReceiver<(String, Instant)>) {
-    let connection = Connection::connect(AMQP, ConnectionProperties::default())
-        .await
-        .expect("broker");
+async fn watch_events(
+    broker: &TestBroker,
+    exchange: &str,
+) -> (Connection, mpsc::UnboundedReceiver<(String, Instant)>) {
+    let connection = broker.connect().await;
     let channel = connection.create_channel().await.expect("channel");
     let queue = channel
         .queue_declare(
@@ -117,6 +121,7 @@ async fn main() {
     let patients = server.load_copies(&["one-failure-at-risk"], count).await;
 
     let name = format!("load{}", std::process::id());
+    let broker = TestBroker::named(&name);
     let concurrency = if sqlite { "1" } else { "4" };
     let services: Vec<Service> = (0..replicas)
         .map(|_| {
@@ -132,7 +137,7 @@ async fn main() {
         .collect();
     // Steady state: the replicas have heard of each other and split the shards.
     tokio::time::sleep(2 * trd_sentinel::queue::shards::HEARTBEAT + Duration::from_secs(1)).await;
-    let (_events_connection, mut events) = watch_events(&format!("{name}.events")).await;
+    let (_events_connection, mut events) = watch_events(&broker, &broker.queue("events")).await;
     let http = reqwest::Client::new();
     let service_cpu_now = || {
         services

@@ -2,6 +2,8 @@
 //! and sign, every prefetch state and the fallback fetch from Helios. Fixture patients
 //! are moved to today, as the service assesses as of today.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/cds.rs"]
 mod cds;
 #[path = "support/cds_service.rs"]

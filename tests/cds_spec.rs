@@ -1,6 +1,8 @@
 //! CDS Hooks: the specification's own examples (JWT, requests, feedback) and the
 //! deadline, against the real process.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/cds.rs"]
 mod cds;
 #[path = "support/cds_service.rs"]

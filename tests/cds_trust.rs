@@ -1,5 +1,7 @@
 //! CDS Hooks discovery, CORS and every JWT trust rule, against the real process.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/cds.rs"]
 mod cds;
 #[path = "support/cds_service.rs"]

@@ -4,6 +4,8 @@
 //! checks: one patient at a time across replicas, Bundles as hints, events at least
 //! once across a crash, poison input contained, duplicates repaired.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/e2e.rs"]
 mod e2e;
 #[path = "support/hfs.rs"]
@@ -271,7 +273,7 @@ async fn a_partial_bundle_is_a_hint_and_does_not_retire_the_flag() {
     let patient = server.load_copies(&["trd-two-ssris"], 1).await.remove(0);
     let name = format!("dlv{}-hint", std::process::id());
     let service = start(&name, &server.base, &[]);
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let mut events = events_queue(&connection, &name).await;
     let id = patient.trim_start_matches("Patient/");
     let partial = json!({ "resourceType": "Bundle", "type": "collection", "entry": [
@@ -326,7 +328,7 @@ async fn killed_between_commit_and_publish_the_event_still_arrives() {
     let server = Hfs::start_postgres();
     let patient = server.load_copies(&["trd-two-ssris"], 1).await.remove(0);
     let name = format!("dlv{}-crash", std::process::id());
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let mut events = events_queue(&connection, &name).await;
     let mut crashing = start(
         &name,
@@ -377,7 +379,7 @@ async fn a_poison_patient_is_dead_lettered_and_the_rest_proceed() {
     let patients = server.load_copies(&["trd-two-ssris"], 2).await;
     let (poison, healthy) = (&patients[0], &patients[1]);
     let name = format!("dlv{}-poison", std::process::id());
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let service = start(
         &name,
         &server.base,
@@ -461,7 +463,7 @@ async fn duplicate_flags_are_repaired_not_dead_lettered() {
     }
     let name = format!("dlv{}-repair", std::process::id());
     let service = start(&name, &server.base, &[]);
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let mut events = events_queue(&connection, &name).await;
     let body = serde_json::to_vec(&json!({ "patient": patient })).expect("json");
     publish(

@@ -2,6 +2,8 @@
 //! `trd-sentinel serve` as a real process. Each test has its own queue names; the
 //! tests run one at a time (one restarts the broker).
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/hfs.rs"]
 mod hfs;
 #[path = "support/service.rs"]
@@ -13,10 +15,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties};
 
 use hfs::Hfs;
-use service::AMQP;
 
 #[path = "support/e2e.rs"]
 mod e2e;
@@ -32,7 +32,7 @@ async fn an_intake_message_leads_to_a_flag_and_logs_carry_no_phi() {
     load(&server, &["trd-two-ssris"]).await;
     let name = format!("e2e{}-intake", std::process::id());
     let service = start(&name, &server.base, &[]);
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     publish_intake(
         &connection,
         &format!("{name}.intake"),
@@ -63,7 +63,7 @@ async fn a_malformed_message_is_dead_lettered_with_a_reason_and_nothing_else_is_
     load(&server, &["one-failure-at-risk"]).await;
     let name = format!("e2e{}-dead", std::process::id());
     let _service = start(&name, &server.base, &[]);
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     publish_intake(
         &connection,
         &format!("{name}.intake"),
@@ -117,7 +117,7 @@ async fn killed_with_1000_patients_queued_then_restarted_every_patient_is_assess
     // 1000 copies of one small at-risk patient.
     let patients = server.load_copies(&["one-failure-at-risk"], PATIENTS).await;
     let name = format!("e2e{}-kill", std::process::id());
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let messages: Vec<Vec<u8>> = patients
         .iter()
         .map(|p| format!("{{\"patient\": \"{p}\"}}").into_bytes())
@@ -181,7 +181,7 @@ async fn the_service_reconnects_after_a_broker_restart_and_finishes() {
     load(&server, &["trd-two-ssris", "one-failure-at-risk"]).await;
     let name = format!("e2e{}-restart", std::process::id());
     let _service = start(&name, &server.base, &[]);
-    let connection = broker().await;
+    let (vhost, connection) = broker(&name).await;
     publish_intake(
         &connection,
         &format!("{name}.intake"),
@@ -204,18 +204,8 @@ async fn the_service_reconnects_after_a_broker_restart_and_finishes() {
     assert!(rabbitmqctl("stop_app"), "rabbitmqctl stop_app");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(rabbitmqctl("start_app"), "rabbitmqctl start_app");
-    let connection = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match Connection::connect(AMQP, ConnectionProperties::default()).await {
-                Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(500)).await
-                }
-                Err(e) => panic!("broker did not come back: {e}"),
-            }
-        }
-    };
+    // `connect` retries while the broker comes back.
+    let connection = vhost.connect().await;
     publish_intake(
         &connection,
         &format!("{name}.intake"),
@@ -272,7 +262,7 @@ async fn an_ehr_answering_503_for_a_while_loses_nothing() {
     // The service starts against the real server (capability check), then the proxy fails for 6 s.
     let proxy = flaky_proxy(server.base.clone(), Instant::now() + Duration::from_secs(6)).await;
     let _service = start(&name, &proxy, &[("TRD_FHIR_MAX_RETRIES", "1")]);
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     publish_intake(
         &connection,
         &format!("{name}.intake"),
@@ -309,7 +299,7 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
     // Two heartbeat rounds: each has heard the other and taken its share of shards.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let messages = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
         patients[range]
             .iter()

@@ -1,6 +1,8 @@
 //! Reconciliation with several replicas, end to end: RabbitMQ, Helios on PostgreSQL
 //! and two `serve` processes polling one EHR.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/e2e.rs"]
 mod e2e;
 #[path = "support/hfs.rs"]
@@ -63,7 +65,7 @@ async fn two_replicas_poll_once_per_interval_from_one_shared_watermark() {
     // Stopped first, so no poll holds the watermark while it is counted.
     a.terminate();
     b.terminate();
-    let connection = broker().await;
+    let (_broker, connection) = broker(&name).await;
     let channel = connection.create_channel().await.expect("channel");
     let watermark = channel
         .queue_declare(

@@ -2,6 +2,8 @@
 //! default mode and a change on the EHR reaches it; `subscriptions ensure` fails loudly
 //! when the EHR never activates them.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/e2e.rs"]
 mod e2e;
 #[path = "support/hfs.rs"]

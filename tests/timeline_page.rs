@@ -4,6 +4,8 @@
 //! loads the page, requests nothing else, and leaves a screenshot as a test artifact
 //! (target/test-artifacts/).
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/cds.rs"]
 mod cds;
 #[path = "support/hfs.rs"]

@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection};
 use serde_json::Value;
 
 use super::hfs::{as_transaction, fixture, Hfs};
-use super::service::{Service, AMQP};
+use std::sync::Arc;
+
+use super::broker::TestBroker;
+use super::service::Service;
 
 /// Quick retries and a short coalescing window, so the tests run in seconds.
 pub fn start(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Service {
@@ -37,10 +40,12 @@ pub fn start_concurrent(name: &str, fhir: &str, extra: &[(&str, &str)]) -> Servi
     Service::start(name, fhir, &[&tuning[..], extra].concat())
 }
 
-pub async fn broker() -> Connection {
-    Connection::connect(AMQP, ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ at 127.0.0.1:5672, vhost trd-test (scripts/provision makes both)")
+/// The vhost of the test `name` and a connection to it. Hold the vhost for the test's
+/// whole length where messages must outlive a service (a restart, a kill).
+pub async fn broker(name: &str) -> (Arc<TestBroker>, Connection) {
+    let broker = TestBroker::named(name);
+    let connection = broker.connect().await;
+    (broker, connection)
 }
 
 pub async fn publish_intake(connection: &Connection, queue: &str, bodies: &[Vec<u8>]) {

@@ -1,29 +1,39 @@
 //! `trd-sentinel serve` as a real process for end-to-end tests and the load harness:
-//! its own queue names (so runs never share a queue), a free port, the log in a file,
-//! killed when dropped. Also reads its Prometheus metrics.
+//! its own RabbitMQ vhost (support/broker.rs: deleted with its queues when the last
+//! holder drops), a free port, the log in a file, killed when dropped. When it does not
+//! start, the panic says why: its exit status and the end of its log. Also reads its
+//! Prometheus metrics.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::broker::TestBroker;
 use super::hfs::free_port;
 
-/// The tests' own vhost, made afresh by scripts/provision on every run.
-pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/trd-test";
 pub const TOKEN: &str = "test-notify-token";
+
+/// How many lines of the log a failed start shows.
+const LOG_TAIL_LINES: usize = 40;
 
 pub struct Service {
     child: Child,
     pub http: String,
     pub log: PathBuf,
+    /// Dropped after the process is killed (fields drop after `Drop::drop`).
+    pub broker: Arc<TestBroker>,
 }
 
 impl Service {
-    /// Starts `serve` against `fhir` with queues named `{name}.*`; `env` adds or
-    /// overrides settings (`TRD_HTTP_ADDR` there fixes the port, e.g. for a restart).
+    /// Starts `serve` against `fhir` with queues named `{name}.*` in the vhost of
+    /// `name` (shared with every other holder of that name: replicas, restarts, the
+    /// test's own connection); `env` adds or overrides settings (`TRD_HTTP_ADDR` there
+    /// fixes the port, e.g. for a restart).
     pub fn start(name: &str, fhir: &str, env: &[(&str, &str)]) -> Self {
+        let broker = TestBroker::named(name);
         let port = env
             .iter()
             .find(|(k, _)| *k == "TRD_HTTP_ADDR")
@@ -39,7 +49,7 @@ impl Service {
         command
             .arg("serve")
             .env("TRD_FHIR_BASE_URL", fhir)
-            .env("TRD_AMQP_URL", AMQP)
+            .env("TRD_AMQP_URL", &broker.url)
             .env("TRD_AMQP_INTAKE_QUEUE", format!("{name}.intake"))
             .env("TRD_AMQP_WORK_QUEUE", format!("{name}.work"))
             .env("TRD_AMQP_DEAD_LETTER", format!("{name}.dead"))
@@ -56,29 +66,51 @@ impl Service {
             command.env(k, v);
         }
         let child = command.spawn().expect("serve");
-        let service = Self {
+        let mut service = Self {
             child,
             http: format!("http://127.0.0.1:{port}"),
             log,
+            broker,
         };
         service.wait_listening();
         service
     }
 
     /// serve listens once the EHR answered (it waits up to two minutes for it) and the
-    /// broker is connected.
-    fn wait_listening(&self) {
+    /// broker is connected. A process that ended fails the wait at once.
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(self.http.trim_start_matches("http://")).is_ok() {
                 return;
             }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "service exited before listening ({status}); last lines of its log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail()
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
-            "service did not start; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+            "service still running but not listening on {} after 180 s; last lines of its log {}:\n{}",
+            self.http,
+            self.log.display(),
+            self.log_tail()
         );
+    }
+
+    /// The last lines of the log, or why there are none.
+    pub fn log_tail(&self) -> String {
+        match std::fs::read_to_string(&self.log) {
+            Ok(text) if text.trim().is_empty() => "(the log is empty)".to_owned(),
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+            }
+            Err(e) => format!("(the log cannot be read: {e})"),
+        }
     }
 
     pub fn pid(&self) -> u32 {
