@@ -20,7 +20,24 @@ const SALT_WORDS: &[&str] = &[
     "carbonate",
     "sodium",
     "besylate",
+    // Pharmacy systems' abbreviations ("SERTRALINE HCL 100 MG TABLET").
+    "hcl",
+    "hbr",
+    "dihydrochloride",
 ];
+
+/// Release and dose-form abbreviations that pharmacy and EHR product names write
+/// between the ingredient and the strength ("VENLAFAXINE HCL ER 150 MG CAPSULE",
+/// "BUPROPION XL 300MG"): not part of the ingredient's name. RxNorm's own names spell
+/// these out after the strength ("Extended Release Oral Capsule").
+const RELEASE_WORDS: &[&str] = &[
+    "er", "xr", "xl", "sr", "cr", "la", "dr", "ec", "ir", "odt", "24hr", "12hr",
+];
+
+/// The release words that mean extended release (FDA Structured Product Labeling
+/// dosage-form terms: ER, XR, XL, SR, CR, LA and 12 / 24 HR are extended or
+/// controlled release; DR is delayed release, ODT orally disintegrating).
+const EXTENDED_RELEASE_WORDS: &[&str] = &["er", "xr", "xl", "sr", "cr", "la", "24hr", "12hr"];
 
 /// Reads one RxNorm normalised display name. Also used at run time on the display or
 /// text of medication codes the map does not know.
@@ -53,7 +70,10 @@ pub fn parse_rxnorm_display(
     let extended_release = form.contains("Extended Release")
         || body.contains(" HR ")
         || body.starts_with("12 HR")
-        || body.starts_with("24 HR");
+        || body.starts_with("24 HR")
+        || body
+            .split(|c: char| c.is_whitespace() || c == '-')
+            .any(|w| EXTENDED_RELEASE_WORDS.contains(&w.to_lowercase().as_str()));
     Ok(ClinicalDrug {
         display: display.to_string(),
         components,
@@ -190,7 +210,7 @@ fn parse_component(
     let name_words: Vec<String> = name_words
         .iter()
         .map(|w| w.to_lowercase())
-        .filter(|w| !SALT_WORDS.contains(&w.as_str()))
+        .filter(|w| !SALT_WORDS.contains(&w.as_str()) && !RELEASE_WORDS.contains(&w.as_str()))
         .collect();
     if name_words.is_empty() {
         return Err(format!(
@@ -337,6 +357,45 @@ mod tests {
         );
         let sprinkle = parse("Sprinkle duloxetine 20 MG Delayed Release Oral Capsule");
         assert_eq!(names(&sprinkle)[0].0, "duloxetine");
+    }
+
+    /// Retail pharmacy feeds write their own product names: upper case, salt
+    /// abbreviations, release words before the strength, no "Oral".
+    #[test]
+    fn pharmacy_product_names() {
+        for (display, name, mg, extended) in [
+            ("SERTRALINE HCL 100 MG TABLET", "sertraline", 100.0, false),
+            (
+                "ESCITALOPRAM OXALATE 20 MG TABLET",
+                "escitalopram",
+                20.0,
+                false,
+            ),
+            (
+                "VENLAFAXINE HCL ER 150 MG CAPSULE",
+                "venlafaxine",
+                150.0,
+                true,
+            ),
+            ("BUPROPION XL 300MG TAB", "bupropion", 300.0, true),
+            ("BUPROPION HCL SR 150 MG TABLET", "bupropion", 150.0, true),
+            ("DULOXETINE HCL DR 60 MG CAPSULE", "duloxetine", 60.0, false),
+            ("MIRTAZAPINE ODT 15 MG TABLET", "mirtazapine", 15.0, false),
+            (
+                "DESVENLAFAXINE SUCCINATE ER 50 MG TAB",
+                "desvenlafaxine",
+                50.0,
+                true,
+            ),
+        ] {
+            let drug = parse(display);
+            assert_eq!(
+                names(&drug),
+                vec![(name, mg, StrengthUnit::Mg, true)],
+                "{display}"
+            );
+            assert_eq!(drug.extended_release, extended, "{display}");
+        }
     }
 
     #[test]

@@ -1,0 +1,521 @@
+//! One clinical course, many shapes (issue 24 item 7): every fixture is re-expressed in
+//! the other ways EHRs and pharmacy feeds write the same facts, alone and all together,
+//! and must give the same verdict: status, each trial's ingredient, period, daily dose,
+//! adequacy and response class, the non-trials, the ignored medications, and the
+//! finding and suggestion codes. A shape that must change the answer names the allowed
+//! difference (`Shape::allowed`).
+//!
+//! A fixture is a fact pattern; a shape is a way of writing it. Testing each rule with
+//! one fixture in one shape let variants slip through; here every fixture meets every
+//! shape.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+use time::Date;
+use trd_sentinel::clinical::policy::PolicyBook;
+use trd_sentinel::clinical::{assess, Knowledge, Policy};
+use trd_sentinel::fhir::read::{Relevance, ResourcePool};
+
+/// A way of writing the same facts.
+struct Shape {
+    name: &'static str,
+    /// Rewrites a fixture's Bundle.
+    apply: fn(&mut Value),
+    /// Finding codes this shape may add (the reader says what it inferred).
+    allowed: &'static [&'static str],
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        name: "contained Medication (medicationReference #id)",
+        apply: contained_medication,
+        allowed: &[],
+    },
+    Shape {
+        name: "Medication in the Bundle (medicationReference urn:uuid)",
+        apply: bundled_medication,
+        allowed: &[],
+    },
+    Shape {
+        name: "Medication in the Bundle (medicationReference Medication/id)",
+        apply: medication_by_id,
+        allowed: &[],
+    },
+    Shape {
+        name: "dateTime with a time zone offset",
+        apply: offset_date_times,
+        allowed: &[],
+    },
+    Shape {
+        name: "Observation effectivePeriod",
+        apply: effective_period,
+        allowed: &[],
+    },
+    Shape {
+        name: "MedicationDispense whenPrepared only",
+        apply: when_prepared,
+        allowed: &[],
+    },
+    Shape {
+        name: "score as valueQuantity",
+        apply: value_quantity,
+        allowed: &[],
+    },
+    Shape {
+        name: "medication named by display text only",
+        apply: display_only,
+        allowed: &["strength-from-display"],
+    },
+    Shape {
+        name: "pharmacy feed: NDC with the pharmacy's display",
+        apply: ndc_pharmacy_display,
+        allowed: &["strength-from-display"],
+    },
+    Shape {
+        name: "dispense with quantity but no daysSupply",
+        apply: quantity_only,
+        allowed: &[],
+    },
+    Shape {
+        name: "PHQ-9 as a panel with the total as a component",
+        apply: phq9_panel,
+        allowed: &[],
+    },
+    Shape {
+        name: "entries in reverse order",
+        apply: reverse_entries,
+        allowed: &[],
+    },
+];
+
+// --- the shapes -------------------------------------------------------------
+
+fn resources_mut(bundle: &mut Value) -> impl Iterator<Item = &mut Map<String, Value>> {
+    bundle["entry"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get_mut("resource").and_then(Value::as_object_mut))
+}
+
+fn is_medication_resource(r: &Map<String, Value>) -> bool {
+    matches!(
+        r.get("resourceType").and_then(Value::as_str),
+        Some(
+            "MedicationRequest"
+                | "MedicationDispense"
+                | "MedicationStatement"
+                | "MedicationAdministration"
+        )
+    )
+}
+
+fn contained_medication(bundle: &mut Value) {
+    for r in resources_mut(bundle).filter(|r| is_medication_resource(r)) {
+        if let Some(concept) = r.remove("medicationCodeableConcept") {
+            r.insert(
+                "contained".into(),
+                json!([{ "resourceType": "Medication", "id": "med", "code": concept }]),
+            );
+            r.insert("medicationReference".into(), json!({ "reference": "#med" }));
+        }
+    }
+}
+
+/// Moves every medicationCodeableConcept into a Medication entry of the Bundle,
+/// referenced as `reference(n, id)` says.
+fn to_bundled_medications(bundle: &mut Value, reference: fn(usize, &str) -> (String, String)) {
+    let mut medications = Vec::new();
+    for (n, r) in resources_mut(bundle)
+        .filter(|r| is_medication_resource(r))
+        .enumerate()
+    {
+        if let Some(concept) = r.remove("medicationCodeableConcept") {
+            let id = format!("shape-med-{n}");
+            let (full_url, reference) = reference(n, &id);
+            r.insert(
+                "medicationReference".into(),
+                json!({ "reference": reference }),
+            );
+            medications.push(json!({
+                "fullUrl": full_url,
+                "resource": { "resourceType": "Medication", "id": id, "code": concept }
+            }));
+        }
+    }
+    if let Some(entries) = bundle["entry"].as_array_mut() {
+        entries.extend(medications);
+    }
+}
+
+fn bundled_medication(bundle: &mut Value) {
+    to_bundled_medications(bundle, |n, _| {
+        let urn = format!("urn:uuid:0c1d6a52-5f1e-4b7e-9a8d-{n:012}");
+        (urn.clone(), urn)
+    });
+}
+
+fn medication_by_id(bundle: &mut Value) {
+    to_bundled_medications(bundle, |_, id| {
+        (
+            format!("https://ehr.example.org/fhir/Medication/{id}"),
+            format!("Medication/{id}"),
+        )
+    });
+}
+
+/// The fields that carry a clinical date or dateTime.
+const DATE_FIELDS: &[&str] = &[
+    "whenHandedOver",
+    "whenPrepared",
+    "effectiveDateTime",
+    "authoredOn",
+    "onsetDateTime",
+    "abatementDateTime",
+    "performedDateTime",
+    "recordedDate",
+];
+
+/// `2024-01-08` or `2024-01-08T10:00:00Z` becomes `2024-01-08T12:00:00-05:00`: the same
+/// calendar day where the patient is, written with the zone an EHR writes.
+fn offset_date_times(bundle: &mut Value) {
+    for r in resources_mut(bundle) {
+        for field in DATE_FIELDS {
+            if let Some(Value::String(text)) = r.get_mut(*field) {
+                if text.len() >= 10 {
+                    *text = format!("{}T12:00:00-05:00", &text[..10]);
+                }
+            }
+        }
+    }
+}
+
+fn effective_period(bundle: &mut Value) {
+    for r in resources_mut(bundle) {
+        if r.get("resourceType").and_then(Value::as_str) != Some("Observation") {
+            continue;
+        }
+        if let Some(when) = r.remove("effectiveDateTime") {
+            r.insert(
+                "effectivePeriod".into(),
+                json!({ "start": when, "end": when }),
+            );
+        }
+    }
+}
+
+fn when_prepared(bundle: &mut Value) {
+    for r in resources_mut(bundle) {
+        if r.get("resourceType").and_then(Value::as_str) != Some("MedicationDispense") {
+            continue;
+        }
+        if let Some(when) = r.remove("whenHandedOver") {
+            r.insert("whenPrepared".into(), when);
+        }
+    }
+}
+
+fn value_quantity(bundle: &mut Value) {
+    for r in resources_mut(bundle) {
+        if let Some(Value::Number(n)) = r.remove("valueInteger") {
+            r.insert(
+                "valueQuantity".into(),
+                json!({ "value": n, "unit": "{score}", "system": "http://unitsofmeasure.org", "code": "{score}" }),
+            );
+        }
+    }
+}
+
+fn concepts_mut(bundle: &mut Value) -> Vec<&mut Map<String, Value>> {
+    resources_mut(bundle)
+        .filter(|r| is_medication_resource(r))
+        .filter_map(|r| {
+            r.get_mut("medicationCodeableConcept")
+                .and_then(Value::as_object_mut)
+        })
+        .collect()
+}
+
+fn display_only(bundle: &mut Value) {
+    for concept in concepts_mut(bundle) {
+        let display = concept.get("coding").map(|c| c[0]["display"].clone());
+        concept.remove("coding");
+        if let Some(display) = display {
+            concept.insert("text".into(), display);
+        }
+    }
+}
+
+/// An NDC as a retail pharmacy sends it: the product code and the pharmacy's own
+/// upper-case description with the salt and the form.
+fn ndc_pharmacy_display(bundle: &mut Value) {
+    for concept in concepts_mut(bundle) {
+        let display = concept
+            .get("coding")
+            .and_then(|c| c[0]["display"].as_str())
+            .unwrap_or_default()
+            .to_uppercase()
+            .replace("SERTRALINE", "SERTRALINE HCL")
+            .replace("ESCITALOPRAM", "ESCITALOPRAM OXALATE")
+            .replace(" ORAL TABLET", " TABLET")
+            .replace(" ORAL CAPSULE", " CAPSULE");
+        concept.insert(
+            "coding".into(),
+            json!([{ "system": "http://hl7.org/fhir/sid/ndc", "code": "16714-0612-01", "display": display }]),
+        );
+        concept.insert("text".into(), json!(display));
+    }
+}
+
+/// Units a day from the first dosage instruction: dose x frequency / period (days).
+fn units_per_day(dispense: &Map<String, Value>) -> Option<f64> {
+    let dosage = dispense.get("dosageInstruction")?.get(0)?;
+    let dose = dosage["doseAndRate"][0]["doseQuantity"]["value"].as_f64()?;
+    let repeat = &dosage["timing"]["repeat"];
+    let frequency = repeat["frequency"].as_f64().unwrap_or(1.0);
+    let period = repeat["period"].as_f64().unwrap_or(1.0);
+    (repeat["periodUnit"] == "d").then_some(dose * frequency / period)
+}
+
+/// Days supply left out where the quantity and the dosage say the same (an
+/// inconsistent dispense is another fact pattern, not another shape).
+fn quantity_only(bundle: &mut Value) {
+    for r in resources_mut(bundle) {
+        if r.get("resourceType").and_then(Value::as_str) != Some("MedicationDispense") {
+            continue;
+        }
+        let quantity = r.get("quantity").and_then(|q| q["value"].as_f64());
+        let days = r.get("daysSupply").and_then(|d| d["value"].as_f64());
+        if let (Some(quantity), Some(days), Some(per_day)) = (quantity, days, units_per_day(r)) {
+            if per_day > 0.0 && (quantity / per_day - days).abs() < 0.5 {
+                r.remove("daysSupply");
+            }
+        }
+    }
+}
+
+fn phq9_panel(bundle: &mut Value) {
+    for r in resources_mut(bundle) {
+        if r.get("code").map(|c| &c["coding"][0]["code"]) != Some(&json!("44261-6")) {
+            continue;
+        }
+        let Some(key) = r.keys().find(|k| k.starts_with("value")).cloned() else {
+            continue;
+        };
+        let value = r.remove(&key).unwrap_or(Value::Null);
+        r.insert(
+            "code".into(),
+            json!({ "coding": [{ "system": "http://loinc.org", "code": "44249-1", "display": "PHQ-9 quick depression assessment panel" }] }),
+        );
+        r.insert(
+            "component".into(),
+            json!([{ "code": { "coding": [{ "system": "http://loinc.org", "code": "44261-6" }] }, key: value }]),
+        );
+    }
+}
+
+fn reverse_entries(bundle: &mut Value) {
+    if let Some(entries) = bundle["entry"].as_array_mut() {
+        entries.reverse();
+    }
+}
+
+// --- the verdict -------------------------------------------------------------
+
+/// What must not change with the shape.
+fn verdict(assessment: &Value) -> Value {
+    let codes = |list: &str| -> BTreeSet<String> {
+        assessment[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                let code = &i["code"];
+                code.as_str().or(code["code"].as_str()).map(str::to_string)
+            })
+            .collect()
+    };
+    let trials: Vec<Value> = assessment["trials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            json!({
+                "ingredient": t["ingredient"],
+                "start": t["start"],
+                "end": t["end"],
+                "ongoing": t["ongoing"],
+                "daily_dose_mg": t["daily_dose_mg"],
+                "orders_only": t["orders_only"],
+                "adequacy": t["adequacy"],
+                "response": t["response"]["class"],
+                "outcome": t["response"]["outcome"],
+            })
+        })
+        .collect();
+    let non_trials: Vec<Value> = assessment["non_trials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            json!({
+                "ingredient": t["ingredient"], "start": t["start"], "end": t["end"],
+                "daily_dose_mg": t["daily_dose_mg"], "reason": t["reason"],
+            })
+        })
+        .collect();
+    json!({
+        "trd_status": assessment["trd_status"],
+        "failed_adequate_trials": assessment["failed_adequate_trials"],
+        "episode_start": assessment["episode"]["start"],
+        "trials": trials,
+        "non_trials": non_trials,
+        "ignored_medications": assessment["ignored_medications"].as_array().map(Vec::len),
+        "finding_codes": codes("findings"),
+        "suggestion_codes": codes("suggestions"),
+    })
+}
+
+struct Fixture {
+    name: String,
+    bundle: Value,
+    as_of: Date,
+    policy: Policy,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let policies = PolicyBook::embedded().expect("policies");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join("expected"))
+        .expect("fixtures/expected")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|expected_path| {
+            let name = expected_path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("name")
+                .to_string();
+            let expected: Value =
+                serde_json::from_str(&std::fs::read_to_string(expected_path).expect("read"))
+                    .expect("json");
+            let bundle: Value = serde_json::from_str(
+                &std::fs::read_to_string(root.join("patients").join(format!("{name}.json")))
+                    .expect("fixture"),
+            )
+            .expect("json");
+            let as_of = Date::parse(
+                expected["as_of"].as_str().expect("as_of"),
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .expect("date");
+            let policy = policies
+                .get(expected["policy"].as_str().unwrap_or("default"))
+                .expect("policy")
+                .clone();
+            Fixture {
+                name,
+                bundle,
+                as_of,
+                policy,
+            }
+        })
+        .collect()
+}
+
+fn assess_bundle(bundle: &Value, fixture: &Fixture, knowledge: &Knowledge) -> Value {
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
+    pool.add_json(&bundle.to_string(), &fixture.name)
+        .expect("the reshaped bundle reads");
+    let records = pool.records();
+    assert_eq!(records.len(), 1, "{}: one patient", fixture.name);
+    serde_json::to_value(assess(
+        &records[0],
+        &fixture.policy,
+        knowledge,
+        fixture.as_of,
+    ))
+    .expect("serialise")
+}
+
+/// Where two verdicts differ, field by field (the allowed finding codes removed).
+fn differences(original: &Value, reshaped: &Value, allowed: &[&str]) -> Vec<String> {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(codes) = v["finding_codes"].as_array_mut() {
+            codes.retain(|c| !allowed.iter().any(|a| c == a));
+        }
+        v
+    };
+    let (original, reshaped) = (strip(original), strip(reshaped));
+    let mut out = Vec::new();
+    for (key, value) in original.as_object().into_iter().flatten() {
+        if reshaped.get(key) != Some(value) {
+            out.push(format!(
+                "{key}: {} -> {}",
+                value,
+                reshaped.get(key).unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_fixture_gives_the_same_verdict_in_every_shape() {
+    let knowledge = Knowledge::embedded().expect("knowledge");
+    let fixtures = fixtures();
+    assert!(fixtures.len() >= 100, "{} fixtures", fixtures.len());
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for fixture in &fixtures {
+        let original = verdict(&assess_bundle(&fixture.bundle, fixture, &knowledge));
+        // Each shape alone, then all of them together (in list order; the Medication
+        // shapes exclude one another, so the combination takes the first).
+        let combined: Vec<&Shape> = SHAPES
+            .iter()
+            .filter(|s| !s.name.starts_with("Medication in the Bundle"))
+            .collect();
+        let runs = SHAPES
+            .iter()
+            .map(|s| (s.name.to_string(), vec![s]))
+            .chain(std::iter::once((
+                "all shapes combined".to_string(),
+                combined,
+            )));
+        for (name, shapes) in runs {
+            let mut bundle = fixture.bundle.clone();
+            let mut allowed = Vec::new();
+            for shape in &shapes {
+                (shape.apply)(&mut bundle);
+                allowed.extend_from_slice(shape.allowed);
+            }
+            let reshaped = verdict(&assess_bundle(&bundle, fixture, &knowledge));
+            let diff = differences(&original, &reshaped, &allowed);
+            if !diff.is_empty() {
+                failures.push(format!(
+                    "{} / {name}:\n    {}",
+                    fixture.name,
+                    diff.join("\n    ")
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} fixture x shape combinations changed the verdict:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{checked} fixture x shape combinations ({} fixtures, {} shapes and their combination) give the same verdict",
+        fixtures.len(),
+        SHAPES.len()
+    );
+}
