@@ -69,6 +69,11 @@ const SHAPES: &[Shape] = &[
         allowed: &["strength-from-display"],
     },
     Shape {
+        name: "medication named by its brand in text only",
+        apply: brand_text_only,
+        allowed: &["strength-from-display"],
+    },
+    Shape {
         name: "pharmacy feed: NDC with the pharmacy's display",
         apply: ndc_pharmacy_display,
         allowed: &["strength-from-display"],
@@ -245,6 +250,43 @@ fn display_only(bundle: &mut Value) {
         if let Some(display) = display {
             concept.insert("text".into(), display);
         }
+    }
+}
+
+/// "sertraline 100 MG Oral Tablet" becomes "Zoloft 100 MG Oral Tablet", with no code:
+/// the first brand the knowledge lists for each ingredient.
+fn brand_text_only(bundle: &mut Value) {
+    static BRANDS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    let brands = BRANDS.get_or_init(|| {
+        let knowledge = Knowledge::embedded().expect("knowledge");
+        let mut first: Vec<(String, String)> = Vec::new();
+        for (brand, ingredient) in &knowledge.drugs.brands.names {
+            if !first.iter().any(|(i, _)| i == ingredient) {
+                first.push((ingredient.clone(), brand.clone()));
+            }
+        }
+        first
+    });
+    for concept in concepts_mut(bundle) {
+        let Some(display) = concept
+            .get("coding")
+            .and_then(|c| c[0]["display"].as_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let display = display
+            .split(' ')
+            .map(|word| {
+                brands
+                    .iter()
+                    .find(|(ingredient, _)| ingredient.eq_ignore_ascii_case(word))
+                    .map_or(word, |(_, brand)| brand.as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        concept.remove("coding");
+        concept.insert("text".into(), json!(display));
     }
 }
 

@@ -83,6 +83,14 @@ pub struct DosePlausibility {
     pub sources: BTreeMap<String, String>,
 }
 
+/// Brand names of single-ingredient products, each naming its catalogue ingredient.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Brands {
+    pub names: BTreeMap<String, String>,
+    pub sources: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogueFile {
@@ -92,6 +100,8 @@ struct CatalogueFile {
     antidepressant: Vec<Antidepressant>,
     #[serde(default)]
     augmentation_agent: Vec<AugmentationAgent>,
+    #[serde(default)]
+    brands: Option<Brands>,
 }
 
 #[derive(Debug)]
@@ -100,6 +110,8 @@ pub struct DrugCatalogue {
     pub dose_plausibility: Option<DosePlausibility>,
     pub antidepressants: Vec<Antidepressant>,
     pub augmentation_agents: Vec<AugmentationAgent>,
+    pub brands: Brands,
+    /// Ingredient names and brand names, lower case.
     by_name: HashMap<String, DrugRef>,
     by_rxnorm: HashMap<String, DrugRef>,
 }
@@ -113,6 +125,7 @@ impl DrugCatalogue {
             dose_plausibility: parsed.dose_plausibility,
             antidepressants: parsed.antidepressant,
             augmentation_agents: parsed.augmentation_agent,
+            brands: parsed.brands.unwrap_or_default(),
             by_name: HashMap::new(),
             by_rxnorm: HashMap::new(),
         };
@@ -234,9 +247,45 @@ impl DrugCatalogue {
                 ));
             }
         }
+        self.index_brands(file)
+    }
+
+    /// Brand names join the ingredient names: a product named "Zoloft 100 MG Oral
+    /// Tablet" or "Effexor XR" is read as its ingredient.
+    fn index_brands(&mut self, file: &str) -> Result<(), KnowledgeError> {
+        if self.brands.names.is_empty() {
+            return Ok(());
+        }
+        check_citations(
+            file,
+            "brands",
+            &self.brands.sources,
+            &["names"],
+            &self.sources,
+        )?;
+        for (brand, ingredient) in &self.brands.names {
+            let drug = self.by_name(ingredient).ok_or_else(|| {
+                KnowledgeError::invalid(
+                    file,
+                    format!("brand `{brand}`: ingredient `{ingredient}` is not in the catalogue"),
+                )
+            })?;
+            let name = brand.to_lowercase();
+            if self
+                .by_name
+                .insert(name.clone(), drug)
+                .is_some_and(|d| d != drug)
+            {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("brand `{brand}` names another catalogue entry too"),
+                ));
+            }
+        }
         Ok(())
     }
 
+    /// The drug an ingredient name or a brand name (any case) stands for.
     pub fn by_name(&self, ingredient: &str) -> Option<DrugRef> {
         self.by_name.get(&ingredient.to_lowercase()).copied()
     }
