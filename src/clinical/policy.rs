@@ -50,6 +50,11 @@ pub struct Policy {
     pub max_days_supply: u32,
     /// An order's estimated supply (fills x days) above this is a data error.
     pub max_order_days: u32,
+    /// An order that states no supply (no expected supply duration, countable
+    /// quantity or validity end) and was never dispensed supports this many days per
+    /// allowed fill, no more: a stale `active` status never stretches a trial to the
+    /// as-of date.
+    pub order_default_supply_days: u32,
     /// Dates outside [first, last] year are data errors: the resource is a finding.
     pub plausible_years: [i32; 2],
     /// Field -> source key (see `[sources]` in the policies file).
@@ -162,8 +167,13 @@ impl Policy {
                 "plausible_years must be [first, last] with 1 <= first < last <= 9000".into(),
             );
         }
-        if self.max_days_supply == 0 || self.max_order_days == 0 {
-            return Err("max_days_supply and max_order_days must be > 0".into());
+        if self.max_days_supply == 0
+            || self.max_order_days == 0
+            || self.order_default_supply_days == 0
+        {
+            return Err(
+                "max_days_supply, max_order_days and order_default_supply_days must be > 0".into(),
+            );
         }
         if self.baseline_window_days[0] > self.baseline_window_days[1] {
             return Err("baseline_window_days must be [before, after] with before <= after".into());

@@ -116,7 +116,6 @@ pub fn collect_supplies(
         &dispensed,
         knowledge,
         policy,
-        as_of,
         &mut ledger,
     );
     statement_supplies(record, knowledge, as_of, &mut ledger);

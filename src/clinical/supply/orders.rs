@@ -91,7 +91,6 @@ pub(super) fn order_supplies(
     dispensed: &BTreeMap<DrugRef, Vec<(Date, Date)>>,
     knowledge: &Knowledge,
     policy: &Policy,
-    as_of: Date,
     ledger: &mut SupplyLedger,
 ) {
     for (index, usable) in orders.iter().enumerate() {
@@ -101,13 +100,13 @@ pub(super) fn order_supplies(
             if covered(dispensed.get(&component.drug), usable.start) {
                 continue; // the dispenses show what was collected; the order adds dose
             }
-            let Some(days) = order_days_from(order, Some((usable.start, as_of))) else {
-                let why = "supply duration unknown (no expectedSupplyDuration, countable quantity or validity end)";
+            let Some(days) = order_days_from(order, usable.start, policy) else {
+                let why = "supply not usable (a stated supply under one day)";
                 ledger.findings.push(Finding::not_used(&order.source, why));
                 continue;
             };
             // Only a supply the order states (days x fills, quantity) can be absurd; an
-            // active order with no supply information simply runs to the as-of date.
+            // order with no supply information gets the policy's default fill.
             let stated = order.expected_supply_days.is_some() || order.quantity.is_some();
             if stated && days > policy.max_order_days {
                 ledger.findings.push(Finding::new(
@@ -164,11 +163,14 @@ pub(super) fn order_supplies(
 }
 
 /// An order's supply in days (CMD's request period): expected supply x (1 + repeats),
-/// or countable quantity / daily use x (1 + repeats); else, given `(start, as_of)`,
-/// its validity period, or for an active order the days up to the as-of date.
+/// or countable quantity / daily use x (1 + repeats); else, given its `start`, its
+/// validity period; else the policy's default supply x (1 + repeats). An order's
+/// status never makes its supply run on: an `active` order written years ago and
+/// never dispensed is one prescription, not years of treatment.
 pub(crate) fn order_days_from(
     order: &MedicationOrder,
-    open_ended: Option<(Date, Date)>,
+    start: Date,
+    policy: &Policy,
 ) -> Option<u32> {
     let fills = 1.0 + f64::from(order.repeats_allowed.unwrap_or(0));
     let per_fill = order.expected_supply_days.or_else(|| {
@@ -181,13 +183,10 @@ pub(crate) fn order_days_from(
         (classify(&quantity.unit) == UnitKind::Count).then_some(())?;
         Some(quantity.value / units_per_day(&order.dosage)?)
     });
-    let days = match (per_fill, order.validity_end, open_ended) {
-        (Some(per_fill), _, _) => per_fill * fills,
-        (None, Some(end), Some((start, _))) => ((end - start).whole_days() + 1) as f64,
-        (None, None, Some((start, as_of))) if order.status == "active" => {
-            ((as_of - start).whole_days() + 1) as f64
-        }
-        _ => return None,
+    let days = match (per_fill, order.validity_end) {
+        (Some(per_fill), _) => per_fill * fills,
+        (None, Some(end)) if end >= start => ((end - start).whole_days() + 1) as f64,
+        (None, _) => f64::from(policy.order_default_supply_days) * fills,
     };
     (days.is_finite() && days >= 1.0).then(|| days.round().min(f64::from(u32::MAX)) as u32)
 }
