@@ -10,7 +10,7 @@ use super::conditions::{
 use super::dates::{plus_days, plus_months, DAYS_PER_MONTH};
 use super::knowledge::{InstrumentPurpose, Knowledge};
 use super::policy::{EpisodeBoundary, Policy};
-use super::record::{PatientRecord, SourceRef};
+use super::record::{ConditionFact, PatientRecord, SourceRef};
 use super::response::TrialResponse;
 use super::score::ScoreSeries;
 use super::trial::Trial;
@@ -64,6 +64,7 @@ pub fn find(
                     .contains(VS_RECURRENT_DEPRESSION, &code.system, &code.code)
             })
         })
+        .filter(|c| !ended_before(c, &diagnoses, trials, policy, as_of))
         .filter_map(|c| c.onset.or(c.recorded).map(|d| (d, &c.source)))
         .collect();
 
@@ -159,6 +160,40 @@ pub fn find(
 }
 
 /// Claims style: the last gap of >= N months with no antidepressant on hand.
+/// A depression diagnosis recorded as ended (abated on or before the as-of date) and
+/// followed by the policy's treatment-free stretch (`treatment_free_months`) with no
+/// antidepressant trial and no other depression diagnosis dated in it belongs to an
+/// earlier episode: its onset does not date the current one. The same boundary the
+/// engine draws between trials (CLINICAL.md section 1, episode boundary: a new episode
+/// after >= 6 months without antidepressant exposure, Li 2019), applied to a recorded
+/// end; a resolved episode of 2012 does not make a 2024 episode chronic or psychotic.
+fn ended_before(
+    condition: &ConditionFact,
+    diagnoses: &[&ConditionFact],
+    trials: &[Trial],
+    policy: &Policy,
+    as_of: Date,
+) -> bool {
+    let Some(abated) = condition.abatement.filter(|a| *a <= as_of) else {
+        return false;
+    };
+    let quiet_until = plus_months(abated, policy.treatment_free_months);
+    if quiet_until > as_of {
+        return false;
+    }
+    let treated = trials
+        .iter()
+        .any(|t| t.start <= quiet_until && t.end >= abated);
+    let diagnosed_again = diagnoses.iter().any(|other| {
+        !std::ptr::eq(*other, condition)
+            && other
+                .onset
+                .or(other.recorded)
+                .is_some_and(|d| d > abated && d <= quiet_until)
+    });
+    !treated && !diagnosed_again
+}
+
 fn treatment_free_boundary(trials: &[Trial], policy: &Policy) -> (Option<Date>, String) {
     let mut ordered: Vec<&Trial> = trials.iter().collect();
     ordered.sort_by_key(|t| t.start);
