@@ -355,7 +355,7 @@ async fn draft_orders_get_the_cards_that_apply() {
     );
     assert_eq!(
         outline(&review(&setup, "citalopram-60-at-70", &rx("citalopram-60-at-70", "200371", "citalopram 20 MG Oral Tablet", 3.0, 1)).await),
-        [o("safety", "critical", &format!("Before signing: citalopram 60 mg/day above the 40 mg/day maximum from {}: QT prolongation", moved("2024-07-12")))]
+        [o("safety", "critical", &format!("Before signing: citalopram 60 mg/day above 20 mg/day, the maximum over 60 (age 70) from {}: QT prolongation", moved("2024-07-12")))]
     );
     assert!(
         setup.recorder.requests().is_empty(),

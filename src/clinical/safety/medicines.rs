@@ -168,21 +168,22 @@ pub(super) fn dose_limits(input: &SafetyInput<'_>, knowledge: &Knowledge) -> Vec
                     continue;
                 }
                 let age = input.record.age_on(step_end.min(input.as_of));
-                let why = if mg > limit.max_daily_mg {
-                    format!("above the {} mg/day maximum", fmt(limit.max_daily_mg))
-                } else if let (Some(years), Some(max), Some(age)) =
-                    (limit.older_than_years, limit.older_max_daily_mg, age)
-                {
-                    if age > years && mg > max {
-                        format!(
-                            "above {} mg/day, the maximum over {years} (age {age})",
-                            fmt(max)
-                        )
-                    } else {
-                        continue;
+                // The limit that applies to this patient is the lowest one: above 60
+                // that is the older patients' maximum (20 mg/day for citalopram), and a
+                // dose above both is reported against it, not against 40 mg/day.
+                let older = match (limit.older_than_years, limit.older_max_daily_mg, age) {
+                    (Some(years), Some(max), Some(age)) if age > years => Some((max, years, age)),
+                    _ => None,
+                };
+                let why = match older {
+                    Some((max, years, age)) if mg > max && max <= limit.max_daily_mg => format!(
+                        "above {} mg/day, the maximum over {years} (age {age})",
+                        fmt(max)
+                    ),
+                    _ if mg > limit.max_daily_mg => {
+                        format!("above the {} mg/day maximum", fmt(limit.max_daily_mg))
                     }
-                } else {
-                    continue;
+                    _ => continue,
                 };
                 if worst.as_ref().is_none_or(|(w, _, _)| mg > *w) {
                     worst = Some((mg, format!("{why} from {}", step.from), &step.source));
