@@ -9,12 +9,10 @@
 //! response class, the non-trials, and the complete sorted lists `finding_codes` and
 //! `suggestion_codes`, so an unexpected extra finding or suggestion fails it.
 
-use std::fs;
-use std::path::Path;
+#[path = "support/fixture_set.rs"]
+mod fixture_set;
 
 use serde_json::Value;
-use time::Date;
-use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{assess, Knowledge};
 use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
@@ -98,43 +96,22 @@ fn pins_everything(expect: &Value, name: &str, problems: &mut Vec<String>) {
 #[test]
 fn every_fixture_matches_its_expectation() {
     let knowledge = Knowledge::embedded().expect("knowledge");
-    let policies = PolicyBook::embedded().expect("policies");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut names: Vec<_> = fs::read_dir(root.join("expected"))
-        .expect("fixtures/expected")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    names.sort();
+    let fixtures = fixture_set::all();
     assert!(
-        names.len() >= 25,
+        fixtures.len() >= 25,
         "at least 25 fixtures, found {}",
-        names.len()
+        fixtures.len()
     );
 
     let mut failures = Vec::new();
-    for expected_path in &names {
-        let name = expected_path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .expect("name");
-        let expected: Value =
-            serde_json::from_str(&fs::read_to_string(expected_path).expect("read")).expect("json");
-        let as_of = Date::parse(
-            expected["as_of"].as_str().expect("as_of"),
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .expect("date");
-        let policy = policies
-            .get(expected["policy"].as_str().unwrap_or("default"))
-            .expect("policy")
-            .clone();
-
+    for fixture in &fixtures {
+        let (name, expected, as_of) = (fixture.name.as_str(), &fixture.expected, fixture.as_of);
+        let policy = &fixture.policy;
         let mut pool = ResourcePool::new(Relevance::from_knowledge(&knowledge));
-        pool.add_path(&root.join("patients").join(format!("{name}.json")))
-            .expect("bundle reads");
+        pool.add_path(&fixture.bundle_path).expect("bundle reads");
         let records = pool.records();
         assert_eq!(records.len(), 1, "{name}: one patient per fixture");
-        let assessment = serde_json::to_value(assess(&records[0], &policy, &knowledge, as_of))
+        let assessment = serde_json::to_value(assess(&records[0], policy, &knowledge, as_of))
             .expect("serialise");
 
         let mut problems = Vec::new();

@@ -9,13 +9,14 @@
 //! one fixture in one shape let variants slip through; here every fixture meets every
 //! shape.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+#[path = "support/fixture_set.rs"]
+mod fixture_set;
 
+use std::collections::BTreeSet;
+
+use fixture_set::Fixture;
 use serde_json::{json, Map, Value};
-use time::Date;
-use trd_sentinel::clinical::policy::PolicyBook;
-use trd_sentinel::clinical::{assess, Knowledge, Policy};
+use trd_sentinel::clinical::{assess, Knowledge};
 use trd_sentinel::fhir::read::{Relevance, ResourcePool};
 
 /// A way of writing the same facts.
@@ -420,56 +421,6 @@ fn verdict(assessment: &Value) -> Value {
     })
 }
 
-struct Fixture {
-    name: String,
-    bundle: Value,
-    as_of: Date,
-    policy: Policy,
-}
-
-fn fixtures() -> Vec<Fixture> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let policies = PolicyBook::embedded().expect("policies");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join("expected"))
-        .expect("fixtures/expected")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|expected_path| {
-            let name = expected_path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .expect("name")
-                .to_string();
-            let expected: Value =
-                serde_json::from_str(&std::fs::read_to_string(expected_path).expect("read"))
-                    .expect("json");
-            let bundle: Value = serde_json::from_str(
-                &std::fs::read_to_string(root.join("patients").join(format!("{name}.json")))
-                    .expect("fixture"),
-            )
-            .expect("json");
-            let as_of = Date::parse(
-                expected["as_of"].as_str().expect("as_of"),
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .expect("date");
-            let policy = policies
-                .get(expected["policy"].as_str().unwrap_or("default"))
-                .expect("policy")
-                .clone();
-            Fixture {
-                name,
-                bundle,
-                as_of,
-                policy,
-            }
-        })
-        .collect()
-}
-
 fn assess_bundle(bundle: &Value, fixture: &Fixture, knowledge: &Knowledge) -> Value {
     let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
     pool.add_json(&bundle.to_string(), &fixture.name)
@@ -511,12 +462,13 @@ fn differences(original: &Value, reshaped: &Value, allowed: &[&str]) -> Vec<Stri
 #[test]
 fn every_fixture_gives_the_same_verdict_in_every_shape() {
     let knowledge = Knowledge::embedded().expect("knowledge");
-    let fixtures = fixtures();
+    let fixtures = fixture_set::all();
     assert!(fixtures.len() >= 100, "{} fixtures", fixtures.len());
     let mut checked = 0;
     let mut failures = Vec::new();
     for fixture in &fixtures {
-        let original = verdict(&assess_bundle(&fixture.bundle, fixture, &knowledge));
+        let bundle = fixture.bundle();
+        let original = verdict(&assess_bundle(&bundle, fixture, &knowledge));
         // Each shape alone, then all of them together (in list order; the Medication
         // shapes exclude one another, so the combination takes the first).
         let combined: Vec<&Shape> = SHAPES
@@ -531,7 +483,7 @@ fn every_fixture_gives_the_same_verdict_in_every_shape() {
                 combined,
             )));
         for (name, shapes) in runs {
-            let mut bundle = fixture.bundle.clone();
+            let mut bundle = bundle.clone();
             let mut allowed = Vec::new();
             for shape in &shapes {
                 (shape.apply)(&mut bundle);
