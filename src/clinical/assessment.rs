@@ -64,13 +64,7 @@ pub struct SupplyPeriod {
     pub source: SourceRef,
 }
 
-/// A treatment given on a day (ECT, TMS, esketamine): the timeline's markers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TreatmentEvent {
-    pub kind: String,
-    pub date: Date,
-    pub source: SourceRef,
-}
+pub use super::conditions::TreatmentEvent;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assessment {

@@ -1,10 +1,11 @@
 //! Which recorded diagnoses count: in a value set, not refuted or entered in error,
 //! dated on or before the as-of date, and (unless any status will do) still active.
 
+use serde::Serialize;
 use time::Date;
 
 use super::knowledge::Knowledge;
-use super::record::{ConditionFact, PatientRecord};
+use super::record::{ConditionFact, PatientRecord, SourceRef};
 
 const NOT_VERIFIED: &[&str] = &["refuted", "entered-in-error"];
 pub const ACTIVE: &[&str] = &["active", "recurrence", "relapse"];
@@ -128,19 +129,28 @@ fn matching_any(record: &PatientRecord, as_of: Date) -> impl Iterator<Item = &Co
     })
 }
 
+/// A treatment given on a day (ECT, TMS, esketamine): the timeline's markers and what
+/// the suggestions know was received.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TreatmentEvent {
+    pub kind: String,
+    pub date: Date,
+    pub source: SourceRef,
+}
+
 /// ECT, TMS and esketamine sessions done up to the as-of date, by date.
 pub fn treatments(
     record: &PatientRecord,
     knowledge: &Knowledge,
     as_of: Date,
-) -> Vec<super::assessment::TreatmentEvent> {
-    let mut out: Vec<super::assessment::TreatmentEvent> = TREATMENTS
+) -> Vec<TreatmentEvent> {
+    let mut out: Vec<TreatmentEvent> = TREATMENTS
         .iter()
         .flat_map(|(kind, value_set)| {
             procedures_in(record, knowledge, value_set, as_of)
                 .into_iter()
                 .filter_map(move |p| {
-                    Some(super::assessment::TreatmentEvent {
+                    Some(TreatmentEvent {
                         kind: kind.to_string(),
                         date: p.performed?,
                         source: p.source.clone(),

@@ -217,6 +217,7 @@ pub fn assess_with(
     );
     // Safety findings are raised for everyone; proposals only in the pathway (no
     // proposal for not-treated or no-depression-evidence, as for every suggestion).
+    let treatments = conditions::treatments(record, knowledge, as_of);
     let mut suggestions = Vec::new();
     if pathway {
         suggestions.extend(suggestion::safety_suggestions(
@@ -228,6 +229,7 @@ pub fn assess_with(
             &judged,
             &episode,
             &clinical_findings,
+            &treatments,
         ));
     }
     let mut clinical_findings: Vec<Finding> = safety_findings
@@ -302,7 +304,7 @@ pub fn assess_with(
         psychotherapy: courses,
         findings,
         measures: scores.measures(knowledge),
-        treatments: conditions::treatments(record, knowledge, as_of),
+        treatments,
         problems: conditions::problems(record, knowledge, as_of),
         ignored_medications: ledger.ignored,
     };

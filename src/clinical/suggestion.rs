@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::adequacy::ReasonCode;
+use super::conditions::TreatmentEvent;
 use super::dose::fmt;
 use super::episode::Episode;
 use super::finding::{codes, Finding};
@@ -116,6 +117,49 @@ fn suggest(
     }
 }
 
+/// The treatments beyond medication a TRD patient may be evaluated for.
+const NEUROMODULATION: &[&str] = &["ECT", "TMS", "esketamine"];
+
+/// "evaluate for ECT, TMS or esketamine", or, after some of them, what was received
+/// (with its dates and sessions) and what is left: repeating "evaluate for ECT" to a
+/// patient who has had ECT reads as if the history was not looked at.
+fn neuromodulation_text(treatments: &[TreatmentEvent]) -> String {
+    let received: Vec<String> = NEUROMODULATION
+        .iter()
+        .filter_map(|kind| {
+            let sessions: Vec<&TreatmentEvent> =
+                treatments.iter().filter(|t| t.kind == *kind).collect();
+            let (first, last) = (sessions.first()?, sessions.last()?);
+            Some(match sessions.len() {
+                1 => format!("{kind} on {}", first.date),
+                n => format!("{kind} {} to {} ({n} sessions)", first.date, last.date),
+            })
+        })
+        .collect();
+    let left: Vec<&str> = NEUROMODULATION
+        .iter()
+        .filter(|kind| !treatments.iter().any(|t| t.kind == **kind))
+        .copied()
+        .collect();
+    let or_list = |items: &[&str]| match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    };
+    match (received.is_empty(), left.is_empty()) {
+        (true, _) => format!("evaluate for {}", or_list(&left)),
+        (false, false) => format!(
+            "received {}; evaluate for {}",
+            received.join(", "),
+            or_list(&left)
+        ),
+        (false, true) => format!(
+            "received {}; review at a specialist treatment-resistant depression service",
+            received.join(", ")
+        ),
+    }
+}
+
 /// What the safety findings ask for, whatever the TRD status: a suicide risk
 /// assessment after a positive screen, a serum lithium level when one is due.
 /// `suicide_codes`: the suicide-risk finding codes of the safety rules.
@@ -154,6 +198,7 @@ pub fn suggest_all(
     judged: &[JudgedTrial<'_>],
     episode: &Episode,
     findings: &[Finding],
+    treatments: &[TreatmentEvent],
 ) -> Vec<Suggestion> {
     let mut out = Vec::new();
     let evidence_of = |code: &str| -> Vec<SourceRef> {
@@ -197,7 +242,9 @@ pub fn suggest_all(
             counted.clone(),
         ));
     }
-    // Optimise the dose of the latest trial when it is below the minimum.
+    // Optimise the dose of a trial still going on below the minimum: a dose can only
+    // be raised on a drug the patient still takes (an ended trial's low dose is a
+    // finding about the past, not a proposal for now).
     if let Some(j) = judged
         .iter()
         .filter(|j| {
@@ -208,8 +255,7 @@ pub fn suggest_all(
         })
         .max_by_key(|j| j.trial.start)
     {
-        let latest_start = judged.iter().map(|j| j.trial.start).max();
-        if Some(j.trial.start) == latest_start || j.trial.ongoing {
+        if j.trial.ongoing {
             let current = j
                 .verdict
                 .daily_dose_mg
@@ -309,12 +355,13 @@ pub fn suggest_all(
         ));
     }
     if status.status == TrdStatus::Trd {
-        let text = "evaluate for ECT, TMS or esketamine";
+        let mut evidence = counted;
+        evidence.extend(treatments.iter().map(|t| t.source.clone()));
         out.push(suggest(
             kinds::NEUROMODULATION_EVALUATION,
-            text,
+            neuromodulation_text(treatments),
             vec![status_code.clone()],
-            counted,
+            evidence,
         ));
     }
     // Only this episode's trials: an unmeasured trial years ago asks for nothing now.
@@ -341,4 +388,43 @@ pub fn suggest_all(
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn event(kind: &str, date: time::Date, id: &str) -> TreatmentEvent {
+        TreatmentEvent {
+            kind: kind.into(),
+            date,
+            source: format!("Procedure/{id}"),
+        }
+    }
+
+    #[test]
+    fn neuromodulation_names_what_was_received_and_what_is_left() {
+        assert_eq!(
+            neuromodulation_text(&[]),
+            "evaluate for ECT, TMS or esketamine"
+        );
+        let ect = [
+            event("ECT", date!(2024 - 06 - 03), "e1"),
+            event("ECT", date!(2024 - 06 - 28), "e2"),
+        ];
+        assert_eq!(
+            neuromodulation_text(&ect),
+            "received ECT 2024-06-03 to 2024-06-28 (2 sessions); evaluate for TMS or esketamine"
+        );
+        let all = [
+            event("ECT", date!(2024 - 06 - 03), "e1"),
+            event("TMS", date!(2024 - 08 - 01), "t1"),
+            event("esketamine", date!(2024 - 09 - 02), "k1"),
+        ];
+        assert_eq!(
+            neuromodulation_text(&all),
+            "received ECT on 2024-06-03, TMS on 2024-08-01, esketamine on 2024-09-02; review at a specialist treatment-resistant depression service"
+        );
+    }
 }
