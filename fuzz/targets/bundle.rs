@@ -5,24 +5,24 @@
 
 use trd_sentinel::clinical::{self, summary};
 use trd_sentinel::config::WritebackSettings;
-use trd_sentinel::fhir::read::{Relevance, ResourcePool};
+use trd_sentinel::fhir::read::ResourcePool;
 use trd_sentinel::fhir::writeback::desired_resources;
 use trd_sentinel::{page, report};
 
-use super::{knowledge, policy, AS_OF};
+use super::{knowledge, policy, relevance, AS_OF};
 
 pub fn json(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge()));
+    let mut pool = ResourcePool::new(relevance());
     if pool.add_json(text, "fuzz").is_ok() {
         assess_all(&pool);
     }
 }
 
 pub fn ndjson(data: &[u8]) {
-    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge()));
+    let mut pool = ResourcePool::new(relevance());
     // NDJSON is read line by line from a reader, as an export file is.
     if pool.add_ndjson_reader(data, "fuzz").is_ok() {
         assess_all(&pool);

@@ -73,12 +73,7 @@ fn harness() -> &'static Harness {
 
 pub fn run(data: &[u8]) {
     let (lines, body) = frame(data, 2);
-    let text = |i: usize| {
-        lines
-            .get(i)
-            .and_then(|l| std::str::from_utf8(l).ok())
-            .unwrap_or("")
-    };
+    let text = |i: usize| lines.get(i).copied().unwrap_or("");
     let h = harness();
     let endpoint = format!("http://127.0.0.1/cds-services/{}", text(0));
     h.runtime.block_on(async {

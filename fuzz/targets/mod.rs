@@ -16,6 +16,7 @@ use time::macros::date;
 use time::Date;
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{Knowledge, Policy};
+use trd_sentinel::fhir::read::Relevance;
 
 /// The fixtures' as-of date.
 pub const AS_OF: Date = date!(2024 - 10 - 20);
@@ -24,6 +25,14 @@ pub const AS_OF: Date = date!(2024 - 10 - 20);
 pub fn knowledge() -> &'static Knowledge {
     static K: OnceLock<Knowledge> = OnceLock::new();
     K.get_or_init(|| Knowledge::embedded().expect("embedded knowledge loads"))
+}
+
+/// What the reader keeps, built once per process (its code automaton is costly to
+/// build; clones share it).
+pub fn relevance() -> Relevance {
+    static R: OnceLock<Relevance> = OnceLock::new();
+    R.get_or_init(|| Relevance::from_knowledge(knowledge()))
+        .clone()
 }
 
 /// The default policy, loaded once per process.
@@ -53,21 +62,17 @@ pub fn repository_file(relative: &str) -> std::path::PathBuf {
 /// Splits `data` at its first `n` newlines: `n` header lines, then the rest. The
 /// targets whose input has several parts (a notification's method, query and headers
 /// before its body) frame it so, which keeps seeds readable and lets the fuzzer mutate
-/// each part. Missing lines are empty.
-pub fn frame(data: &[u8], n: usize) -> (Vec<&[u8]>, &[u8]) {
+/// each part. Missing lines, and lines that are not UTF-8, are empty.
+pub fn frame(data: &[u8], n: usize) -> (Vec<&str>, &[u8]) {
     let mut lines = Vec::with_capacity(n);
     let mut rest = data;
     for _ in 0..n {
-        match rest.iter().position(|b| *b == b'\n') {
-            Some(at) => {
-                lines.push(&rest[..at]);
-                rest = &rest[at + 1..];
-            }
-            None => {
-                lines.push(rest);
-                rest = &[];
-            }
-        }
+        let (line, after) = match rest.iter().position(|b| *b == b'\n') {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, &[][..]),
+        };
+        lines.push(std::str::from_utf8(line).unwrap_or(""));
+        rest = after;
     }
     (lines, rest)
 }

@@ -10,20 +10,14 @@
 //!   4. the signature header's value
 
 use trd_sentinel::config::Secret;
-use trd_sentinel::fhir::read::Relevance;
 use trd_sentinel::http::NotifyAuth;
 use trd_sentinel::intake::notification::reduce;
 
-use super::{frame, knowledge};
+use super::{frame, relevance};
 
 pub fn run(data: &[u8]) {
     let (lines, body) = frame(data, 4);
-    let text = |i: usize| {
-        lines
-            .get(i)
-            .and_then(|l| std::str::from_utf8(l).ok())
-            .unwrap_or("")
-    };
+    let text = |i: usize| lines.get(i).copied().unwrap_or("");
     let path = text(0).strip_prefix("PUT ").and_then(|p| p.split_once('/'));
     let header = |i: usize| Some(text(i)).filter(|t| !t.is_empty());
     for auth in [
@@ -40,7 +34,7 @@ pub fn run(data: &[u8]) {
     ] {
         let _ = auth.accepts_parts(header(2), text(1), header(3), body);
     }
-    let relevance = Relevance::from_knowledge(knowledge());
+    let relevance = relevance();
     let _ = reduce(body, path, Some(&relevance));
     let _ = reduce(body, path, None);
 }
