@@ -291,24 +291,103 @@ fn brand_text_only(bundle: &mut Value) {
     }
 }
 
+/// The salt a retail pharmacy's product name carries for each ingredient.
+const PHARMACY_SALTS: &[(&str, &str)] = &[
+    ("sertraline", "SERTRALINE HCL"),
+    ("escitalopram", "ESCITALOPRAM OXALATE"),
+    ("citalopram", "CITALOPRAM HBR"),
+    ("venlafaxine", "VENLAFAXINE HCL"),
+    ("duloxetine", "DULOXETINE HCL"),
+    ("fluoxetine", "FLUOXETINE HCL"),
+    ("nortriptyline", "NORTRIPTYLINE HCL"),
+    ("phenelzine", "PHENELZINE SULFATE"),
+    ("bupropion", "BUPROPION HCL"),
+];
+
+/// An RxNorm name as a retail pharmacy writes the same product: upper case, the salt
+/// abbreviated, the release form as a word before the strength, no "Oral".
+/// "24 HR venlafaxine 75 MG Extended Release Oral Capsule" becomes
+/// "VENLAFAXINE HCL ER 75 MG CAPSULE"; "duloxetine 60 MG Delayed Release Oral Capsule"
+/// becomes "DULOXETINE HCL DR 60 MG CAPSULE". Packs, combinations and names without a
+/// strength are left as written (upper case).
+fn pharmacy_name(display: &str) -> String {
+    let (body, release) = match display
+        .strip_prefix("24 HR ")
+        .or_else(|| display.strip_prefix("12 HR "))
+    {
+        Some(rest) => (rest, Some("ER")),
+        None if display.contains("Delayed Release") => (display, Some("DR")),
+        None => (display, None),
+    };
+    let words: Vec<&str> = body.split(' ').collect();
+    let strength_at = words
+        .iter()
+        .position(|w| w.parse::<f64>().is_ok())
+        .filter(|_| !body.starts_with('{') && !body.contains(" / "));
+    let Some(at) = strength_at else {
+        return display.to_uppercase();
+    };
+    let name = words[..at].join(" ").replace(" hydrochloride", "");
+    let name = PHARMACY_SALTS
+        .iter()
+        .find(|(ingredient, _)| *ingredient == name)
+        .map_or(name.to_uppercase(), |(_, salted)| salted.to_string());
+    let rest = words[at..]
+        .join(" ")
+        .replace("Extended Release ", "")
+        .replace("Delayed Release ", "")
+        .replace("Oral ", "")
+        .to_uppercase();
+    match release {
+        Some(word) => format!("{name} {word} {rest}"),
+        None => format!("{name} {rest}"),
+    }
+}
+
 /// An NDC as a retail pharmacy sends it: the product code and the pharmacy's own
-/// upper-case description with the salt and the form.
+/// description.
 fn ndc_pharmacy_display(bundle: &mut Value) {
     for concept in concepts_mut(bundle) {
-        let display = concept
-            .get("coding")
-            .and_then(|c| c[0]["display"].as_str())
-            .unwrap_or_default()
-            .to_uppercase()
-            .replace("SERTRALINE", "SERTRALINE HCL")
-            .replace("ESCITALOPRAM", "ESCITALOPRAM OXALATE")
-            .replace(" ORAL TABLET", " TABLET")
-            .replace(" ORAL CAPSULE", " CAPSULE");
+        let display = pharmacy_name(
+            concept
+                .get("coding")
+                .and_then(|c| c[0]["display"].as_str())
+                .unwrap_or_default(),
+        );
         concept.insert(
             "coding".into(),
             json!([{ "system": "http://hl7.org/fhir/sid/ndc", "code": "16714-0612-01", "display": display }]),
         );
         concept.insert("text".into(), json!(display));
+    }
+}
+
+#[test]
+fn pharmacy_names_are_written_as_pharmacies_write_them() {
+    for (rxnorm, pharmacy) in [
+        (
+            "sertraline 100 MG Oral Tablet",
+            "SERTRALINE HCL 100 MG TABLET",
+        ),
+        (
+            "24 HR venlafaxine 75 MG Extended Release Oral Capsule",
+            "VENLAFAXINE HCL ER 75 MG CAPSULE",
+        ),
+        (
+            "24 HR paroxetine hydrochloride 25 MG Extended Release Oral Tablet",
+            "PAROXETINE ER 25 MG TABLET",
+        ),
+        (
+            "duloxetine 60 MG Delayed Release Oral Capsule",
+            "DULOXETINE HCL DR 60 MG CAPSULE",
+        ),
+        (
+            "24 HR selegiline 0.25 MG/HR Transdermal System",
+            "SELEGILINE ER 0.25 MG/HR TRANSDERMAL SYSTEM",
+        ),
+        ("lithium carbonate", "LITHIUM CARBONATE"),
+    ] {
+        assert_eq!(pharmacy_name(rxnorm), pharmacy, "{rxnorm}");
     }
 }
 

@@ -21,8 +21,9 @@ pub const VS_NON_DEPRESSION_INDICATION: &str =
 pub const VS_PAIN_MIGRAINE_SLEEP: &str =
     "https://fhir.trd-sentinel.org/ValueSet/dx-pain-migraine-sleep";
 pub const VS_ECT: &str = "https://fhir.trd-sentinel.org/ValueSet/proc-ect";
-/// The treatments the timeline marks, by value set.
-const TREATMENTS: &[(&str, &str)] = &[
+/// The treatments beyond medication the engine recognises (the timeline marks them,
+/// the suggestions name them once received), each by its ValueSet.
+pub const TREATMENTS: &[(&str, &str)] = &[
     ("ECT", VS_ECT),
     ("TMS", "https://fhir.trd-sentinel.org/ValueSet/proc-tms"),
     (

@@ -159,7 +159,6 @@ pub fn find(
     }
 }
 
-/// Claims style: the last gap of >= N months with no antidepressant on hand.
 /// A depression diagnosis recorded as ended (abated on or before the as-of date) and
 /// followed by the policy's treatment-free stretch (`treatment_free_months`) with no
 /// antidepressant trial and no other depression diagnosis dated in it belongs to an
@@ -194,6 +193,7 @@ fn ended_before(
     !treated && !diagnosed_again
 }
 
+/// Claims style: the last gap of >= N months with no antidepressant on hand.
 fn treatment_free_boundary(trials: &[Trial], policy: &Policy) -> (Option<Date>, String) {
     let mut ordered: Vec<&Trial> = trials.iter().collect();
     ordered.sort_by_key(|t| t.start);

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::adequacy::ReasonCode;
-use super::conditions::TreatmentEvent;
+use super::conditions::{TreatmentEvent, TREATMENTS};
 use super::dose::fmt;
 use super::episode::Episode;
 use super::finding::{codes, Finding};
@@ -117,15 +117,12 @@ fn suggest(
     }
 }
 
-/// The treatments beyond medication a TRD patient may be evaluated for.
-const NEUROMODULATION: &[&str] = &["ECT", "TMS", "esketamine"];
-
 /// "evaluate for ECT, TMS or esketamine", or, after some of them, what was received
 /// (with its dates and sessions) and what is left: repeating "evaluate for ECT" to a
 /// patient who has had ECT reads as if the history was not looked at.
 fn neuromodulation_text(treatments: &[TreatmentEvent]) -> String {
-    let received: Vec<String> = NEUROMODULATION
-        .iter()
+    let kinds = || TREATMENTS.iter().map(|(kind, _)| *kind);
+    let received: Vec<String> = kinds()
         .filter_map(|kind| {
             let sessions: Vec<&TreatmentEvent> =
                 treatments.iter().filter(|t| t.kind == *kind).collect();
@@ -136,10 +133,8 @@ fn neuromodulation_text(treatments: &[TreatmentEvent]) -> String {
             })
         })
         .collect();
-    let left: Vec<&str> = NEUROMODULATION
-        .iter()
-        .filter(|kind| !treatments.iter().any(|t| t.kind == **kind))
-        .copied()
+    let left: Vec<&str> = kinds()
+        .filter(|kind| !treatments.iter().any(|t| t.kind == *kind))
         .collect();
     let or_list = |items: &[&str]| match items {
         [] => String::new(),

@@ -13,7 +13,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -33,13 +33,12 @@ pub struct TestBroker {
     pub url: String,
 }
 
-static LIVE: Mutex<Option<HashMap<String, Weak<TestBroker>>>> = Mutex::new(None);
+static LIVE: Mutex<BTreeMap<String, Weak<TestBroker>>> = Mutex::new(BTreeMap::new());
 
 impl TestBroker {
     /// The broker of `name`: the live one if any holder has it, else a new vhost.
     pub fn named(name: &str) -> Arc<Self> {
         let mut live = LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let live = live.get_or_insert_with(HashMap::new);
         if let Some(broker) = live.get(name).and_then(Weak::upgrade) {
             return broker;
         }

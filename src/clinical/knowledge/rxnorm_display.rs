@@ -26,18 +26,21 @@ const SALT_WORDS: &[&str] = &[
     "dihydrochloride",
 ];
 
-/// Release and dose-form abbreviations that pharmacy and EHR product names write
-/// between the ingredient and the strength ("VENLAFAXINE HCL ER 150 MG CAPSULE",
-/// "BUPROPION XL 300MG"): not part of the ingredient's name. RxNorm's own names spell
-/// these out after the strength ("Extended Release Oral Capsule").
-const RELEASE_WORDS: &[&str] = &[
-    "er", "xr", "xl", "sr", "cr", "la", "dr", "ec", "ir", "odt", "24hr", "12hr",
-];
-
-/// The release words that mean extended release (FDA Structured Product Labeling
-/// dosage-form terms: ER, XR, XL, SR, CR, LA and 12 / 24 HR are extended or
-/// controlled release; DR is delayed release, ODT orally disintegrating).
+/// Release abbreviations that mean extended or controlled release (FDA Structured
+/// Product Labeling dosage-form terms: ER, XR, XL, SR, CR, LA, 12 / 24 HR).
 const EXTENDED_RELEASE_WORDS: &[&str] = &["er", "xr", "xl", "sr", "cr", "la", "24hr", "12hr"];
+
+/// Other release and dose-form abbreviations (DR delayed release, EC enteric coated,
+/// IR immediate release, ODT orally disintegrating).
+const OTHER_RELEASE_WORDS: &[&str] = &["dr", "ec", "ir", "odt"];
+
+/// Pharmacy and EHR product names write release words between the ingredient and the
+/// strength ("VENLAFAXINE HCL ER 150 MG CAPSULE", "BUPROPION XL 300MG"); they are not
+/// part of the ingredient's name. RxNorm's own names spell them out after the strength
+/// ("Extended Release Oral Capsule").
+fn is_release_word(lower: &str) -> bool {
+    EXTENDED_RELEASE_WORDS.contains(&lower) || OTHER_RELEASE_WORDS.contains(&lower)
+}
 
 /// Reads one RxNorm normalised display name. Also used at run time on the display or
 /// text of medication codes the map does not know.
@@ -210,7 +213,7 @@ fn parse_component(
     let name_words: Vec<String> = name_words
         .iter()
         .map(|w| w.to_lowercase())
-        .filter(|w| !SALT_WORDS.contains(&w.as_str()) && !RELEASE_WORDS.contains(&w.as_str()))
+        .filter(|w| !SALT_WORDS.contains(&w.as_str()) && !is_release_word(w))
         .collect();
     if name_words.is_empty() {
         return Err(format!(
