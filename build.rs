@@ -30,7 +30,7 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {
             collect(root, &path, files);
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
-            Some("json" | "toml")
+            Some("json" | "toml" | "csv")
         ) {
             let rel = path.strip_prefix(root).expect("under root");
             files.push(rel.to_string_lossy().replace('\\', "/"));

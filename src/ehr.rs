@@ -76,18 +76,9 @@ impl Ehr {
 
     /// The interactions this configuration needs from the EHR.
     pub fn needed_interactions(&self) -> Vec<(&'static str, &'static str)> {
-        let mut needed: Vec<(&'static str, &'static str)> = [
-            "MedicationRequest",
-            "MedicationDispense",
-            "MedicationStatement",
-            "Observation",
-            "Condition",
-            "Procedure",
-            "Patient",
-            "Encounter",
-        ]
-        .into_iter()
-        .map(|t| (t, "search-type"))
+        let mut needed: Vec<(&'static str, &'static str)> = crate::fhir::resource_types::READ_TYPES
+            .iter()
+        .map(|t| (t.name, "search-type"))
         .collect();
         if !self.writeback.dry_run {
             needed.push(("*", "transaction"));

@@ -18,38 +18,28 @@ use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::searches;
 use crate::fhir::read::{Relevance, ResourcePool};
+use crate::fhir::resource_types::{ReadType, READ_TYPES};
 use crate::metrics::Metrics;
 
-/// The prefetch keys and the resource type of the gather search each stands for.
-pub const KEYS: &[(&str, &str)] = &[
-    ("patient", "Patient"),
-    ("medicationRequests", "MedicationRequest"),
-    ("medicationDispenses", "MedicationDispense"),
-    ("medicationStatements", "MedicationStatement"),
-    ("observations", "Observation"),
-    ("conditions", "Condition"),
-    ("procedures", "Procedure"),
-    ("encounters", "Encounter"),
-];
 
 /// The prefetch templates the discovery document offers: reads and searches by
 /// patient and token only (the spec's recommended subset); `_include` of the
 /// Medications is a bonus an EHR may ignore (the service then reads them itself).
 pub fn templates(relevance: &Relevance) -> Map<String, Value> {
     let p = "patient={{context.patientId}}";
-    KEYS.iter()
-        .map(|(key, kind)| {
-            let template = match *kind {
+    READ_TYPES
+        .iter()
+        .map(|kind| {
+            let name = kind.name;
+            let template = match name {
                 "Patient" => "Patient/{{context.patientId}}".to_string(),
-                "MedicationRequest" | "MedicationDispense" | "MedicationStatement" => {
-                    format!("{kind}?{p}&_include={kind}:medication")
-                }
                 "Observation" => {
                     format!("Observation?{p}&code={}", relevance.observation_search())
                 }
-                _ => format!("{kind}?{p}"),
+                _ if kind.names_medication => format!("{name}?{p}&_include={name}:medication"),
+                _ => format!("{name}?{p}"),
             };
-            (key.to_string(), Value::String(template))
+            (kind.prefetch_key.to_string(), Value::String(template))
         })
         .collect()
 }
@@ -161,7 +151,12 @@ pub async fn gather(
     }
     let mut to_fetch: Vec<&'static str> = Vec::new();
     let mut paged: Vec<Value> = Vec::new();
-    for (key, kind) in KEYS {
+    for ReadType {
+        name: kind,
+        prefetch_key: key,
+        ..
+    } in READ_TYPES
+    {
         let (state, label) = state_of(request.prefetch.get(*key), kind);
         metrics.cds_prefetch.with_label_values(&[key, label]).inc();
         match state {
@@ -255,6 +250,7 @@ fn unresolved_medications(record: &PatientRecord) -> Vec<String> {
         .map(|o| &o.medication)
         .chain(record.dispenses.iter().map(|d| &d.medication))
         .chain(record.statements.iter().map(|s| &s.medication))
+        .chain(record.administrations.iter().map(|a| &a.medication))
         .filter_map(|m| m.unresolved_reference.clone())
         .filter(|r| r.starts_with("Medication/"))
         .collect();

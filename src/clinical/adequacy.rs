@@ -211,7 +211,16 @@ pub fn judge(
         let days = days_inclusive(trial.start, observed_end).max(1) as f64;
         trial.era.covered_days_between(trial.start, observed_end) as f64 / days
     });
-    let adherence_basis = if trial.era.dispensed {
+    let given_on_ward = trial.origin == super::supply::SupplyOrigin::Administration;
+    let dispensed = trial
+        .evidence
+        .iter()
+        .any(|e| e.starts_with("MedicationDispense/"));
+    let adherence_basis = if given_on_ward && dispensed {
+        "ward administrations and dispenses".to_string()
+    } else if given_on_ward {
+        "ward administrations".to_string()
+    } else if trial.era.dispensed {
         "dispenses".to_string()
     } else if trial.orders_only {
         "unknown: orders only (no dispense recorded), use estimated from the orders".to_string()

@@ -12,14 +12,20 @@ use super::record::{MedicationProduct, PatientRecord, SourceRef};
 use super::supply::Supply;
 
 /// One finding per medication resource whose strength was read from its display or
-/// text, in record order (orders, dispenses, statements).
+/// text, in record order (orders, dispenses, statements, administrations).
 pub fn display_strengths(record: &PatientRecord, knowledge: &Knowledge) -> Vec<Finding> {
     let products = record
         .orders
         .iter()
         .map(|o| (&o.source, &o.medication))
         .chain(record.dispenses.iter().map(|d| (&d.source, &d.medication)))
-        .chain(record.statements.iter().map(|s| (&s.source, &s.medication)));
+        .chain(record.statements.iter().map(|s| (&s.source, &s.medication)))
+        .chain(
+            record
+                .administrations
+                .iter()
+                .map(|a| (&a.source, &a.medication)),
+        );
     products
         .filter_map(|(source, product)| display_strength(source, product, knowledge))
         .collect()

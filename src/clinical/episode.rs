@@ -159,7 +159,8 @@ pub fn find(
     }
 }
 
-/// A depression diagnosis recorded as ended (abated on or before the as-of date) and
+/// A depression diagnosis recorded as ended (abated on or before the as-of date, or
+/// resolved with no date: ended by its recorded date or onset) and
 /// followed by the policy's treatment-free stretch (`treatment_free_months`) with no
 /// antidepressant trial and no other depression diagnosis dated in it belongs to an
 /// earlier episode: its onset does not date the current one. The same boundary the
@@ -173,7 +174,16 @@ fn ended_before(
     policy: &Policy,
     as_of: Date,
 ) -> bool {
-    let Some(abated) = condition.abatement.filter(|a| *a <= as_of) else {
+    // Recorded as resolved without a date: it had ended by the latest date the
+    // record gives it (its recorded date, else its onset).
+    let resolved = matches!(
+        condition.clinical_status.as_deref(),
+        Some("resolved" | "remission" | "inactive")
+    );
+    let undated_end = resolved
+        .then(|| condition.recorded.into_iter().chain(condition.onset).max())
+        .flatten();
+    let Some(abated) = condition.abatement.or(undated_end).filter(|a| *a <= as_of) else {
         return false;
     };
     let quiet_until = plus_months(abated, policy.treatment_free_months);

@@ -31,7 +31,8 @@ pub struct ExposureEra {
     /// Every supply in the era (indices into the ledger), including ones wholly
     /// overlapped by earlier supplies: their dose still counts.
     pub supplies: Vec<usize>,
-    /// Whether any supply in the era is a dispense (adherence is measurable).
+    /// Whether any supply in the era was dispensed or given on the ward (adherence is
+    /// measurable).
     pub dispensed: bool,
 }
 
@@ -78,7 +79,7 @@ pub fn build_eras(supplies: &[Supply], gap_days: u32, stockpile_cap_days: u32) -
                     era.end = last;
                 }
                 era.supplies.push(index);
-                era.dispensed |= supply.origin == SupplyOrigin::Dispense;
+                era.dispensed |= supply.origin.is_observed();
             }
             None => eras.push(ExposureEra {
                 drug: supply.drug,
@@ -90,7 +91,7 @@ pub fn build_eras(supplies: &[Supply], gap_days: u32, stockpile_cap_days: u32) -
                     supply: index,
                 }],
                 supplies: vec![index],
-                dispensed: supply.origin == SupplyOrigin::Dispense,
+                dispensed: supply.origin.is_observed(),
             }),
         }
     }

@@ -36,6 +36,8 @@ pub mod codes {
     pub const IMPLAUSIBLE_VALUE: &str = "implausible-value";
     /// Symptoms returned after response or remission while still on the drug.
     pub const RELAPSE_ON_TREATMENT: &str = "relapse-on-treatment";
+    /// A remission or response label resting on an old score or a stopped drug.
+    pub const REMEASURE_SYMPTOMS: &str = "remeasure-symptoms";
     /// A medication's strength was read from its display text (code not in the map).
     pub const STRENGTH_FROM_DISPLAY: &str = "strength-from-display";
     /// A daily dose far above the drug's labelled maximum: not used as a dose.
@@ -82,6 +84,7 @@ pub mod codes {
         LAB_UNIT_NOT_COMPARABLE,
         IMPLAUSIBLE_VALUE,
         RELAPSE_ON_TREATMENT,
+        REMEASURE_SYMPTOMS,
         STRENGTH_FROM_DISPLAY,
         DOSE_IMPLAUSIBLE,
         YOUNG_ADULT_MONITORING,

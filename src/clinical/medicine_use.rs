@@ -1,6 +1,6 @@
 //! Uses of medicines the catalogue does not track as trials (linezolid, methylene
 //! blue, mood stabilisers, antipsychotics), named in a knowledge file by part of a
-//! name and RxNorm codes: each order, dispense or statement with the period it covers.
+//! name and RxNorm codes: each order, dispense, statement or ward administration with the period it covers.
 
 use time::Date;
 
@@ -41,7 +41,7 @@ pub fn uses_of<'a>(
     drugs: &'a [NamedDrug],
     as_of: Date,
 ) -> Vec<MedicineUse<'a>> {
-    const NOT_USED: &[&str] = &["entered-in-error", "cancelled", "draft", "not-taken"];
+    const NOT_USED: &[&str] = &["entered-in-error", "cancelled", "draft", "not-taken", "not-done"];
     let days = |d: Option<f64>| {
         d.filter(|d| d.is_finite() && *d >= 1.0)
             .map_or(1, |d| d.min(365.0) as u32)
@@ -75,7 +75,18 @@ pub fn uses_of<'a>(
                 .map_or(1, |end| (end - start).whole_days().clamp(0, 365) as u32 + 1);
             Some((&s.status, &s.medication, start, span, &s.source))
         });
-        for (status, product, start, span, source) in orders.chain(dispenses).chain(statements) {
+        let administrations = record.administrations.iter().filter_map(|a| {
+            let start = a.given?;
+            let span = a
+                .given_until
+                .map_or(1, |end| (end - start).whole_days().clamp(0, 365) as u32 + 1);
+            Some((&a.status, &a.medication, start, span, &a.source))
+        });
+        for (status, product, start, span, source) in orders
+            .chain(dispenses)
+            .chain(statements)
+            .chain(administrations)
+        {
             if NOT_USED.contains(&status.as_str()) || start > as_of || !names(product, drug) {
                 continue;
             }

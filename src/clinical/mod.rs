@@ -29,6 +29,7 @@ pub mod policy;
 pub mod product;
 pub mod pseudo_resistance;
 pub mod psychotherapy;
+pub mod remeasure;
 pub mod record;
 pub mod response;
 pub mod safety;
@@ -179,6 +180,15 @@ pub fn assess_with(
         pseudo_resistance::check(&checklist_input, knowledge)
     };
     clinical_findings.extend(relapse_findings(&judged));
+    clinical_findings.extend(remeasure::stale_label(
+        status.status,
+        &judged,
+        &episode.trials,
+        &scores,
+        knowledge,
+        policy,
+        as_of,
+    ));
     let courses = psychotherapy::courses(record, &trials, &scores, knowledge, policy, as_of);
     if status.status != status::TrdStatus::NoDepressionEvidence {
         clinical_findings.extend(function::findings(

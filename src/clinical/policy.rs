@@ -55,6 +55,9 @@ pub struct Policy {
     /// allowed fill, no more: a stale `active` status never stretches a trial to the
     /// as-of date.
     pub order_default_supply_days: u32,
+    /// A remission or response label whose last depression score is older than this
+    /// (or whose drug has stopped) asks for a new measurement.
+    pub remeasure_after_days: u32,
     /// Dates outside [first, last] year are data errors: the resource is a finding.
     pub plausible_years: [i32; 2],
     /// Field -> source key (see `[sources]` in the policies file).

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::knowledge::{
-    parse_rxnorm_display, DrugComponent, DrugRef, Knowledge, Strength, StrengthUnit,
+    parse_rxnorm_display, DrugComponent, DrugRef, Knowledge, Strength, StrengthUnit, NDC_SYSTEM,
 };
 use super::record::{Amount, MedicationProduct};
 use super::units::{is_positive, mass_in_mg, UnitKind};
@@ -55,9 +55,20 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
     let form_text = product.form.as_deref().unwrap_or("").to_lowercase();
     let mut transdermal = form_text.contains("transdermal") || form_text.contains("patch");
 
-    // 1. RxNorm codes: clinical drug (SCD/SBD) or ingredient.
-    for coding in product.codes.iter().filter(|c| c.system == RXNORM) {
-        if let Some(clinical) = knowledge.clinical_drugs.get(&coding.code) {
+    // 1. RxNorm codes: clinical drug (SCD/SBD) or ingredient; then NDCs the
+    // hospital's map turns into RxNorm codes.
+    let rxnorm = product
+        .codes
+        .iter()
+        .filter(|c| c.system == RXNORM)
+        .map(|c| (c.code.as_str(), String::new()));
+    let from_ndc = product
+        .codes
+        .iter()
+        .filter(|c| c.system == NDC_SYSTEM)
+        .filter_map(|c| Some((knowledge.ndc.rxcui(&c.code)?, format!("NDC {} = ", c.code))));
+    for (code, via) in rxnorm.chain(from_ndc) {
+        if let Some(clinical) = knowledge.clinical_drugs.get(code) {
             transdermal |= clinical.is_transdermal();
             let components = catalogue_components(&clinical.components, clinical.pack);
             return finish(
@@ -65,13 +76,13 @@ pub fn identify(product: &MedicationProduct, knowledge: &Knowledge) -> ProductId
                 clinical.extended_release,
                 transdermal,
                 clinical.pack,
-                format!("RxNorm {}", coding.code),
+                format!("{via}RxNorm {code}"),
                 product,
                 knowledge,
             );
         }
-        if let Some(drug) = knowledge.drugs.by_rxnorm(&coding.code) {
-            let label = format!("RxNorm ingredient {}", coding.code);
+        if let Some(drug) = knowledge.drugs.by_rxnorm(code) {
+            let label = format!("{via}RxNorm ingredient {code}");
             let strength = ingredient_strength(product, knowledge, drug);
             // An ingredient code with a display such as "sertraline 100 MG": the
             // strength is read from the display (and said so).

@@ -9,6 +9,12 @@ use time::Date;
 /// normalised reference, "Condition/12"), resolved against the record's Conditions.
 pub const REASON_REFERENCE: &str = "reference";
 
+pub const LOINC: &str = "http://loinc.org";
+
+/// The `system` of a form's questionnaire canonical among an observation's codes (a
+/// QuestionnaireResponse read as a panel).
+pub const QUESTIONNAIRE_CANONICAL: &str = "questionnaire";
+
 /// "MedicationRequest/7": the resource a fact came from.
 pub type SourceRef = String;
 
@@ -114,6 +120,22 @@ pub struct MedicationDispensed {
     pub authorizing: Vec<SourceRef>,
 }
 
+/// A MedicationAdministration: doses given on the ward, each day one covered day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MedicationGiven {
+    pub source: SourceRef,
+    pub status: String,
+    /// effectiveDateTime, or effectivePeriod's start.
+    pub given: Option<Date>,
+    /// effectivePeriod's end, when the administration spans days.
+    pub given_until: Option<Date>,
+    pub medication: MedicationProduct,
+    /// dosage.dose (or dosage.rateQuantity, as `rate`), with dosage.text and route.
+    pub dosage: DosageInstruction,
+    /// MedicationAdministration.request, normalised ("MedicationRequest/1").
+    pub request: Option<SourceRef>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MedicationUse {
     pub source: SourceRef,
@@ -149,9 +171,14 @@ pub struct ObservationFact {
     /// Reference range high bound, when the lab gave one.
     pub reference_high: Option<f64>,
     pub reference_low: Option<f64>,
-    /// Observation.component: a panel's items or total (a PHQ-9 panel carrying item 9).
+    /// Observation.component: a panel's items or total (a PHQ-9 panel carrying item 9);
+    /// a QuestionnaireResponse's answered items.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ObservedComponent>,
+    /// Observation.hasMember: a panel whose items are Observations of their own
+    /// (normalised references), read as its components.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<SourceRef>,
 }
 
 /// One Observation.component: its code and value, dated and sourced by its parent.
@@ -219,6 +246,8 @@ pub struct PatientRecord {
     pub orders: Vec<MedicationOrder>,
     pub dispenses: Vec<MedicationDispensed>,
     pub statements: Vec<MedicationUse>,
+    /// Inpatient administrations.
+    pub administrations: Vec<MedicationGiven>,
     pub observations: Vec<ObservationFact>,
     pub conditions: Vec<ConditionFact>,
     pub procedures: Vec<ProcedureFact>,

@@ -60,6 +60,11 @@ pub fn screen<'r>(
         note(&s.source, check.date("effective end", s.end));
         note(&s.source, check.dosage(&s.dosage));
     }
+    for a in &record.administrations {
+        note(&a.source, check.date("effective", a.given));
+        note(&a.source, check.date("effective end", a.given_until));
+        note(&a.source, check.dosage(std::slice::from_ref(&a.dosage)));
+    }
     for o in &record.observations {
         note(&o.source, check.date("effective", o.effective));
     }
@@ -79,6 +84,7 @@ pub fn screen<'r>(
     kept.dispenses.retain(|x| keep(&x.source));
     kept.orders.retain(|x| keep(&x.source));
     kept.statements.retain(|x| keep(&x.source));
+    kept.administrations.retain(|x| keep(&x.source));
     kept.observations.retain(|x| keep(&x.source));
     kept.conditions.retain(|x| keep(&x.source));
     kept.procedures.retain(|x| keep(&x.source));

@@ -24,12 +24,16 @@ use super::record::{
 use super::schedule::{pieces, schedule};
 use super::units::{classify, UnitKind};
 
+mod administrations;
 mod orders;
+use administrations::administration_supplies;
 use orders::{order_supplies, usable_orders, UsableOrder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SupplyOrigin {
+    /// Given on the ward (MedicationAdministration): the strongest evidence.
+    Administration,
     Dispense,
     Order,
     Statement,
@@ -52,7 +56,19 @@ pub struct Supply {
     /// (one dose) from two fills of one strength (stock).
     #[serde(skip)]
     pub strength_mg: Option<f64>,
+    /// The dose was written in mg (an order's "150 mg daily"), not as units of the
+    /// product: same-day fills of two strengths under it make that dose, not a sum.
+    #[serde(skip)]
+    pub dose_stated_in_mg: bool,
     pub indication: Indication,
+}
+
+impl SupplyOrigin {
+    /// Whether the supply shows the drug was in the patient's hands (collected from a
+    /// pharmacy or given on the ward): adherence is measurable.
+    pub fn is_observed(self) -> bool {
+        matches!(self, Self::Administration | Self::Dispense)
+    }
 }
 
 impl Supply {
@@ -109,6 +125,7 @@ pub fn collect_supplies(
     let usable_orders = usable_orders(record, knowledge, &mut ledger);
     dispense_supplies(record, &usable_orders, knowledge, &mut ledger);
     merge_same_day_strengths(&mut ledger.supplies);
+    administration_supplies(record, &usable_orders, knowledge, &mut ledger);
     let dispensed = dispensed_spans(&ledger.supplies, policy.era_gap_days);
     order_supplies(
         record,
@@ -132,8 +149,14 @@ fn dispense_supplies(
     ledger: &mut SupplyLedger,
 ) {
     for dispense in &record.dispenses {
-        let Some(product) = recognise(&dispense.source, &dispense.medication, knowledge, ledger)
-        else {
+        let Some((product, _)) = identify_or_ordered(
+            &dispense.source,
+            &dispense.medication,
+            &dispense.authorizing,
+            orders,
+            knowledge,
+            ledger,
+        ) else {
             continue;
         };
         if !DISPENSE_USED.contains(&dispense.status.as_str()) {
@@ -172,6 +195,7 @@ fn dispense_supplies(
             let days = days.round() as u32;
             let anchor = order.map(|o| o.start).filter(|a| *a <= start);
             let steps = schedule(dosage, component.strength, anchor);
+            let dose_stated_in_mg = super::dose::daily_dose(dosage, None).mg.is_some();
             let reasons = order.map(|o| o.order.reasons.as_slice()).unwrap_or(&[]);
             let indication = indication_of(reasons, record, knowledge);
             for piece in pieces(&steps, anchor.unwrap_or(start), start, days) {
@@ -193,6 +217,7 @@ fn dispense_supplies(
                     merged: Vec::new(),
                     extended_release: product.extended_release,
                     strength_mg: strength_mg(component.strength),
+                    dose_stated_in_mg,
                     indication: indication.clone(),
                 });
             }
@@ -258,7 +283,19 @@ fn merge_same_day_strengths(supplies: &mut Vec<Supply>) {
         };
         for other in iter {
             merged.days = merged.days.max(other.days);
+            let one_stated_dose = merged.dose_stated_in_mg
+                && other.dose_stated_in_mg
+                && merged.daily_dose.mg == other.daily_dose.mg;
             merged.daily_dose = match (merged.daily_dose.mg, other.daily_dose.mg) {
+                // "150 mg daily" handed over as 100 mg and 50 mg tablets: 150, not 300.
+                (Some(a), Some(_)) if one_stated_dose => DailyDose {
+                    mg: Some(a),
+                    as_needed: merged.daily_dose.as_needed,
+                    basis: format!(
+                        "{} (made up of same-day fills of two strengths)",
+                        merged.daily_dose.basis
+                    ),
+                },
                 (Some(a), Some(b)) => DailyDose {
                     mg: Some(a + b),
                     as_needed: merged.daily_dose.as_needed || other.daily_dose.as_needed,
@@ -280,7 +317,7 @@ fn merge_same_day_strengths(supplies: &mut Vec<Supply>) {
     }
 }
 
-/// Per drug, the periods dispenses cover: their supplies joined while the gap is
+/// Per drug, the periods dispenses and ward administrations cover: their supplies joined while the gap is
 /// within the era gap, widened by the gap before the first fill (the order that led
 /// to it) and after the last.
 fn dispensed_spans(supplies: &[Supply], gap_days: u32) -> BTreeMap<DrugRef, Vec<(Date, Date)>> {
@@ -381,10 +418,44 @@ fn statement_supplies(
                 merged: Vec::new(),
                 extended_release: product.extended_release,
                 strength_mg: strength_mg(component.strength),
+                dose_stated_in_mg: false,
                 indication: indication.clone(),
             });
         }
     }
+}
+
+/// What a dispense or administration gave: its own medication, else (when it carries
+/// no usable code of its own: an NDC alone, a local code) the drug of the order it
+/// names (`authorizingPrescription`, `request`), said so in the identification.
+fn identify_or_ordered<'o, 'r>(
+    source: &SourceRef,
+    product: &MedicationProduct,
+    orders_named: &[SourceRef],
+    orders: &'o [UsableOrder<'r>],
+    knowledge: &Knowledge,
+    ledger: &mut SupplyLedger,
+) -> Option<(IdentifiedProduct, Option<&'o UsableOrder<'r>>)> {
+    let named = orders
+        .iter()
+        .find(|o| orders_named.contains(&o.order.source));
+    let identity = identify(product, knowledge);
+    if let ProductIdentity::Known(found) = identity {
+        return Some((found, named));
+    }
+    let no_usable_code = matches!(identity, ProductIdentity::Unidentifiable { .. })
+        || (product.text.is_none()
+            && product.codes.iter().all(|c| {
+                c.display.is_none() && c.system != super::product::RXNORM
+            })
+            && product.ingredients.is_empty());
+    if let Some(order) = named.filter(|_| no_usable_code) {
+        let mut found = order.product.clone();
+        found.identified_by = format!("the drug of {}", order.order.source);
+        return Some((found, Some(order)));
+    }
+    report_unrecognised(source, product, identity, ledger);
+    None
 }
 
 fn recognise(
@@ -395,6 +466,23 @@ fn recognise(
 ) -> Option<IdentifiedProduct> {
     match identify(product, knowledge) {
         ProductIdentity::Known(product) => Some(product),
+        unknown => {
+            report_unrecognised(source, product, unknown, ledger);
+            None
+        }
+    }
+}
+
+/// A medication the engine does not track is listed; one it cannot identify is a
+/// finding.
+fn report_unrecognised(
+    source: &SourceRef,
+    product: &MedicationProduct,
+    identity: ProductIdentity,
+    ledger: &mut SupplyLedger,
+) {
+    match identity {
+        ProductIdentity::Known(_) => {}
         ProductIdentity::NotInCatalogue { label } => {
             let readable = super::product::labels_of(product)
                 .next()
@@ -405,13 +493,11 @@ fn recognise(
                 medication: label,
                 readable,
             });
-            None
         }
         ProductIdentity::Unidentifiable { reason } => {
             ledger
                 .findings
                 .push(Finding::unidentified_medication(source, reason));
-            None
         }
     }
 }

@@ -15,7 +15,7 @@ use time::Date;
 use crate::clinical::assessment::Assessment;
 use crate::clinical::summary::{SectionKind, TreatmentSummary};
 
-pub const LOINC: &str = "http://loinc.org";
+pub use crate::clinical::record::LOINC;
 /// The document type: LOINC 57133-1 "Referral note" (ReferralDocumentType).
 pub const REFERRAL_NOTE: (&str, &str) = ("57133-1", "Referral note");
 const NOTE_CATEGORY: &str =

@@ -1,7 +1,9 @@
-//! Gathering one patient's record from the EHR: eight searches (the Patient, for the
-//! birth date the age-based safety rules need; orders, dispenses and statements with
-//! `_include` of the Medications they name; scores and labs by code; diagnoses;
-//! procedures; encounters, where some EHRs code psychotherapy), `_count` paging, read
+//! Gathering one patient's record from the EHR: one search per type of
+//! [`super::resource_types::READ_TYPES`] (the Patient, for the birth date the
+//! age-based safety rules need; orders, dispenses, statements and inpatient
+//! administrations with `_include` of the Medications they name; scores and labs by
+//! code; questionnaire responses; diagnoses; procedures; encounters, where some EHRs
+//! code psychotherapy), `_count` paging, read
 //! into the same `PatientRecord` the batch reader builds; with them, when asked, the
 //! service's own resources about the patient (what write-back compares against).
 //!
@@ -14,6 +16,7 @@ use time::{Date, Duration};
 
 use super::client::{FhirClient, FhirError, Search};
 use super::read::{Relevance, ResourcePool};
+use super::resource_types::READ_TYPES;
 use super::writeback::{existing_in, own_searches, Existing};
 use crate::clinical::record::PatientRecord;
 use crate::config::WritebackSettings;
@@ -38,50 +41,29 @@ pub fn searches(
         "ge{}",
         as_of - Duration::days(i64::from(look_back_months) * 30)
     );
-    let p = || ("patient", patient.to_string());
     let id = patient
         .strip_prefix("Patient/")
         .unwrap_or(patient)
         .to_string();
-    vec![
-        ("Patient", vec![("_id", id)]),
-        (
-            "MedicationRequest",
-            vec![
-                p(),
-                ("authoredon", since.clone()),
-                ("_include", "MedicationRequest:medication".into()),
-            ],
-        ),
-        (
-            "MedicationDispense",
-            vec![
-                p(),
-                ("whenhandedover", since.clone()),
-                ("_include", "MedicationDispense:medication".into()),
-            ],
-        ),
-        (
-            "MedicationStatement",
-            vec![
-                p(),
-                ("effective", since.clone()),
-                ("_include", "MedicationStatement:medication".into()),
-            ],
-        ),
-        (
-            "Observation",
-            vec![
-                p(),
-                ("code", relevance.observation_search().to_string()),
-                ("date", since.clone()),
-            ],
-        ),
-        // Diagnoses are not limited by date: a bipolar history is lifelong.
-        ("Condition", vec![p()]),
-        ("Procedure", vec![p(), ("date", since.clone())]),
-        ("Encounter", vec![p(), ("date", since)]),
-    ]
+    READ_TYPES
+        .iter()
+        .map(|kind| {
+            if kind.name == "Patient" {
+                return (kind.name, vec![("_id", id.clone())]);
+            }
+            let mut params = vec![("patient", patient.to_string())];
+            if kind.name == "Observation" {
+                params.push(("code", relevance.observation_search().to_string()));
+            }
+            if let Some(date) = kind.date_param {
+                params.push((date, since.clone()));
+            }
+            if kind.names_medication {
+                params.push(("_include", format!("{}:medication", kind.name)));
+            }
+            (kind.name, params)
+        })
+        .collect()
 }
 
 /// Gathers the record, and the service's own resources when `own` says which.

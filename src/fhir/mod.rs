@@ -7,4 +7,5 @@ pub mod document;
 pub mod gather;
 pub mod mapping;
 pub mod read;
+pub mod resource_types;
 pub mod writeback;

@@ -21,14 +21,6 @@ use crate::fhir::mapping::patient_of;
 use crate::fhir::read::Relevance;
 use crate::queue::{QueueError, WorkQueue};
 
-pub const WATCHED_TYPES: &[&str] = &[
-    "MedicationRequest",
-    "MedicationDispense",
-    "MedicationStatement",
-    "Observation",
-    "Condition",
-    "Procedure",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -228,7 +220,7 @@ impl Reconciler {
         let mut patients = BTreeSet::new();
         let mut newest = since;
         let mut irrelevant = 0usize;
-        for kind in WATCHED_TYPES {
+        for kind in crate::fhir::resource_types::watched() {
             let mut params = vec![("_lastUpdated", format!("ge{from}"))];
             params.extend(code_search_of(kind, &self.relevance).map(|codes| ("code", codes)));
             client

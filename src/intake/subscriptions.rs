@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::reconcile::WATCHED_TYPES;
+use crate::fhir::resource_types;
 pub use super::topic::TOPIC_URL;
 use super::topic::{classic_criteria, topic};
 use crate::config::{Config, SubscriptionMode};
@@ -95,8 +95,7 @@ pub fn desired(
             "trd-sentinel: antidepressant data changes trigger a TRD assessment".into(),
         )]);
     }
-    Ok(WATCHED_TYPES
-        .iter()
+    Ok(resource_types::watched()
         .map(|kind| {
             subscription(
                 classic_criteria(kind, relevance),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::reconcile::WATCHED_TYPES;
+use crate::fhir::resource_types;
 use crate::clinical::knowledge::CodeSelection;
 use crate::fhir::read::Relevance;
 
@@ -75,7 +75,7 @@ pub fn topic(meta: Value, relevance: &Relevance) -> Value {
         json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.url", "valueUri": TOPIC_URL }),
         json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.title", "valueString": "Antidepressant treatment and symptom-score data (trd-sentinel)" }),
     ];
-    extension.extend(WATCHED_TYPES.iter().map(|kind| {
+    extension.extend(resource_types::watched().map(|kind| {
         let mut trigger = vec![
             json!({ "url": "resource", "valueUri": format!("http://hl7.org/fhir/StructureDefinition/{kind}") }),
             json!({ "url": "supportedInteraction", "valueCode": "create" }),

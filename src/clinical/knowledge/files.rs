@@ -26,7 +26,7 @@ impl ProfileFiles {
         Self { files }
     }
 
-    /// The embedded files, with every `.json`/`.toml` file under `dir` replacing the
+    /// The embedded files, with every `.json`/`.toml`/`.csv` file under `dir` replacing the
     /// embedded file of the same relative path (or adding to them).
     pub fn embedded_with_overrides(dir: &Path) -> Result<Self, KnowledgeError> {
         let mut profiles = Self::embedded();
@@ -47,7 +47,7 @@ impl ProfileFiles {
             }
             if !matches!(
                 path.extension().and_then(|e| e.to_str()),
-                Some("json" | "toml")
+                Some("json" | "toml" | "csv")
             ) {
                 continue;
             }

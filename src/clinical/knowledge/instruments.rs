@@ -53,8 +53,31 @@ pub struct Instrument {
     /// (PHQ-9 item 9: LA6568-5 "not at all" = 0 ... LA6571-9 "nearly every day" = 3).
     #[serde(default)]
     pub answers: BTreeMap<String, f64>,
+    /// How the total is reached from the items when a form or panel carries no
+    /// total (a QuestionnaireResponse with the answers only).
+    pub items: Option<ItemScoring>,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
+}
+
+/// An instrument's scored items and its rule for missing ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemScoring {
+    /// The LOINC code of the form or panel (PHQ-9 44249-1): a panel Observation with
+    /// this code is read for its members even when it carries no total.
+    pub panel: String,
+    /// The LOINC codes of the scored items, in the form's order.
+    pub codes: Vec<String>,
+    /// Answer codes (LOINC LA codes) and the score each stands for.
+    #[serde(default)]
+    pub answers: BTreeMap<String, f64>,
+    /// How many items may be unanswered: the total is then the answered items' mean
+    /// times the number of items (mean substitution); beyond it the form is not scored.
+    #[serde(default)]
+    pub missing_allowed: usize,
+    /// The citation (a key of `[sources]`) for the items and the missing-item rule.
+    pub source: String,
 }
 
 impl Instrument {
@@ -127,6 +150,20 @@ pub(crate) fn parse(
             &required,
             &parsed.sources,
         )?;
+        if let Some(items) = &instrument.items {
+            if !parsed.sources.contains_key(&items.source) {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: items cite unknown source `{}`", items.source),
+                ));
+            }
+            if items.codes.is_empty() || items.missing_allowed >= items.codes.len() {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("{entry}: items need codes, and fewer missing allowed than items"),
+                ));
+            }
+        }
         if !value_sets.has(&instrument.value_set) {
             return Err(KnowledgeError::invalid(
                 file,

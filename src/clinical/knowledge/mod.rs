@@ -7,6 +7,7 @@ mod checklist;
 mod clinical_drugs;
 mod files;
 mod instruments;
+mod ndc;
 mod psychotherapy_rules;
 mod rxnorm_display;
 mod safety_rules;
@@ -24,7 +25,8 @@ pub use clinical_drugs::{
     ClinicalDrug, ClinicalDrugMap, DrugComponent, RxnormTermType, Strength, StrengthUnit,
 };
 pub use files::ProfileFiles;
-pub use instruments::{Instrument, InstrumentPurpose};
+pub use instruments::{Instrument, InstrumentPurpose, ItemScoring};
+pub use ndc::{NdcMap, NDC_SYSTEM};
 pub use psychotherapy_rules::{CourseRules, FitRules, Modality, PsychotherapyRules};
 pub use rxnorm_display::parse_rxnorm_display;
 pub use safety_rules::{
@@ -70,6 +72,8 @@ pub struct Knowledge {
     pub checklist: Checklist,
     pub safety: SafetyRules,
     pub psychotherapy: PsychotherapyRules,
+    /// The hospital's NDC -> RxNorm map (empty unless it supplies one).
+    pub ndc: NdcMap,
 }
 
 /// Lab value sets the engine reads (medical mimics and work-up).
@@ -135,7 +139,9 @@ impl Knowledge {
             files.get(PSYCHOTHERAPY_FILE)?,
             &value_sets,
         )?;
+        let ndc = NdcMap::parse(ndc::NDC_MAP_FILE, files.get(ndc::NDC_MAP_FILE)?)?;
         Ok(Self {
+            ndc,
             drugs,
             clinical_drugs,
             value_sets,
@@ -156,6 +162,15 @@ impl Knowledge {
             .map(|i| i.value_set.as_str())
             .chain(LAB_VALUE_SETS.iter().copied())
             .flat_map(|url| self.value_sets.exact_codes(url))
+            .chain(self.instruments.iter().flat_map(|i| {
+                // Panels and items kept too: a panel's members are Observations of
+                // their own.
+                let items = i
+                    .items
+                    .iter()
+                    .flat_map(|items| std::iter::once(&items.panel).chain(&items.codes));
+                items.map(|code| (super::record::LOINC.to_string(), code.clone()))
+            }))
             .collect();
         codes.sort();
         codes.dedup();

@@ -265,7 +265,7 @@ fn tokens_of(text: &str) -> Vec<String> {
                 if digits > 0
                     && !unit.is_empty()
                     && strength_number(number).is_some()
-                    && strength_unit(unit).is_some() =>
+                    && (strength_unit(unit).is_some() || per_volume(unit).is_some()) =>
             {
                 tokens.push(number.to_string());
                 tokens.push(unit.to_string());
@@ -273,7 +273,39 @@ fn tokens_of(text: &str) -> Vec<String> {
             _ => tokens.push(word.to_string()),
         }
     }
-    tokens
+    per_ml(tokens)
+}
+
+/// "MG/5ML" (or "MG/5" before "ML") -> 5: a strength per several mL, as pharmacy
+/// labels write oral solutions.
+fn per_volume(unit: &str) -> Option<f64> {
+    let upper = unit.to_ascii_uppercase();
+    let volume = upper.strip_prefix("MG/")?;
+    let volume = volume.strip_suffix("ML").unwrap_or(volume);
+    strength_number(volume)
+}
+
+/// "20 MG/5ML" and "20 MG/5 ML" read as RxNorm writes them: "4 MG/ML".
+fn per_ml(tokens: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(token) = iter.next() {
+        let mg = out.last().and_then(|n| strength_number(n));
+        let ml = per_volume(&token);
+        let ml_written = ml.is_some()
+            && mg.is_some()
+            && (token.to_ascii_uppercase().ends_with("ML")
+                || iter.next_if(|n| n.eq_ignore_ascii_case("ML")).is_some());
+        match (mg, ml) {
+            (Some(mg), Some(ml)) if ml_written => {
+                out.pop();
+                out.push(format!("{}", mg / ml));
+                out.push("MG/ML".into());
+            }
+            _ => out.push(token),
+        }
+    }
+    out
 }
 
 /// A strength figure: a finite positive number.
@@ -485,6 +517,21 @@ mod tests {
         assert_eq!(
             names(&parse("sertraline 20MG/ML")),
             vec![("sertraline", 20.0, StrengthUnit::MgPerMl, true)]
+        );
+        for label in [
+            "FLUOXETINE 20 MG/5 ML SOLUTION",
+            "fluoxetine 20MG/5ML oral solution",
+            "fluoxetine 20 MG/5ML Oral Solution",
+        ] {
+            assert_eq!(
+                names(&parse(label)),
+                vec![("fluoxetine", 4.0, StrengthUnit::MgPerMl, true)],
+                "{label}"
+            );
+        }
+        assert_eq!(
+            names(&parse("fluoxetine 4 MG/ML Oral Solution")),
+            vec![("fluoxetine", 4.0, StrengthUnit::MgPerMl, true)]
         );
     }
 

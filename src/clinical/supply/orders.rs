@@ -155,6 +155,7 @@ pub(super) fn order_supplies(
                     merged: Vec::new(),
                     extended_release: usable.product.extended_release,
                     strength_mg: strength_mg(component.strength),
+                    dose_stated_in_mg: false,
                     indication: indication.clone(),
                 });
             }

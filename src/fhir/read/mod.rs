@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use fhir_sdk::r4b::resources::{
-    Condition, Encounter, Medication, MedicationDispense, MedicationRequest, MedicationStatement,
-    Observation, Procedure,
+    Condition, Encounter, Medication, MedicationAdministration, MedicationDispense,
+    MedicationRequest, MedicationStatement, Observation, Procedure, QuestionnaireResponse,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -25,10 +25,12 @@ mod scan;
 
 pub use relevance::Relevance;
 pub(crate) use scan::resource_type;
-use scan::{Origin, READ_TYPES};
+use scan::{is_read_type, Origin};
 
 use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
-use crate::clinical::record::{NoteKind, PatientRecord, RecordNote};
+use crate::clinical::record::{
+    NoteKind, ObservationFact, ObservedComponent, PatientRecord, RecordNote,
+};
 use heads::{BundleBody, EncounterHead, Head, ObservationHead, SubjectHead};
 
 /// Why an input file could not be read at all (a bad resource inside a good file is
@@ -57,7 +59,9 @@ enum Clinical {
     Request(MedicationRequest),
     Dispense(MedicationDispense),
     Statement(MedicationStatement),
+    Administration(MedicationAdministration),
     Observation(Observation),
+    Questionnaire(QuestionnaireResponse),
     Condition(Condition),
     Procedure(Procedure),
     Encounter(Encounter),
@@ -123,7 +127,7 @@ impl ResourcePool {
     pub fn would_keep(&self, text: &str) -> bool {
         match resource_type(text).as_deref() {
             Some("Observation" | "Encounter") => self.relevance.may_want(text),
-            Some(kind) => READ_TYPES.contains(&kind),
+            Some(kind) => is_read_type(kind),
             None => true,
         }
     }
@@ -301,6 +305,8 @@ impl ResourcePool {
             "MedicationRequest" => serde_json::from_str(text).map(Clinical::Request),
             "MedicationDispense" => serde_json::from_str(text).map(Clinical::Dispense),
             "MedicationStatement" => serde_json::from_str(text).map(Clinical::Statement),
+            "MedicationAdministration" => serde_json::from_str(text).map(Clinical::Administration),
+            "QuestionnaireResponse" => serde_json::from_str(text).map(Clinical::Questionnaire),
             "Condition" => serde_json::from_str(text).map(Clinical::Condition),
             "Procedure" => serde_json::from_str(text).map(Clinical::Procedure),
             "Encounter" => {
@@ -425,6 +431,29 @@ impl ResourcePool {
                         self.resolve_reasons(&mut statement.reasons);
                         record.statements.push(statement);
                     }
+                    Clinical::Administration(a) => {
+                        let mut given = mapping::administration_of(source, a, self);
+                        if let Some(request) = &mut given.request {
+                            if let Some(alias) = self.aliases.get(request.as_str()) {
+                                *request = alias.clone();
+                            }
+                        }
+                        record.administrations.push(given);
+                    }
+                    Clinical::Questionnaire(q) => {
+                        let status = mapping::questionnaire_status(q);
+                        if mapping::QUESTIONNAIRE_STATUSES_USED.contains(&status) {
+                            record
+                                .observations
+                                .push(mapping::questionnaire_response_of(source, q));
+                        } else {
+                            record.notes.push(RecordNote {
+                                source,
+                                kind: NoteKind::NotUsed,
+                                message: format!("status {status}"),
+                            });
+                        }
+                    }
                     Clinical::Observation(o) => {
                         let status = mapping::observation_status(o);
                         if OBSERVATION_STATUSES_USED.contains(&status) {
@@ -449,7 +478,33 @@ impl ResourcePool {
                 }
             }
         }
+        self.resolve_members(&mut record.observations);
         record
+    }
+
+    /// A panel whose items are Observations of their own (`hasMember`) reads as a
+    /// panel with those items as components; the members stay observations too.
+    fn resolve_members(&self, observations: &mut [ObservationFact]) {
+        let found: Vec<Vec<ObservedComponent>> = observations
+            .iter()
+            .map(|panel| {
+                panel
+                    .members
+                    .iter()
+                    .filter_map(|member| {
+                        let member = self.aliases.get(member).unwrap_or(member);
+                        observations.iter().find(|o| &o.source == member)
+                    })
+                    .map(|item| ObservedComponent {
+                        codes: item.codes.clone(),
+                        value: item.value.clone(),
+                    })
+                    .collect()
+            })
+            .collect();
+        for (panel, components) in observations.iter_mut().zip(found) {
+            panel.components.extend(components);
+        }
     }
 }
 
@@ -486,6 +541,8 @@ fn subject_of(resource: &Clinical) -> Option<String> {
         Clinical::Request(r) => Some(&r.subject),
         Clinical::Dispense(d) => d.subject.as_ref(),
         Clinical::Statement(s) => Some(&s.subject),
+        Clinical::Administration(a) => Some(&a.subject),
+        Clinical::Questionnaire(q) => q.subject.as_ref(),
         Clinical::Observation(o) => o.subject.as_ref(),
         Clinical::Condition(c) => Some(&c.subject),
         Clinical::Procedure(p) => Some(&p.subject),

@@ -42,19 +42,12 @@ impl std::fmt::Display for Origin<'_> {
     }
 }
 
-/// The resource types the reader keeps (every other type is skipped, its fullUrl too:
-/// nothing the engine reads refers to one).
-pub(super) const READ_TYPES: &[&str] = &[
-    "Patient",
-    "Medication",
-    "MedicationRequest",
-    "MedicationDispense",
-    "MedicationStatement",
-    "Observation",
-    "Condition",
-    "Procedure",
-    "Encounter",
-];
+/// Whether the reader keeps a resource type: the types the engine reads and the
+/// Medications they name (every other type is skipped, its fullUrl too: nothing the
+/// engine reads refers to one).
+pub(super) fn is_read_type(kind: &str) -> bool {
+    kind == "Medication" || crate::fhir::resource_types::read_type(kind).is_some()
+}
 
 /// The resourceType of a resource whose text starts with it, as FHIR JSON writers
 /// put it (`{"resourceType": "X", ...`); `None` when it does not (the caller parses).

@@ -14,6 +14,14 @@ use fhir_sdk::r4b::types::{
 use fhir_sdk::{Date as FhirDate, DateTime};
 use time::{Date, Month};
 
+mod administration;
+mod questionnaire;
+
+pub use administration::administration_of;
+pub use questionnaire::{
+    questionnaire_response_of, questionnaire_status, QUESTIONNAIRE_STATUSES_USED,
+};
+
 use crate::clinical::record::{
     Amount, Code, ConditionFact, DosageInstruction, DoseQuantity, EncounterFact,
     MedicationDispensed, MedicationOrder, MedicationProduct, MedicationUse, ObservationFact,
@@ -189,14 +197,18 @@ pub fn dosage_of(dosage: &Dosage) -> DosageInstruction {
             Some(fhir_sdk::r4b::types::DosageAsNeeded::CodeableConcept(_)) => true,
             None => false,
         },
-        route: dosage.route.as_ref().and_then(|r| {
-            r.coding
-                .iter()
-                .flatten()
-                .find_map(|c| c.display.clone().or(c.code.clone()))
-                .or(r.text.clone())
-        }),
+        route: dosage.route.as_ref().and_then(route_of),
     }
+}
+
+/// A route as a person reads it: the first coding's display or code, else the text.
+fn route_of(route: &CodeableConcept) -> Option<String> {
+    route
+        .coding
+        .iter()
+        .flatten()
+        .find_map(|c| c.display.clone().or(c.code.clone()))
+        .or(route.text.clone())
 }
 
 /// reasonCode codes, plus a reasonReference's target kept as a code-less reference
@@ -475,6 +487,12 @@ pub fn observation_of(source: SourceRef, observation: &Observation) -> Observati
         reference_high: range.and_then(|r| r.high.as_ref()).and_then(|q| q.value),
         reference_low: range.and_then(|r| r.low.as_ref()).and_then(|q| q.value),
         components,
+        members: observation
+            .has_member
+            .iter()
+            .flatten()
+            .filter_map(reference_of)
+            .collect(),
     }
 }
 
