@@ -78,8 +78,8 @@ impl Ehr {
     pub fn needed_interactions(&self) -> Vec<(&'static str, &'static str)> {
         let mut needed: Vec<(&'static str, &'static str)> = crate::fhir::resource_types::READ_TYPES
             .iter()
-        .map(|t| (t.name, "search-type"))
-        .collect();
+            .map(|t| (t.name, "search-type"))
+            .collect();
         if !self.writeback.dry_run {
             needed.push(("*", "transaction"));
             for kind in self.writeback.written_types() {

@@ -185,11 +185,15 @@ fn an_uncited_safety_threshold_is_rejected() {
 fn an_answer_outside_the_instrument_range_is_rejected() {
     let mut files = ProfileFiles::embedded();
     let path = "knowledge/instruments.toml";
-    let text =
-        files
-            .get(path)
-            .expect("instruments")
-            .replacen("\"LA6571-9\" = 3", "\"LA6571-9\" = 4", 1);
+    let text = files.get(path).expect("instruments");
+    // The item-9 instrument's own answer list (the PHQ-9 item scoring above it has one
+    // too).
+    let item9 = text.find("id = \"phq9-item9\"").expect("item 9");
+    let (head, tail) = text.split_at(item9);
+    let text = format!(
+        "{head}{}",
+        tail.replacen("\"LA6571-9\" = 3", "\"LA6571-9\" = 4", 1)
+    );
     files.set(path, text);
     let error = Knowledge::from_files(&files)
         .expect_err("must be rejected")

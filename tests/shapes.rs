@@ -90,6 +90,21 @@ const SHAPES: &[Shape] = &[
         allowed: &[],
     },
     Shape {
+        name: "PHQ-9 as a QuestionnaireResponse with its total item",
+        apply: phq9_questionnaire_total,
+        allowed: &[],
+    },
+    Shape {
+        name: "PHQ-9 as a QuestionnaireResponse with the nine answers only",
+        apply: phq9_questionnaire_items,
+        allowed: &[],
+    },
+    Shape {
+        name: "first two weeks given on the ward (MedicationAdministration)",
+        apply: first_weeks_on_the_ward,
+        allowed: &[],
+    },
+    Shape {
         name: "entries in reverse order",
         apply: reverse_entries,
         allowed: &[],
@@ -348,17 +363,23 @@ fn pharmacy_name(display: &str) -> String {
 /// description.
 fn ndc_pharmacy_display(bundle: &mut Value) {
     for concept in concepts_mut(bundle) {
-        let display = pharmacy_name(
-            concept
-                .get("coding")
-                .and_then(|c| c[0]["display"].as_str())
-                .unwrap_or_default(),
-        );
-        concept.insert(
-            "coding".into(),
-            json!([{ "system": "http://hl7.org/fhir/sid/ndc", "code": "16714-0612-01", "display": display }]),
-        );
-        concept.insert("text".into(), json!(display));
+        let label = concept
+            .get("coding")
+            .and_then(|c| c[0]["display"].as_str())
+            .or_else(|| concept.get("text").and_then(Value::as_str))
+            .map(pharmacy_name);
+        let mut coding =
+            json!({ "system": "http://hl7.org/fhir/sid/ndc", "code": "16714-0612-01" });
+        match label {
+            Some(label) => {
+                coding["display"] = json!(label);
+                concept.insert("text".into(), json!(label));
+            }
+            None => {
+                concept.remove("text");
+            }
+        }
+        concept.insert("coding".into(), json!([coding]));
     }
 }
 
@@ -438,6 +459,213 @@ fn phq9_panel(bundle: &mut Value) {
     }
 }
 
+const LOINC: &str = "http://loinc.org";
+const PHQ9_ITEMS: [&str; 9] = [
+    "44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3",
+    "44260-8",
+];
+const LA_ANSWERS: [&str; 4] = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"];
+
+/// The QuestionnaireResponse status an Observation status corresponds to.
+fn questionnaire_status(observation: &str) -> &'static str {
+    match observation {
+        "final" => "completed",
+        "amended" | "corrected" => "amended",
+        "entered-in-error" => "entered-in-error",
+        "cancelled" => "stopped",
+        _ => "in-progress",
+    }
+}
+
+/// The answer a value[x] becomes (an integer stays one; a quantity's number becomes
+/// a decimal; text stays text).
+fn answer_of(observation: &Map<String, Value>) -> Option<Value> {
+    if let Some(i) = observation.get("valueInteger") {
+        return Some(json!({ "valueInteger": i }));
+    }
+    if let Some(q) = observation
+        .get("valueQuantity")
+        .and_then(|q| q.get("value"))
+    {
+        return Some(json!({ "valueDecimal": q }));
+    }
+    if let Some(text) = observation.get("valueString") {
+        return Some(json!({ "valueString": text }));
+    }
+    None
+}
+
+/// Every PHQ-9 total Observation rewritten as the QuestionnaireResponse an EHR keeps,
+/// with `items` giving the form's items from the total's answer.
+fn phq9_as_questionnaire(bundle: &mut Value, items: fn(Option<Value>) -> Vec<Value>) {
+    for r in resources_mut(bundle) {
+        let is_total = r.get("resourceType") == Some(&json!("Observation"))
+            && r.get("code").map(|c| &c["coding"][0]["code"]) == Some(&json!("44261-6"));
+        if !is_total {
+            continue;
+        }
+        let status = questionnaire_status(r.get("status").and_then(Value::as_str).unwrap_or(""));
+        let authored = r
+            .get("effectiveDateTime")
+            .or_else(|| r.get("effectivePeriod").and_then(|p| p.get("start")))
+            .cloned();
+        let answer = answer_of(r);
+        let mut response = Map::new();
+        response.insert("resourceType".into(), json!("QuestionnaireResponse"));
+        for key in ["id", "subject"] {
+            if let Some(value) = r.get(key) {
+                response.insert(key.into(), value.clone());
+            }
+        }
+        response.insert("status".into(), json!(status));
+        response.insert("questionnaire".into(), json!("http://loinc.org/q/44249-1"));
+        if let Some(authored) = authored {
+            response.insert("authored".into(), authored);
+        }
+        response.insert("item".into(), Value::Array(items(answer)));
+        *r = response;
+    }
+}
+
+fn phq9_questionnaire_total(bundle: &mut Value) {
+    phq9_as_questionnaire(bundle, |answer| {
+        let mut item = json!({ "linkId": "/44249-1/44261-6", "text": "PHQ-9 total score" });
+        if let Some(answer) = answer {
+            item["answer"] = json!([answer]);
+        }
+        vec![item]
+    });
+}
+
+/// A whole-number total 0-27 becomes nine LA-coded answers adding up to it (item 9
+/// 'not at all': an item-9 finding is another fact pattern); any other value stays
+/// a total item.
+fn phq9_questionnaire_items(bundle: &mut Value) {
+    phq9_as_questionnaire(bundle, |answer| {
+        let total = answer
+            .as_ref()
+            .and_then(|a| a.get("valueInteger"))
+            .and_then(Value::as_u64)
+            .filter(|t| *t <= 24);
+        let Some(mut left) = total else {
+            let mut item = json!({ "linkId": "44261-6" });
+            if let Some(answer) = answer {
+                item["answer"] = json!([answer]);
+            }
+            return vec![item];
+        };
+        PHQ9_ITEMS
+            .iter()
+            .enumerate()
+            .map(|(n, code)| {
+                let score = if n < 8 { left.min(3) } else { 0 };
+                left -= score;
+                let la = LA_ANSWERS[usize::try_from(score).unwrap_or(0)];
+                json!({ "linkId": code, "answer": [{ "valueCoding": { "system": LOINC, "code": la } }] })
+            })
+            .collect()
+    });
+}
+
+/// The first dispense of the record (when it is a plain one: tablets a day known, at
+/// least four weeks supplied, no other dispense that day) begins on the ward instead:
+/// its first 14 days are daily MedicationAdministrations of the same product and dose,
+/// and the pharmacy fill comes on day 14 with 14 days fewer. The same days are covered
+/// at the same dose, so nothing in the verdict may change.
+fn first_weeks_on_the_ward(bundle: &mut Value) {
+    const WARD_DAYS: i64 = 14;
+    let Some(entries) = bundle["entry"].as_array_mut() else {
+        return;
+    };
+    let dispenses: Vec<(usize, String)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["resource"]["resourceType"] == "MedicationDispense")
+        .filter(|(_, e)| e["resource"]["status"] == "completed")
+        .filter_map(|(n, e)| {
+            Some((
+                n,
+                e["resource"]["whenHandedOver"]
+                    .as_str()?
+                    .get(..10)?
+                    .to_string(),
+            ))
+        })
+        .collect();
+    let Some((index, day)) = dispenses.iter().min_by_key(|(_, day)| day.clone()).cloned() else {
+        return;
+    };
+    if dispenses.iter().filter(|(_, d)| *d == day).count() > 1 {
+        return;
+    }
+    // The stay must end before the last date the record shows, so that no dose is
+    // dated after the as-of date.
+    let last_recorded = entries
+        .iter()
+        .flat_map(|e| {
+            DATE_FIELDS
+                .iter()
+                .filter_map(|f| e["resource"][*f].as_str())
+        })
+        .filter_map(|d| d.get(..10))
+        .max()
+        .map(str::to_string);
+    let resource = entries[index]["resource"].clone();
+    let Some(dispense) = resource.as_object() else {
+        return;
+    };
+    let instruction = dispense
+        .get("dosageInstruction")
+        .and_then(|d| d.get(0))
+        .cloned()
+        .unwrap_or(Value::Null);
+    if instruction.get("asNeededBoolean") == Some(&json!(true))
+        || instruction.get("asNeededCodeableConcept").is_some()
+    {
+        return; // a dose taken as needed is not a scheduled ward dose
+    }
+    let Some(per_day) = units_per_day(dispense) else {
+        return;
+    };
+    let days = dispense.get("daysSupply").and_then(|d| d["value"].as_f64());
+    let quantity = dispense.get("quantity").and_then(|q| q["value"].as_f64());
+    let (Some(days), Some(quantity)) = (days, quantity) else {
+        return;
+    };
+    let unit = &instruction["doseAndRate"][0]["doseQuantity"]["code"];
+    if days < 28.0 || (quantity / per_day - days).abs() >= 0.5 || per_day.fract() != 0.0 {
+        return;
+    }
+    let Ok(start) = time::Date::parse(&day, &time::format_description::well_known::Iso8601::DATE)
+    else {
+        return;
+    };
+    let fill = start + time::Duration::days(WARD_DAYS);
+    if last_recorded.is_none_or(|last| fill.to_string() > last) {
+        return;
+    }
+    let medication = dispense.get("medicationCodeableConcept").cloned();
+    let Some(medication) = medication else {
+        return;
+    };
+    let mut ward = Vec::new();
+    for k in 0..WARD_DAYS {
+        let when = start + time::Duration::days(k);
+        ward.push(json!({ "fullUrl": format!("urn:uuid:shape-ward-{k}"), "resource": {
+            "resourceType": "MedicationAdministration", "id": format!("shape-ward-{k}"), "status": "completed",
+            "medicationCodeableConcept": medication, "subject": dispense["subject"],
+            "effectiveDateTime": format!("{when}T08:00:00Z"),
+            "dosage": { "dose": { "value": per_day, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit } } } }));
+    }
+    #[allow(clippy::cast_precision_loss)] // 14
+    let ward_days = WARD_DAYS as f64;
+    let moved = &mut entries[index]["resource"];
+    moved["whenHandedOver"] = json!(format!("{fill}T10:00:00Z"));
+    moved["daysSupply"]["value"] = json!(days - ward_days);
+    moved["quantity"]["value"] = json!(quantity - ward_days * per_day);
+    entries.extend(ward);
+}
+
 fn reverse_entries(bundle: &mut Value) {
     if let Some(entries) = bundle["entry"].as_array_mut() {
         entries.reverse();
@@ -473,7 +701,13 @@ fn verdict(assessment: &Value) -> Value {
                 "orders_only": t["orders_only"],
                 "adequacy": t["adequacy"],
                 "response": t["response"]["class"],
-                "outcome": t["response"]["outcome"],
+                // A form kept as a QuestionnaireResponse is the same score.
+                "outcome": serde_json::from_str::<Value>(
+                    &t["response"]["outcome"]
+                        .to_string()
+                        .replace("\"QuestionnaireResponse/", "\"Observation/"),
+                )
+                .unwrap_or(Value::Null),
             })
         })
         .collect();
@@ -494,7 +728,13 @@ fn verdict(assessment: &Value) -> Value {
         "episode_start": assessment["episode"]["start"],
         "trials": trials,
         "non_trials": non_trials,
-        "ignored_medications": assessment["ignored_medications"].as_array().map(Vec::len),
+        // Resources of medicines the engine does not track, ward doses aside (the ward
+        // shape writes one per dose).
+        "ignored_medications": assessment["ignored_medications"].as_array().map(|list| {
+            list.iter()
+                .filter(|i| !i["source"].as_str().unwrap_or("").starts_with("MedicationAdministration/"))
+                .count()
+        }),
         "finding_codes": codes("findings"),
         "suggestion_codes": codes("suggestions"),
     })

@@ -21,7 +21,6 @@ use crate::fhir::read::{Relevance, ResourcePool};
 use crate::fhir::resource_types::{ReadType, READ_TYPES};
 use crate::metrics::Metrics;
 
-
 /// The prefetch templates the discovery document offers: reads and searches by
 /// patient and token only (the spec's recommended subset); `_include` of the
 /// Medications is a bonus an EHR may ignore (the service then reads them itself).

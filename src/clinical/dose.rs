@@ -240,6 +240,21 @@ pub fn fmt(value: f64) -> String {
 /// Presentation units taken per day, when the dose is a count (tablets): turns a
 /// dispensed quantity into days of supply.
 pub fn units_per_day(dosages: &[DosageInstruction]) -> Option<f64> {
+    per_day(dosages, |kind| (kind == UnitKind::Count).then_some(1.0))
+}
+
+/// mL a day of a liquid taken by volume ("5 mL once daily"): what a dispensed volume
+/// with no days supply lasts.
+pub fn ml_per_day(dosages: &[DosageInstruction]) -> Option<f64> {
+    per_day(dosages, |kind| match kind {
+        UnitKind::Volume { ml_per_unit } => Some(ml_per_unit),
+        _ => None,
+    })
+}
+
+/// The day's total of the instructions that run together, each dose converted by
+/// `factor` (None: not that kind of unit).
+fn per_day(dosages: &[DosageInstruction], factor: fn(UnitKind) -> Option<f64>) -> Option<f64> {
     let first = dosages.first()?;
     let mut total = 0.0;
     for dosage in dosages.iter().filter(|d| d.sequence == first.sequence) {
@@ -248,10 +263,9 @@ pub fn units_per_day(dosages: &[DosageInstruction]) -> Option<f64> {
             Some(DoseQuantity::Range { low, .. }) => low,
             None => return None,
         };
-        if classify(&amount.unit) != UnitKind::Count {
-            return None;
-        }
-        total += amount.value * administrations_per_day(dosage).ok()?.0;
+        total += amount.value
+            * factor(classify(&amount.unit))?
+            * administrations_per_day(dosage).ok()?.0;
     }
     (total > 0.0).then_some(total)
 }

@@ -41,7 +41,13 @@ pub fn uses_of<'a>(
     drugs: &'a [NamedDrug],
     as_of: Date,
 ) -> Vec<MedicineUse<'a>> {
-    const NOT_USED: &[&str] = &["entered-in-error", "cancelled", "draft", "not-taken", "not-done"];
+    const NOT_USED: &[&str] = &[
+        "entered-in-error",
+        "cancelled",
+        "draft",
+        "not-taken",
+        "not-done",
+    ];
     let days = |d: Option<f64>| {
         d.filter(|d| d.is_finite() && *d >= 1.0)
             .map_or(1, |d| d.min(365.0) as u32)

@@ -204,7 +204,8 @@ fn item_totals(
                     .then(|| item_value(c.value.as_ref(), &items.answers))
             })
         };
-        let answers: Vec<Option<f64>> = items.codes.iter().map(|c| answer_of(c).flatten()).collect();
+        let answers: Vec<Option<f64>> =
+            items.codes.iter().map(|c| answer_of(c).flatten()).collect();
         let answered: Vec<f64> = answers.iter().flatten().copied().collect();
         let present = items.codes.iter().any(|c| answer_of(c).is_some());
         if !present || items.codes.iter().all(|c| used.contains(&c.as_str())) {
@@ -232,7 +233,10 @@ fn item_totals(
         } else {
             findings.push(Finding::not_used(
                 &observation.source,
-                format!("{} items sum to {total}, outside the range", instrument.name),
+                format!(
+                    "{} items sum to {total}, outside the range",
+                    instrument.name
+                ),
             ));
         }
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::Date;
 
 use super::dates::{last_of_span, plus_days};
-use super::dose::{fmt, units_per_day, DailyDose};
+use super::dose::{fmt, ml_per_day, units_per_day, DailyDose};
 use super::finding::Finding;
 use super::indication::{indication_of, Indication};
 use super::knowledge::{DrugRef, Knowledge, Strength, StrengthUnit};
@@ -149,7 +149,7 @@ fn dispense_supplies(
     ledger: &mut SupplyLedger,
 ) {
     for dispense in &record.dispenses {
-        let Some((product, _)) = identify_or_ordered(
+        let Some(product) = identify_or_ordered(
             &dispense.source,
             &dispense.medication,
             &dispense.authorizing,
@@ -174,7 +174,12 @@ fn dispense_supplies(
             continue;
         };
         for component in &product.components {
-            let order = authorising_order(dispense, orders, component.drug);
+            let order = authorising_order(
+                &dispense.authorizing,
+                dispense.handed_over,
+                orders,
+                component.drug,
+            );
             let dosage: &[DosageInstruction] = if dispense.dosage.is_empty() {
                 order.map(|o| o.order.dosage.as_slice()).unwrap_or(&[])
             } else {
@@ -182,13 +187,18 @@ fn dispense_supplies(
             };
             let days = dispense.days_supply.or_else(|| {
                 let quantity = dispense.quantity.as_ref()?;
-                (classify(&quantity.unit) == UnitKind::Count).then_some(())?;
-                Some(quantity.value / units_per_day(dosage)?)
+                match classify(&quantity.unit) {
+                    UnitKind::Count => Some(quantity.value / units_per_day(dosage)?),
+                    UnitKind::Volume { ml_per_unit } => {
+                        Some(quantity.value * ml_per_unit / ml_per_day(dosage)?)
+                    }
+                    _ => None,
+                }
             });
             let Some(days) = days.filter(|d| *d >= 1.0) else {
                 ledger.findings.push(Finding::not_used(
                     &dispense.source,
-                    "days supply unknown (no daysSupply, and no quantity with a countable dose)",
+                    "days supply unknown (no daysSupply, and no quantity with a countable or liquid dose)",
                 ));
                 continue;
             };
@@ -235,21 +245,23 @@ fn strength_mg(strength: Option<Strength>) -> Option<f64> {
     }
 }
 
-/// The dispense's authorising order, else the latest order for the same drug
-/// written on or before the dispense.
+/// The order a dispense or administration names (`authorizingPrescription`,
+/// `request`), else the latest order for the same drug with a dosage written on or
+/// before it.
 fn authorising_order<'o, 'r>(
-    dispense: &MedicationDispensed,
+    named: &[SourceRef],
+    on: Option<Date>,
     orders: &'o [UsableOrder<'r>],
     drug: DrugRef,
 ) -> Option<&'o UsableOrder<'r>> {
     orders
         .iter()
-        .find(|o| dispense.authorizing.contains(&o.order.source) && o.names(drug))
+        .find(|o| named.contains(&o.order.source) && o.names(drug))
         .or_else(|| {
             orders
                 .iter()
                 .filter(|o| o.names(drug) && !o.order.dosage.is_empty())
-                .filter(|o| dispense.handed_over.is_some_and(|h| o.start <= h))
+                .filter(|o| on.is_some_and(|day| o.start <= day))
                 .max_by_key(|o| o.start)
         })
 }
@@ -428,31 +440,33 @@ fn statement_supplies(
 /// What a dispense or administration gave: its own medication, else (when it carries
 /// no usable code of its own: an NDC alone, a local code) the drug of the order it
 /// names (`authorizingPrescription`, `request`), said so in the identification.
-fn identify_or_ordered<'o, 'r>(
+fn identify_or_ordered(
     source: &SourceRef,
     product: &MedicationProduct,
     orders_named: &[SourceRef],
-    orders: &'o [UsableOrder<'r>],
+    orders: &[UsableOrder<'_>],
     knowledge: &Knowledge,
     ledger: &mut SupplyLedger,
-) -> Option<(IdentifiedProduct, Option<&'o UsableOrder<'r>>)> {
+) -> Option<IdentifiedProduct> {
+    let identity = identify(product, knowledge);
+    if let ProductIdentity::Known(found) = identity {
+        return Some(found);
+    }
     let named = orders
         .iter()
         .find(|o| orders_named.contains(&o.order.source));
-    let identity = identify(product, knowledge);
-    if let ProductIdentity::Known(found) = identity {
-        return Some((found, named));
-    }
+    let blank = |text: &Option<String>| text.as_deref().is_none_or(|t| t.trim().is_empty());
     let no_usable_code = matches!(identity, ProductIdentity::Unidentifiable { .. })
-        || (product.text.is_none()
-            && product.codes.iter().all(|c| {
-                c.display.is_none() && c.system != super::product::RXNORM
-            })
+        || (blank(&product.text)
+            && product
+                .codes
+                .iter()
+                .all(|c| blank(&c.display) && c.system != super::product::RXNORM)
             && product.ingredients.is_empty());
     if let Some(order) = named.filter(|_| no_usable_code) {
         let mut found = order.product.clone();
         found.identified_by = format!("the drug of {}", order.order.source);
-        return Some((found, Some(order)));
+        return Some(found);
     }
     report_unrecognised(source, product, identity, ledger);
     None

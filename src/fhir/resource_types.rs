@@ -100,7 +100,10 @@ mod tests {
         names.dedup();
         keys.sort_unstable();
         keys.dedup();
-        assert_eq!((names.len(), keys.len()), (READ_TYPES.len(), READ_TYPES.len()));
+        assert_eq!(
+            (names.len(), keys.len()),
+            (READ_TYPES.len(), READ_TYPES.len())
+        );
         assert_eq!(
             watched().collect::<Vec<_>>(),
             [

@@ -21,7 +21,6 @@ use crate::fhir::mapping::patient_of;
 use crate::fhir::read::Relevance;
 use crate::queue::{QueueError, WorkQueue};
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]

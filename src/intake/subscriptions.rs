@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fhir::resource_types;
 pub use super::topic::TOPIC_URL;
 use super::topic::{classic_criteria, topic};
 use crate::config::{Config, SubscriptionMode};
 use crate::fhir::client::{FhirClient, FhirError, Idempotency};
 use crate::fhir::read::Relevance;
+use crate::fhir::resource_types;
 use crate::fhir::writeback::{own_tag_search, OWN_TAG_CODE, OWN_TAG_SYSTEM};
 
 #[derive(Debug, thiserror::Error)]

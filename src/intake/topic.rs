@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::fhir::resource_types;
 use crate::clinical::knowledge::CodeSelection;
 use crate::fhir::read::Relevance;
+use crate::fhir::resource_types;
 
 /// The R4 Backport topic the service subscribes to.
 pub const TOPIC_URL: &str = "https://fhir.trd-sentinel.org/topic/antidepressant-data";

@@ -60,9 +60,7 @@ impl NdcMap {
 
     /// The RxNorm code of an NDC as a record writes it, when the map has it.
     pub fn rxcui(&self, ndc: &str) -> Option<&str> {
-        self.rxcui_by_ndc
-            .get(&normalise(ndc)?)
-            .map(String::as_str)
+        self.rxcui_by_ndc.get(&normalise(ndc)?).map(String::as_str)
     }
 
     pub fn len(&self) -> usize {
@@ -102,10 +100,19 @@ mod tests {
     #[test]
     fn every_written_form_of_one_package_is_the_same_ndc() {
         let map = NdcMap::parse("t", "# a comment\nndc,rxcui\n0093-7198-56,312938\n").expect("map");
-        for form in ["0093-7198-56", "00093-7198-56", "00093719856", " 00093-7198-56 "] {
+        for form in [
+            "0093-7198-56",
+            "00093-7198-56",
+            "00093719856",
+            " 00093-7198-56 ",
+        ] {
             assert_eq!(map.rxcui(form), Some("312938"), "{form}");
         }
-        assert_eq!(map.rxcui("0093719856"), None, "bare 10 digits cannot be placed");
+        assert_eq!(
+            map.rxcui("0093719856"),
+            None,
+            "bare 10 digits cannot be placed"
+        );
         assert_eq!(map.rxcui("00093-7198-57"), None);
         assert_eq!(map.len(), 1);
     }

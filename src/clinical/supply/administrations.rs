@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use time::Date;
 
 use super::orders::UsableOrder;
-use super::{identify_or_ordered, strength_mg, Supply, SupplyLedger, SupplyOrigin};
+use super::{
+    authorising_order, identify_or_ordered, strength_mg, Supply, SupplyLedger, SupplyOrigin,
+};
 use crate::clinical::dates::plus_days;
 use crate::clinical::dose::{daily_dose, fmt, DailyDose};
 use crate::clinical::finding::Finding;
@@ -40,13 +42,14 @@ pub(super) fn administration_supplies(
     let mut reasons_of: BTreeMap<DrugRef, &[crate::clinical::record::Code]> = BTreeMap::new();
     for given in &record.administrations {
         if !ADMINISTRATION_USED.contains(&given.status.as_str()) {
-            ledger
-                .findings
-                .push(Finding::not_used(&given.source, format!("status {}", given.status)));
+            ledger.findings.push(Finding::not_used(
+                &given.source,
+                format!("status {}", given.status),
+            ));
             continue;
         }
         let requests: Vec<SourceRef> = given.request.iter().cloned().collect();
-        let Some((product, order)) = identify_or_ordered(
+        let Some(product) = identify_or_ordered(
             &given.source,
             &given.medication,
             &requests,
@@ -65,7 +68,7 @@ pub(super) fn administration_supplies(
         let last = given.given_until.unwrap_or(first).max(first);
         for component in &product.components {
             let dose = daily_dose(std::slice::from_ref(&given.dosage), component.strength);
-            if let Some(order) = order {
+            if let Some(order) = authorising_order(&requests, Some(first), orders, component.drug) {
                 reasons_of.insert(component.drug, order.order.reasons.as_slice());
             }
             let mut day = first;

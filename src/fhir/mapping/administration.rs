@@ -6,7 +6,9 @@ use fhir_sdk::r4b::resources::{
     MedicationAdministration, MedicationAdministrationEffective, MedicationAdministrationMedication,
 };
 
-use super::{amount_of, date_of, period_bounds, product_of, reference_of, MedicationChoice, MedicationLookup};
+use super::{
+    amount_of, date_of, period_bounds, product_of, reference_of, MedicationChoice, MedicationLookup,
+};
 use crate::clinical::record::{DosageInstruction, DoseQuantity, MedicationGiven, SourceRef};
 
 pub fn administration_of(
@@ -34,7 +36,9 @@ pub fn administration_of(
         frequency: Some(1),
         period: Some(1.0),
         period_unit: Some("d".into()),
-        route: dosage.and_then(|d| d.route.as_ref()).and_then(super::route_of),
+        route: dosage
+            .and_then(|d| d.route.as_ref())
+            .and_then(super::route_of),
         ..DosageInstruction::default()
     };
     MedicationGiven {
