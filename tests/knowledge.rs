@@ -236,3 +236,85 @@ fn psychotherapy_rules_load_and_are_checked() {
         "{error}"
     );
 }
+
+/// A pharmacy feed coding each dispense by NDC alone (no label, no order): without
+/// a map the engine cannot say what was dispensed; with the hospital's NDC -> RxNorm
+/// map in its knowledge directory, each NDC reads as its clinical drug and strength,
+/// whichever way the NDC is written.
+#[test]
+fn a_hospital_ndc_map_names_what_a_pharmacy_feed_dispensed() {
+    use trd_sentinel::clinical::{assess, policy::Policy};
+    use trd_sentinel::fhir::read::{Relevance, ResourcePool};
+
+    let dispense = |n: usize, ndc: &str, day: &str| {
+        serde_json::json!({ "fullUrl": format!("urn:uuid:d{n}"), "resource": {
+            "resourceType": "MedicationDispense", "id": format!("d{n}"), "status": "completed",
+            "subject": { "reference": "Patient/p" },
+            "medicationCodeableConcept": { "coding": [{ "system": "http://hl7.org/fhir/sid/ndc", "code": ndc }] },
+            "whenHandedOver": day, "quantity": { "value": 30, "unit": "TAB" },
+            "daysSupply": { "value": 30, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d" } } })
+    };
+    let bundle = serde_json::json!({ "resourceType": "Bundle", "type": "collection", "entry": [
+        dispense(1, "99999-0100-30", "2024-01-08"),
+        dispense(2, "99999010030", "2024-02-07"),
+        dispense(3, "9999910030", "2024-03-08"),
+    ]});
+    let trials_with = |knowledge: &Knowledge| {
+        let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
+        pool.add_json(&bundle.to_string(), "feed").expect("bundle");
+        let record = pool.record_for("Patient/p");
+        let policy = Policy::default_preset().expect("policy");
+        let as_of = time::macros::date!(2024 - 10 - 20);
+        let assessment =
+            serde_json::to_value(assess(&record, &policy, knowledge, as_of)).expect("json");
+        let trials: Vec<_> = assessment["trials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t["ingredient"].clone(),
+                    t["start"].clone(),
+                    t["end"].clone(),
+                    t["daily_dose_mg"].clone(),
+                )
+            })
+            .collect();
+        (
+            trials,
+            assessment["ignored_medications"]
+                .as_array()
+                .map_or(0, Vec::len),
+        )
+    };
+
+    let shipped = Knowledge::embedded().expect("knowledge");
+    assert!(shipped.ndc.is_empty(), "the shipped map is empty");
+    assert_eq!(
+        trials_with(&shipped),
+        (vec![], 3),
+        "unmapped NDCs: listed, no trial"
+    );
+
+    let mut files = ProfileFiles::embedded();
+    files.set(
+        "knowledge/ndc-rxnorm.csv",
+        "# the hospital's map\nndc,rxcui\n99999-0100-30,312938\n",
+    );
+    let mapped = Knowledge::from_files(&files).expect("knowledge with a map");
+    assert_eq!(mapped.ndc.len(), 1);
+    use serde_json::json;
+    assert_eq!(
+        trials_with(&mapped),
+        (
+            vec![(
+                json!("sertraline"),
+                json!("2024-01-08"),
+                json!("2024-03-07"),
+                json!(100.0)
+            )],
+            1
+        ),
+        "11-digit and 5-4-2 forms map; the bare 10-digit form cannot be placed and is listed"
+    );
+}
