@@ -50,7 +50,7 @@ async fn patient_view_shows_what_is_actionable_and_nothing_else() {
         "| T1 | sertraline | 100 mg (50) | 12.9 (12.9) | 100% of days | adequate |".to_string(),
         "| T2 | escitalopram | 20 mg (10) | 12.9 (12.9) | 100% of days | adequate |".to_string(),
         format!("non-response: PHQ-9 18 on {} -> 17 on {} (5.56% reduction)", moved("2024-04-10"), moved("2024-07-06")),
-        "- Consider augmentation (aripiprazole, bupropion, lithium, T3) versus switching; VAST-D favoured augmentation".to_string(),
+        format!("- No antidepressant supplied since {}: confirm whether it was stopped; for the next trial consider switching, or restarting with augmentation (aripiprazole, bupropion, lithium, T3)", moved("2024-07-10")),
     ] {
         assert!(detail.contains(&expected), "{expected}\nnot in\n{detail}");
     }
@@ -407,7 +407,11 @@ async fn prefetch_in_every_state_and_the_fallback_to_the_fhir_server() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(outline(&answer), expected);
     let seen = setup.recorder.requests();
-    assert_eq!(seen.len(), 8, "one search per key: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        trd_sentinel::fhir::resource_types::READ_TYPES.len(),
+        "one search per key: {seen:?}"
+    );
     assert!(seen
         .iter()
         .all(|(_, auth)| auth.as_deref() == Some(&*format!("Bearer {token}"))));

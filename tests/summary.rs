@@ -116,9 +116,9 @@ Plan: suggestions for the treating team:
 - refer to psychiatry: 2 failed adequate trials (SSRI) in the current episode
 - check thyroid function (TSH, free T4)
 - check 25-OH vitamin D
-- consider augmentation (aripiprazole, bupropion, lithium, T3) versus switching; VAST-D favoured augmentation
+- no antidepressant supplied since 2024-07-10: confirm whether it was stopped; for the next trial consider switching, or restarting with augmentation (aripiprazole, bupropion, lithium, T3)
 - psychotherapy: none recorded in this episode; behavioural activation as a core component (CBT; ACT or DBT when CBT has not helped)
-- pharmacogenetic testing after 2 failed adequate trials
+- consider pharmacogenetic testing after 2 failed adequate trials
 - evaluate for ECT, TMS or esketamine
 ";
     assert_eq!(summary.text(), expected);

@@ -86,8 +86,27 @@ pub struct Problem {
     pub display: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub onset: Option<Date>,
+    /// When it ended: its abatement, else (resolved without a date) its recorded date
+    /// when later than its onset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Date>,
     pub active: bool,
     pub source: super::record::SourceRef,
+}
+
+impl Problem {
+    /// Its dates as a reader needs them: "since 2019-05-01"; "2012-03-01 to
+    /// 2013-06-01, resolved"; "from 2015-01-01, not active".
+    pub fn when(&self) -> String {
+        match (self.onset, self.ended, self.active) {
+            (Some(onset), _, true) => format!("since {onset}"),
+            (None, _, true) => String::new(),
+            (Some(onset), Some(ended), false) => format!("{onset} to {ended}, resolved"),
+            (None, Some(ended), false) => format!("resolved by {ended}"),
+            (Some(onset), None, false) => format!("from {onset}, not active"),
+            (None, None, false) => "not active".to_string(),
+        }
+    }
 }
 
 /// The record's diagnoses in the knowledge's diagnosis value sets, each once (under
@@ -107,6 +126,9 @@ pub fn problems(record: &PatientRecord, knowledge: &Knowledge, as_of: Date) -> V
                 kind: (*title).to_string(),
                 display: c.codes.iter().find_map(|code| code.display.clone()),
                 onset: c.onset.or(c.recorded),
+                ended: c
+                    .abatement
+                    .or(c.recorded.filter(|r| c.onset.is_some_and(|o| *r > o))),
                 active: c
                     .clinical_status
                     .as_deref()

@@ -154,7 +154,10 @@ pub fn assess_with(
         .len(),
         scores: scores.depression_points(knowledge),
     };
-    let status = status::decide(&judged, &episode, !bipolar.is_empty(), &evidence, policy);
+    let mut status = status::decide(&judged, &episode, !bipolar.is_empty(), &evidence, policy);
+    if let Some(age) = remeasure::label_age(status.status, &scores, knowledge, as_of) {
+        status.explanation.push_str(&age);
+    }
     let ect_procedures = conditions::procedures_in(record, knowledge, conditions::VS_ECT, as_of);
     let ect = staging::ect_history(&ect_procedures, &episode, status.status);
     let stages = staging::stage(&judged, &status, &episode, &ect, &knowledge.staging);

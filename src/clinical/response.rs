@@ -94,6 +94,16 @@ pub fn judge(
                         "no {} baseline between {} and {}",
                         instrument.name, baseline_window.0, baseline_window.1
                     ),
+                    // A trial that ended (or an as-of date that falls) before its
+                    // outcome window opens has no outcome to miss.
+                    Some(_) if outcome_from > outcome_to && trial.end < outcome_from => format!(
+                        "{drug} ended on {} before week {}: too early to judge a response",
+                        trial.end, policy.outcome_from_weeks
+                    ),
+                    Some(_) if outcome_from > outcome_to => format!(
+                        "week {} of {drug} ({outcome_from}) not reached yet",
+                        policy.outcome_from_weeks
+                    ),
                     Some(_) => format!(
                         "no {} since week {} of {drug} ({} to {})",
                         instrument.name, policy.outcome_from_weeks, outcome_from, outcome_to

@@ -310,7 +310,15 @@ pub fn suggest_all(
         &["sleep-apnea"],
     ));
     if status.status.at_risk_or_trd() {
-        let text = "consider augmentation (aripiprazole, bupropion, lithium, T3) versus switching; VAST-D favoured augmentation";
+        // Augmenting needs a drug still taken: with none supplied any more, the next
+        // step is a new trial (a switch, or a restart with augmentation).
+        let last_supplied = judged.iter().map(|j| j.trial.end).max();
+        let text = match last_supplied {
+            Some(end) if !judged.iter().any(|j| j.trial.ongoing) => format!(
+                "no antidepressant supplied since {end}: confirm whether it was stopped; for the next trial consider switching, or restarting with augmentation (aripiprazole, bupropion, lithium, T3)"
+            ),
+            _ => "consider augmentation (aripiprazole, bupropion, lithium, T3) versus switching; VAST-D: aripiprazole augmentation modestly ahead of a switch to bupropion".to_string(),
+        };
         out.push(suggest(
             kinds::AUGMENT_OR_SWITCH,
             text,
@@ -339,7 +347,7 @@ pub fn suggest_all(
     // Not for a bipolar spectrum: the TRD pathway does not apply there.
     if status.failed_adequate_trials >= 2 && status.status != TrdStatus::ExcludedBipolarSpectrum {
         let text = format!(
-            "pharmacogenetic testing after {} failed adequate trials",
+            "consider pharmacogenetic testing after {} failed adequate trials",
             status.failed_adequate_trials
         );
         out.push(suggest(

@@ -357,11 +357,9 @@ fn problems(a: &Assessment) -> SummarySection {
             if let Some(display) = p.display.as_deref().filter(|d| *d != p.kind) {
                 line.push_str(&format!(": {display}"));
             }
-            if let Some(onset) = p.onset {
-                line.push_str(&format!(", since {onset}"));
-            }
-            if !p.active {
-                line.push_str(" (not active)");
+            let when = p.when();
+            if !when.is_empty() {
+                line.push_str(&format!(", {when}"));
             }
             line
         })

@@ -144,7 +144,7 @@ pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
                     section {
                         h2 { "Also on record" }
                         ul {
-                            @for p in &a.problems { li { (p.kind) @if let Some(d) = &p.display { ": " (d) } @if let Some(o) = p.onset { ", since " (o) } } }
+                            @for p in &a.problems { li { (p.kind) @if let Some(d) = &p.display { ": " (d) } @let when = p.when(); @if !when.is_empty() { ", " (when) } } }
                             @for m in &a.ignored_medications { li { "Not tracked: " (m.readable) " " span.ev { (m.source) } } }
                         }
                     }

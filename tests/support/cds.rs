@@ -185,15 +185,12 @@ pub fn full_prefetch(bundle: &Value) -> Map<String, Value> {
         "patient".into(),
         of("Patient").into_iter().next().unwrap_or(Value::Null),
     );
-    for (key, kind) in [
-        ("medicationRequests", "MedicationRequest"),
-        ("medicationDispenses", "MedicationDispense"),
-        ("medicationStatements", "MedicationStatement"),
-        ("observations", "Observation"),
-        ("conditions", "Condition"),
-        ("procedures", "Procedure"),
-        ("encounters", "Encounter"),
-    ] {
+    // Every key the service's discovery offers, as its gather table lists them.
+    for read in trd_sentinel::fhir::resource_types::READ_TYPES
+        .iter()
+        .filter(|t| t.name != "Patient")
+    {
+        let (key, kind) = (read.prefetch_key, read.name);
         let included = if kind.starts_with("Medication") {
             of("Medication")
         } else {

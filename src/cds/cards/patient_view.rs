@@ -40,6 +40,9 @@ const NOT_FOR_CARDS: &[&str] = &[
     codes::IMPLAUSIBLE_VALUE,
     codes::STRENGTH_FROM_DISPLAY,
     codes::DOSE_IMPLAUSIBLE,
+    // A remission or response label's age is shown with the status on the page and in
+    // the summary; it is not a reason the depression may look resistant.
+    codes::REMEASURE_SYMPTOMS,
 ];
 
 fn suggestions_for<'a>(a: &'a Assessment, because: &[&str]) -> Vec<&'a Suggestion> {
