@@ -94,7 +94,16 @@ jku = ["{base}/jku"]
             .expect("prefetch")
             .keys()
             .collect();
-        assert_eq!(keys.len(), 8, "{keys:?}");
+        // One key per type the gather reads (src/fhir/resource_types.rs).
+        assert_eq!(
+            keys.len(),
+            trd_sentinel::fhir::resource_types::READ_TYPES.len(),
+            "{keys:?}"
+        );
+        assert_eq!(
+            service["prefetch"]["questionnaireResponses"],
+            "QuestionnaireResponse?patient={{context.patientId}}"
+        );
         assert_eq!(
             service["prefetch"]["patient"],
             "Patient/{{context.patientId}}"

@@ -519,9 +519,11 @@ async fn one_batch_gathers_what_the_separate_searches_do() {
             "the Flag and the assessment Observation at least: {own}"
         );
         assert!(!separate.record.dispenses.is_empty());
-        // Twelve searches (eight for the record, four for the service's own): one
-        // request each, plus their further pages; batched, one in all plus those pages.
-        let further_pages = separate.requests - 12;
+        // Fourteen searches (one per type the record is read from, ten, and four for
+        // the service's own): one request each, plus their further pages; batched, one
+        // in all plus those pages.
+        let searches = trd_sentinel::fhir::resource_types::READ_TYPES.len() + 4;
+        let further_pages = separate.requests - searches;
         assert_eq!(batched.requests, 1 + further_pages);
         if ehr.client.page_size() == 2 {
             assert!(further_pages > 0, "two to a page: some answers are paged");
