@@ -284,11 +284,16 @@ async fn handle(
         .collect();
     // Gaps in the event counter are judged in one place for all replicas: the
     // count goes to the subscription's shard (see `WorkItem::EventCount`).
-    if let (Some(subscription), Some(n)) = (&reduced.subscription, reduced.events_since_start) {
+    // Both the count since the subscription started and the events' own numbers are
+    // read: either alone finds a lost notification (the count is optional in the
+    // Backport IG; a notification may carry several events).
+    let counted = reduced.events_since_start.is_some() || !reduced.event_numbers.is_empty();
+    if let (Some(subscription), true) = (&reduced.subscription, counted) {
         if reduced.notification_type.as_deref() != Some("handshake") {
             items.push(WorkItem::EventCount {
                 subscription: subscription.clone(),
-                events_since_start: n,
+                events_since_start: reduced.events_since_start,
+                event_numbers: reduced.event_numbers.clone(),
             });
         }
     }

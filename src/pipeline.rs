@@ -343,9 +343,16 @@ impl Pipeline {
             WorkItem::EventCount {
                 subscription,
                 events_since_start,
+                event_numbers,
             } => {
-                self.check_event_count(subscription, *events_since_start)
-                    .await
+                // The events' own numbers first, then the count (equal to the last
+                // number, or ahead of it on a heartbeat after lost events).
+                let numbers: Vec<u64> = event_numbers
+                    .iter()
+                    .copied()
+                    .chain(*events_since_start)
+                    .collect();
+                self.check_event_count(subscription, &numbers).await
             }
             WorkItem::Requery { .. } | WorkItem::ScheduledPoll => match &self.reconciler {
                 Some(reconciler) => {
@@ -384,14 +391,14 @@ impl Pipeline {
     /// re-queried. All counts of a subscription reach this one consumer (its shard),
     /// whichever replica received the notification; a consumer that just took the
     /// shard over starts counting.
-    async fn check_event_count(&self, subscription: &str, n: u64) -> Result<(), Failure> {
-        let gap = self
-            .event_counts
-            .lock()
-            .await
-            .entry(subscription.to_string())
-            .or_default()
-            .observe(n, Instant::now());
+    async fn check_event_count(&self, subscription: &str, numbers: &[u64]) -> Result<(), Failure> {
+        let now = Instant::now();
+        let gap = {
+            let mut counts = self.event_counts.lock().await;
+            let counter = counts.entry(subscription.to_string()).or_default();
+            counter.observe_all(numbers, now)
+        };
+        let n = numbers.iter().copied().max().unwrap_or_default();
         if gap {
             tracing::warn!(subscription, now = n, "notification gap: re-querying");
             self.metrics.notification_gaps.inc();

@@ -242,14 +242,16 @@ async fn every_shape_becomes_work() {
             },
             WorkItem::EventCount {
                 subscription: "Subscription/s1".into(),
-                events_since_start: 1
+                events_since_start: Some(1),
+                event_numbers: vec![],
             },
             WorkItem::Resource {
                 reference: "MedicationDispense/9".into()
             },
             WorkItem::EventCount {
                 subscription: "Subscription/s1".into(),
-                events_since_start: 2
+                events_since_start: Some(2),
+                event_numbers: vec![],
             },
             WorkItem::Patient {
                 patient: "Patient/b".into()
@@ -291,7 +293,8 @@ async fn event_numbers_go_to_the_subscriptions_shard() {
             WorkItem::EventCount {
                 subscription,
                 events_since_start,
-            } if subscription == "Subscription/s1" => Some(events_since_start),
+                ..
+            } if subscription == "Subscription/s1" => events_since_start,
             _ => None,
         })
         .collect();

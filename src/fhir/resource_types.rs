@@ -17,6 +17,9 @@ pub struct ReadType {
     pub date_param: Option<&'static str>,
     /// Names a medication: its search `_include`s the Medications it refers to.
     pub names_medication: bool,
+    /// The search parameter that narrows it to the codes the engine reads (`code`;
+    /// an Encounter's `type`), where it has one.
+    pub code_param: Option<&'static str>,
 }
 
 const fn read(name: &'static str, prefetch_key: &'static str) -> ReadType {
@@ -26,6 +29,7 @@ const fn read(name: &'static str, prefetch_key: &'static str) -> ReadType {
         watched: true,
         date_param: None,
         names_medication: false,
+        code_param: None,
     }
 }
 
@@ -58,6 +62,7 @@ pub const READ_TYPES: &[ReadType] = &[
     },
     ReadType {
         date_param: Some("date"),
+        code_param: Some("code"),
         ..read("Observation", "observations")
     },
     // Scores kept as the form the patient filled in (PHQ-9, GAD-7...).
@@ -65,15 +70,20 @@ pub const READ_TYPES: &[ReadType] = &[
         date_param: Some("authored"),
         ..read("QuestionnaireResponse", "questionnaireResponses")
     },
-    read("Condition", "conditions"),
+    ReadType {
+        code_param: Some("code"),
+        ..read("Condition", "conditions")
+    },
     ReadType {
         date_param: Some("date"),
+        code_param: Some("code"),
         ..read("Procedure", "procedures")
     },
-    // Psychotherapy coded as the visit type; a visit alone never triggers anything.
+    // Psychotherapy coded as the visit type: watched, narrowed to those types (any
+    // other visit never triggers anything).
     ReadType {
-        watched: false,
         date_param: Some("date"),
+        code_param: Some("type"),
         ..read("Encounter", "encounters")
     },
 ];
@@ -114,7 +124,8 @@ mod tests {
                 "Observation",
                 "QuestionnaireResponse",
                 "Condition",
-                "Procedure"
+                "Procedure",
+                "Encounter"
             ]
         );
     }

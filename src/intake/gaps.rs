@@ -49,6 +49,17 @@ impl EventCounter {
         }
         gap
     }
+
+    /// Records every number a notification reported: its events' own numbers, then
+    /// its count since the subscription started; true when any reveals a gap.
+    pub fn observe_all(&mut self, numbers: &[u64], now: Instant) -> bool {
+        // Every number is recorded, even after one has shown a gap.
+        let mut gap = false;
+        for n in numbers {
+            gap |= self.observe(*n, now);
+        }
+        gap
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +85,31 @@ mod tests {
         assert!(!c.observe(5, t + GRACE / 2));
         assert!(c.observe(6, t + GRACE), "2 and 3 never came");
         assert!(!c.observe(7, t + GRACE * 3), "reported once");
+    }
+
+    /// Backport IG: a notification may carry several events; their `eventNumber`s
+    /// are what was delivered, the count since start is only their last.
+    #[test]
+    fn a_notification_of_several_events_leaves_no_gap() {
+        let t = Instant::now();
+        let mut c = EventCounter::default();
+        assert!(!c.observe_all(&[1, 1], t));
+        assert!(
+            !c.observe_all(&[2, 3, 4, 4], t),
+            "events 2, 3 and 4 in one notification"
+        );
+        assert!(!c.observe_all(&[5, 5], t + GRACE * 2), "nothing missing");
+    }
+
+    /// `events-since-subscription-start` is optional; the event numbers alone still
+    /// show a lost notification.
+    #[test]
+    fn event_numbers_alone_find_a_lost_notification() {
+        let t = Instant::now();
+        let mut c = EventCounter::default();
+        assert!(!c.observe_all(&[1], t));
+        assert!(!c.observe_all(&[3], t), "2 may still come");
+        assert!(c.observe_all(&[4], t + GRACE), "2 never came");
     }
 
     #[test]

@@ -13,7 +13,6 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::topic::code_search_of;
 use super::work::WorkItem;
 use crate::ehr::is_own_resource;
 use crate::fhir::client::{FhirClient, FhirError};
@@ -221,7 +220,7 @@ impl Reconciler {
         let mut irrelevant = 0usize;
         for kind in crate::fhir::resource_types::watched() {
             let mut params = vec![("_lastUpdated", format!("ge{from}"))];
-            params.extend(code_search_of(kind, &self.relevance).map(|codes| ("code", codes)));
+            params.extend(self.relevance.code_search(kind));
             client
                 .search_pages(kind, &params, |page| {
                     let entries = page.get("entry").and_then(Value::as_array);

@@ -1,9 +1,10 @@
 //! What the service subscribes to: the R4 Backport topic (a `Basic`
 //! SubscriptionTopic) and the classic criteria, one per watched resource type.
-//! Observations, Conditions and Procedures are narrowed to the codes the engine reads,
-//! so a vital sign, a blood count or a fracture never notifies (and costs the EHR
-//! nothing): by a FHIRPath trigger criterion on the topic, by `code=` on the classic
-//! criteria where the codes can be listed (Observations, Procedures).
+//! Observations, Conditions, Procedures and Encounters are narrowed to the codes the
+//! engine reads (an Encounter by its psychotherapy type), so a vital sign, a blood
+//! count, a fracture or a routine visit never notifies (and costs the EHR nothing): by
+//! a FHIRPath trigger criterion on the topic, by `code=` (`type=`) on the classic
+//! criteria where the codes can be listed (Observations, Procedures, Encounters).
 
 use std::collections::BTreeMap;
 
@@ -59,10 +60,10 @@ fn coding_clause(selection: &CodeSelection) -> Option<String> {
 /// panel). `None` (a type read whole, or no codes known) leaves every resource in.
 pub fn trigger_criterion(kind: &str, relevance: &Relevance) -> Option<String> {
     let clause = coding_clause(relevance.selection_for(kind)?)?;
-    let codings = if kind == "Observation" {
-        "select(code.coding | component.code.coding)"
-    } else {
-        "code.coding"
+    let codings = match kind {
+        "Observation" => "select(code.coding | component.code.coding)",
+        "Encounter" => "type.coding",
+        _ => "code.coding",
     };
     Some(format!(
         "(%previous | %current).{codings}.where({clause}).exists()"
@@ -91,18 +92,13 @@ pub fn topic(meta: Value, relevance: &Relevance) -> Value {
         "extension": extension })
 }
 
-/// The `code=` search value of a watched type, where its codes can be listed:
-/// Observations and Procedures. Conditions (ICD-10-CM `is-a` prefixes) and
-/// medications are asked for whole, and intake drops what the engine would ignore.
-pub fn code_search_of(kind: &str, relevance: &Relevance) -> Option<String> {
-    relevance.selection_for(kind)?.token_list()
-}
-
 /// The classic criteria of one watched type: by code where the codes can be listed
-/// ([`code_search_of`]), the rest whole.
+/// ([`Relevance::code_search`]: Observations, Procedures, psychotherapy Encounters by
+/// type); Conditions (ICD-10-CM `is-a` prefixes) and medications are asked for whole,
+/// and intake drops what the engine would ignore.
 pub fn classic_criteria(kind: &str, relevance: &Relevance) -> String {
-    match code_search_of(kind, relevance) {
-        Some(codes) => format!("{kind}?code={codes}"),
+    match relevance.code_search(kind) {
+        Some((param, codes)) => format!("{kind}?{param}={codes}"),
         None => format!("{kind}?"),
     }
 }
@@ -174,6 +170,15 @@ mod tests {
         // ICD-10-CM prefixes cannot be listed: Conditions are asked for whole.
         assert_eq!(classic("Condition"), "Condition?");
         assert_eq!(classic("MedicationRequest"), "MedicationRequest?");
+        // Psychotherapy visits by type only: a routine visit never notifies.
+        assert!(classic("Encounter").starts_with("Encounter?type="));
+        assert!(
+            classic("Encounter").contains("|90834"),
+            "{}",
+            classic("Encounter")
+        );
+        let encounter = trigger_criterion("Encounter", &relevance).expect("encounter criterion");
+        assert!(encounter.starts_with("(%previous | %current).type.coding.where("));
 
         let topic = topic(json!({}), &relevance);
         let triggers_with_criteria: Vec<String> = topic["extension"]
@@ -189,7 +194,8 @@ mod tests {
             [
                 "http://hl7.org/fhir/StructureDefinition/Observation",
                 "http://hl7.org/fhir/StructureDefinition/Condition",
-                "http://hl7.org/fhir/StructureDefinition/Procedure"
+                "http://hl7.org/fhir/StructureDefinition/Procedure",
+                "http://hl7.org/fhir/StructureDefinition/Encounter"
             ]
         );
     }

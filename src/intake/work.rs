@@ -26,7 +26,12 @@ pub enum WorkItem {
     /// whether events were missed.
     EventCount {
         subscription: String,
-        events_since_start: u64,
+        /// The notification's `events-since-subscription-start`, when it sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        events_since_start: Option<u64>,
+        /// The notification's events' own numbers (`eventNumber`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        event_numbers: Vec<u64>,
     },
     /// A Bundle its sender declared one patient's complete record: assessed as it
     /// is, then written back.

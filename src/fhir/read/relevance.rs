@@ -63,8 +63,17 @@ impl Relevance {
             "Observation" => Some(&self.observations),
             "Condition" => Some(&self.diagnoses),
             "Procedure" => Some(&self.procedures),
+            "Encounter" => Some(&self.encounter_types),
             _ => None,
         }
+    }
+
+    /// The search narrowing a type to the codes the engine reads: (parameter,
+    /// `system|code,...`), where the type has a code parameter and the codes can be
+    /// listed (ICD-10-CM prefixes cannot: Conditions are asked for whole).
+    pub fn code_search(&self, kind: &str) -> Option<(&'static str, String)> {
+        let param = crate::fhir::resource_types::read_type(kind)?.code_param?;
+        Some((param, self.selection_for(kind)?.token_list()?))
     }
 
     /// False when the text holds none of the wanted codes (it cannot be wanted).

@@ -56,6 +56,10 @@ pub struct Reduced {
     pub notification_type: Option<String>,
     pub subscription: Option<String>,
     pub events_since_start: Option<u64>,
+    /// The notification's own events' numbers (`eventNumber`), required by the
+    /// Backport IG where `events-since-subscription-start` is optional: a notification
+    /// carrying events 2, 3 and 4 leaves no gap after event 1.
+    pub event_numbers: Vec<u64>,
     pub targets: Vec<Target>,
     /// Resources the service wrote itself: ignored, so write-back never loops.
     pub ignored_own: usize,
@@ -111,6 +115,7 @@ pub fn reduce(
         notification_type: None,
         subscription: None,
         events_since_start: None,
+        event_numbers: vec![],
         targets: vec![],
         ignored_own: 0,
         ignored_irrelevant: 0,
@@ -176,6 +181,7 @@ fn single(shape: Shape, target: Target) -> Reduced {
         notification_type: None,
         subscription: None,
         events_since_start: None,
+        event_numbers: vec![],
         targets: vec![target],
         ignored_own: 0,
         ignored_irrelevant: 0,
@@ -201,6 +207,7 @@ fn backport(bundle: &Value, relevance: Option<&Relevance>) -> Reduced {
         notification_type: status_info.notification_type.clone(),
         subscription: status_info.subscription.clone(),
         events_since_start: status_info.events_since_start,
+        event_numbers: status_info.event_numbers.clone(),
         targets: vec![],
         ignored_own: 0,
         ignored_irrelevant: 0,
@@ -232,7 +239,10 @@ fn backport(bundle: &Value, relevance: Option<&Relevance>) -> Reduced {
             }
         }
     }
-    if reduced.targets.is_empty() && reduced.ignored_own == 0 {
+    // Only a notification that carried no resource falls back to its focus references:
+    // full resources the engine would not read (or the service's own) cost the EHR
+    // no request.
+    if reduced.targets.is_empty() && reduced.ignored_own == 0 && reduced.ignored_irrelevant == 0 {
         // Focus references in the status, else nothing named at all: re-query.
         for focus in &status_info.focus {
             reduced.targets.push(Target::Resource {
@@ -296,6 +306,7 @@ struct StatusInfo {
     notification_type: Option<String>,
     subscription: Option<String>,
     events_since_start: Option<u64>,
+    event_numbers: Vec<u64>,
     focus: Vec<String>,
 }
 
@@ -313,6 +324,13 @@ impl StatusInfo {
                     .and_then(Value::as_str)
                     .map(normalise_reference),
                 events_since_start: number(status.get("eventsSinceSubscriptionStart")),
+                event_numbers: status
+                    .get("notificationEvent")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| number(e.get("eventNumber")))
+                    .collect(),
                 focus: status
                     .get("notificationEvent")
                     .and_then(Value::as_array)
@@ -338,6 +356,7 @@ impl StatusInfo {
                 .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
         };
         let mut focus = Vec::new();
+        let mut event_numbers = Vec::new();
         for event in params
             .iter()
             .filter(|p| p.get("name").and_then(Value::as_str) == Some("notification-event"))
@@ -348,6 +367,14 @@ impl StatusInfo {
                 .into_iter()
                 .flatten()
             {
+                if part.get("name").and_then(Value::as_str) == Some("event-number") {
+                    event_numbers.extend(
+                        number(part.get("valueString"))
+                            .or(number(part.get("valueInteger64")))
+                            .or(number(part.get("valueUnsignedInt")))
+                            .or(number(part.get("valueInteger"))),
+                    );
+                }
                 if part.get("name").and_then(Value::as_str) == Some("focus") {
                     if let Some(r) = part
                         .pointer("/valueReference/reference")
@@ -373,6 +400,7 @@ impl StatusInfo {
                     .or(number(p.get("valueUnsignedInt")))
                     .or(number(p.get("valueInteger")))
             }),
+            event_numbers,
             focus,
         }
     }

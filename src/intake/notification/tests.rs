@@ -224,3 +224,52 @@ fn malformed_bodies_are_errors() {
         Err(NotificationError::NotJson(_))
     ));
 }
+
+/// Backport IG (R4 `Parameters` and R4B `SubscriptionStatus`): the events' own numbers
+/// are read, several to a notification.
+#[test]
+fn every_event_number_is_read() {
+    let event = |n: &str, focus: &str| {
+        json!({ "name": "notification-event", "part": [
+            { "name": "event-number", "valueString": n },
+            { "name": "focus", "valueReference": { "reference": focus } } ] })
+    };
+    let mut status = status("event-notification", "4", None);
+    if let Some(params) = status["parameter"].as_array_mut() {
+        params.extend([
+            event("2", "MedicationRequest/1"),
+            event("3", "MedicationRequest/2"),
+            event("4", "MedicationRequest/3"),
+        ]);
+    }
+    let r = reduce(&bundle(status, vec![]), None, None).expect("reads");
+    assert_eq!(
+        (r.events_since_start, r.event_numbers),
+        (Some(4), vec![2, 3, 4])
+    );
+
+    // R4B, without the optional count.
+    let status = json!({ "resourceType": "SubscriptionStatus", "type": "event-notification",
+        "subscription": { "reference": "Subscription/s2" },
+        "notificationEvent": [{ "eventNumber": "5", "focus": { "reference": "Observation/5" } },
+                              { "eventNumber": "6", "focus": { "reference": "Observation/6" } }] });
+    let r = reduce(&bundle(status, vec![]), None, None).expect("reads");
+    assert_eq!((r.events_since_start, r.event_numbers), (None, vec![5, 6]));
+}
+
+/// A full-resource notification whose resources the engine would not read (a vital
+/// sign) costs the EHR nothing: no fall back to its focus references.
+#[test]
+fn irrelevant_full_resources_are_not_looked_up_by_their_focus() {
+    let knowledge = crate::clinical::Knowledge::embedded().expect("knowledge");
+    let relevance = crate::fhir::read::Relevance::from_knowledge(&knowledge);
+    let vital = json!({ "resourceType": "Observation", "id": "hr", "status": "final",
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "8867-4" }] },
+        "subject": { "reference": "Patient/a" }, "valueQuantity": { "value": 72 } });
+    let body = bundle(
+        status("event-notification", "8", Some("Observation/hr")),
+        vec![json!({ "fullUrl": "http://ehr/fhir/Observation/hr", "resource": vital })],
+    );
+    let r = reduce(&body, None, Some(&relevance)).expect("reads");
+    assert_eq!((r.targets, r.ignored_irrelevant), (vec![], 1));
+}
