@@ -64,7 +64,7 @@ fn parse_all(paths: &[PathBuf]) -> usize {
 fn evaluate_all(inputs: &Inputs, knowledge: &Knowledge, policy: &Policy) -> (usize, usize) {
     let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
     let progress = Progress::new(inputs, false);
-    batch::read_inputs(&mut pool, inputs, &progress).expect("read");
+    batch::read_inputs(&mut pool, inputs, &progress, true).expect("read");
     let records = pool.records();
     let mut trials = 0usize;
     batch::assess_all(

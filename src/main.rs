@@ -143,6 +143,11 @@ struct EvaluateArgs {
     /// (in shards of about this size) rather than in memory.
     #[arg(long, default_value_t = 1024.0)]
     memory_budget_mb: f64,
+    /// Stop at the first file that cannot be read, before assessing anything (by
+    /// default each such file is reported, the rest assessed, and the run fails at
+    /// the end).
+    #[arg(long)]
+    strict: bool,
 }
 
 /// The patients of a run: in memory, or in shards on disk (a Bulk export larger than
@@ -253,8 +258,9 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     // A Bulk export larger than the memory budget is grouped by patient on disk.
     let sharded = inputs.files.iter().all(|f| is_ndjson(&f.path)) && inputs.total_bytes() > budget;
 
-    // Read (or partition) everything first: a file that cannot be read stops the
-    // run before anything is printed.
+    // Read (or partition) everything first. A file that cannot be read is reported and
+    // fails the run at the end (`--strict`: at once, before anything is printed).
+    let mut unreadable = 0usize;
     let grouped = if sharded {
         let spill = std::env::temp_dir().join(format!("trd-sentinel-spill-{}", std::process::id()));
         let count = batch::bulk::shard_count(inputs.total_bytes(), budget);
@@ -263,9 +269,9 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         Grouped::Shards(shards?)
     } else {
         let mut pool = ResourcePool::new(codes);
-        let read = batch::read_inputs(&mut pool, &inputs, &progress);
+        let read = batch::read_inputs(&mut pool, &inputs, &progress, args.strict);
         progress.finish();
-        read?;
+        unreadable = read?.unreadable.len();
         for problem in &pool.unattributed {
             eprintln!("warning: {problem}");
         }
@@ -282,7 +288,8 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         )?),
         _ => None,
     };
-    let mut fhir_entries = Vec::new();
+    // `--format fhir` writes what write-back would, with its default settings.
+    let writeback = trd_sentinel::config::WritebackSettings::default();
     let (mut failed, mut patients) = (0usize, 0usize);
     if args.format == Format::Table {
         writeln!(out, "{}", report::table_header())?;
@@ -300,7 +307,11 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         match args.format {
             Format::Table => writeln!(out, "{}", report::table_row(&assessment))?,
             Format::Jsonl => writeln!(out, "{}", report::jsonl_row(&assessment)?)?,
-            Format::Fhir => fhir_entries.push(report::fhir_observation(&assessment)),
+            Format::Fhir => {
+                if let Some(transaction) = report::fhir_transaction(&assessment, &writeback) {
+                    writeln!(out, "{transaction}")?;
+                }
+            }
             Format::Document => {
                 if let Some(document) = report::document(&assessment) {
                     writeln!(out, "{document}")?;
@@ -330,10 +341,6 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
             batch::assess_all(&records, &policy, &knowledge, as_of, options, &mut emit)?;
         }
     }
-    if args.format == Format::Fhir {
-        serde_json::to_writer_pretty(&mut out, &report::fhir_bundle(fhir_entries))?;
-        writeln!(out)?;
-    }
     if let Some(html) = html {
         let index = html.finish()?;
         eprintln!("wrote {}", index.display());
@@ -341,6 +348,12 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     out.flush()?;
     if failed > 0 {
         bail!("{failed} of {patients} patients could not be assessed (the others were printed)");
+    }
+    if unreadable > 0 {
+        bail!(
+            "{unreadable} of {} files could not be read (named above); the rest was assessed, and a patient with data in an unreadable file may be incomplete",
+            inputs.files.len()
+        );
     }
     Ok(())
 }

@@ -1,12 +1,11 @@
-//! `evaluate` outputs: a table a person reads, JSON lines a program reads, FHIR, and
-//! the treatment summary as FHIR documents.
+//! `evaluate` outputs: a table a person reads, JSON lines a program reads, the FHIR
+//! transactions write-back would send, and the treatment summary as FHIR documents.
 
 use std::fmt::Write as _;
 
-use serde_json::json;
-
 use crate::clinical::adequacy::Adequacy;
 use crate::clinical::dose::fmt;
+use crate::clinical::finding::{codes, Severity};
 use crate::clinical::response::ResponseClass;
 use crate::clinical::Assessment;
 
@@ -14,6 +13,11 @@ use crate::clinical::Assessment;
 pub enum Format {
     Table,
     Jsonl,
+    /// One FHIR transaction Bundle per line, for every patient with something to
+    /// report: exactly what write-back would send to an EHR holding none of the
+    /// service's resources yet (the Flag, the assessment Observation, a DetectedIssue
+    /// per finding, a ServiceRequest per suggestion, the Provenance; profiled, with
+    /// the default identifier system).
     Fhir,
     /// One FHIR document Bundle (the treatment summary) per line, for every patient
     /// with something to report.
@@ -94,14 +98,15 @@ pub fn document(assessment: &Assessment) -> Option<serde_json::Value> {
 
 pub fn table_header() -> String {
     format!(
-        "{:<36} {:<27} {:>6} {:>3} {:>9} {:>5}  {}",
+        "{:<36} {:<27} {:>6} {:>6} {:>3} {:>9} {:>5}  {}",
         "PATIENT",
         "STATUS",
+        "SAFETY",
         "FAILED",
         "TR",
         "MSM",
         "MGH-S",
-        "TRIALS (drug dose weeks adequacy response; * ongoing)"
+        "TRIALS (drug dose weeks adequacy response; * ongoing) | SAFETY: ... | NOT READ: ..."
     )
 }
 
@@ -139,51 +144,66 @@ pub fn table_row(assessment: &Assessment) -> String {
         .as_ref()
         .map(|m| format!("{} {}", m.score, m.band))
         .unwrap_or_else(|| "-".into());
-    format!(
-        "{:<36} {:<27} {:>6} {:>3} {:>9} {:>5}  {}",
+    // Safety first: how many safety findings (and, at the end of the line, which); and
+    // what could not be read, which may have changed the status.
+    let safety: Vec<&str> = assessment
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Safety)
+        .map(|f| f.code.as_str())
+        .collect();
+    let not_read = assessment
+        .findings
+        .iter()
+        .filter(|f| NOT_READ.contains(&f.code.as_str()))
+        .count();
+    let mut row = format!(
+        "{:<36} {:<27} {:>6} {:>6} {:>3} {:>9} {:>5}  {}",
         assessment.patient,
         assessment.trd_status.code(),
+        if safety.is_empty() {
+            "-".to_string()
+        } else {
+            format!("!{}", safety.len())
+        },
         assessment.failed_adequate_trials,
         assessment.thase_rush_stage.roman,
         msm,
         fmt(assessment.mgh_s.score),
         if trials.is_empty() { "-" } else { trials }
-    )
+    );
+    if !safety.is_empty() {
+        let _ = write!(row, " | SAFETY: {}", safety.join(", "));
+    }
+    if not_read > 0 {
+        let _ = write!(
+            row,
+            " | NOT READ: {not_read} resource(s) unreadable, not used or unidentified (see jsonl findings)"
+        );
+    }
+    row
 }
+
+/// Findings saying a resource was not read: the status may rest on less than the
+/// record holds.
+const NOT_READ: &[&str] = &[
+    codes::RESOURCE_UNREADABLE,
+    codes::RESOURCE_NOT_USED,
+    codes::MEDICATION_UNIDENTIFIED,
+    codes::IMPLAUSIBLE_VALUE,
+];
 
 pub fn jsonl_row(assessment: &Assessment) -> Result<String, serde_json::Error> {
     serde_json::to_string(assessment)
 }
 
-/// The assessment as a FHIR Observation (one per patient) carrying the trial
-/// verdicts as components; the write-back resources come with the EHR adapter.
-pub fn fhir_observation(assessment: &Assessment) -> serde_json::Value {
-    let components: Vec<_> = assessment
-        .trials
-        .iter()
-        .map(|t| {
-            json!({
-                "code": { "coding": [{ "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": t.rxnorm, "display": t.ingredient }] },
-                "valueCodeableConcept": { "coding": [{ "system": "https://fhir.trd-sentinel.org/CodeSystem/trd-trial-adequacy", "code": serde_json::to_value(t.adequacy).unwrap_or_default() }],
-                    "text": format!("{} {} to {}: {}", t.ingredient, t.start, t.end, t.verdict.reasons.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("; ")) }
-            })
-        })
-        .collect();
-    json!({
-        "resourceType": "Observation",
-        "status": "final",
-        "code": { "coding": [{ "system": crate::fhir::writeback::ASSESSMENT_SYSTEM, "code": "trd-assessment" }] },
-        "subject": { "reference": assessment.patient },
-        "effectiveDateTime": assessment.as_of.to_string(),
-        "note": [{ "text": format!("policy {}", assessment.policy) }],
-        "component": components,
-    })
-}
-
-pub fn fhir_bundle(entries: Vec<serde_json::Value>) -> serde_json::Value {
-    json!({
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": entries.into_iter().map(|r| json!({ "resource": r })).collect::<Vec<_>>(),
-    })
+/// `--format fhir`: the transaction write-back would send for this assessment to an
+/// EHR holding none of the service's resources; `None` when there is nothing to report.
+pub fn fhir_transaction(
+    assessment: &Assessment,
+    settings: &crate::config::WritebackSettings,
+) -> Option<serde_json::Value> {
+    let desired = crate::fhir::writeback::desired_resources(assessment, settings);
+    let mut plan = crate::fhir::writeback::plan(assessment, desired, &[], settings);
+    (!plan.entries.is_empty()).then(|| plan.take_transaction())
 }

@@ -3,6 +3,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/validator.rs"]
+mod validator;
 
 use std::fs;
 use std::path::Path;
@@ -31,6 +33,24 @@ fn table_has_one_line_per_fixture_patient() {
         row.contains("sertraline 25mg") && row.contains("INADEQUATE"),
         "{row}"
     );
+    // Safety leads: the count beside the status, the codes at the end of the line.
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("Patient/{name} ")))
+            .unwrap_or_else(|| panic!("{name}"))
+            .to_string()
+    };
+    let citalopram = row("citalopram-60-at-70");
+    assert!(
+        citalopram.contains(" !1 ") && citalopram.ends_with("| SAFETY: dose-above-safety-limit"),
+        "{citalopram}"
+    );
+    assert!(
+        row("trd-two-ssris").split_whitespace().nth(2) == Some("-"),
+        "no safety finding"
+    );
+    let unread = row("malformed-resource");
+    assert!(unread.contains("| NOT READ: "), "{unread}");
 }
 
 #[test]
@@ -79,21 +99,91 @@ fn jsonl_has_the_documented_fields() {
     }
 }
 
+/// `--format fhir` is what write-back would send: one transaction per patient with
+/// something to report, each resource profiled and passing the independent validator.
 #[test]
-fn fhir_format_is_a_bundle_of_observations() {
+fn fhir_format_is_the_write_back_transaction() {
     let out = stdout(&evaluate(&[
-        "fixtures/patients/switch.json",
+        "fixtures/patients/trd-two-ssris.json",
+        "fixtures/patients/adequate-ssri.json",
+        "fixtures/patients/not-treated.json",
         "--as-of",
         "2024-10-20",
         "--format",
         "fhir",
     ]));
-    let bundle: Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(bundle["resourceType"], "Bundle");
-    let observation = &bundle["entry"][0]["resource"];
-    assert_eq!(observation["resourceType"], "Observation");
-    assert_eq!(observation["subject"]["reference"], "Patient/switch");
-    assert_eq!(observation["component"].as_array().map(Vec::len), Some(2));
+    let transactions: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON Bundle per line"))
+        .collect();
+    let kinds = |t: &Value| -> Vec<String> {
+        t["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                e["resource"]["resourceType"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    // Each has its assessment Observation; only a flagged status has a Flag.
+    assert_eq!(transactions.len(), 3, "{out}");
+    for t in &transactions {
+        assert_eq!(
+            (t["resourceType"].as_str(), t["type"].as_str()),
+            (Some("Bundle"), Some("transaction"))
+        );
+        assert!(!t.to_string().contains("[]"), "no empty arrays: {t}");
+        for entry in t["entry"].as_array().into_iter().flatten() {
+            assert!(
+                entry["resource"]["meta"]["profile"][0].is_string(),
+                "{entry}"
+            );
+            assert!(entry["request"]["method"].is_string(), "{entry}");
+        }
+    }
+    let trd = transactions
+        .iter()
+        .find(|t| t.to_string().contains("Patient/trd-two-ssris"))
+        .expect("trd-two-ssris");
+    let trd_kinds = kinds(trd);
+    for kind in [
+        "Flag",
+        "Observation",
+        "DetectedIssue",
+        "ServiceRequest",
+        "Provenance",
+    ] {
+        assert!(
+            trd_kinds.iter().any(|k| k == kind),
+            "{kind} in {trd_kinds:?}"
+        );
+    }
+    let flag = trd["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["resource"]["resourceType"] == "Flag")
+        .expect("flag");
+    assert_eq!(flag["resource"]["status"], "active");
+    assert_eq!(
+        flag["resource"]["subject"]["reference"],
+        "Patient/trd-two-ssris"
+    );
+    let dir = temp_dir("fhir-format");
+    let files: Vec<_> = transactions
+        .iter()
+        .enumerate()
+        .map(|(n, t)| {
+            let path = dir.join(format!("transaction-{n}.json"));
+            fs::write(&path, t.to_string()).expect("write");
+            path
+        })
+        .collect();
+    validator::validate_with_fhir_resources(&files);
 }
 
 #[test]
@@ -118,6 +208,50 @@ fn unreadable_input_files_fail_with_the_file_named() {
     let output = evaluate(&[not_fhir.to_str().expect("path"), "--as-of", "2024-10-20"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a FHIR resource or Bundle"));
+}
+
+/// A truncated file in a directory is named, the other files' patients are assessed
+/// and printed, and the run fails at the end; `--strict` stops before anything.
+#[test]
+fn a_broken_file_in_a_directory_fails_the_run_but_not_the_other_patients() {
+    let dir = temp_dir("one-broken");
+    fs::copy("fixtures/patients/trd-two-ssris.json", dir.join("a.json")).expect("copy");
+    fs::write(
+        dir.join("b.json"),
+        "{\"resourceType\": \"Bundle\", \"entry\": [",
+    )
+    .expect("write");
+    let path = dir.to_str().expect("path");
+    let output = evaluate(&[path, "--as-of", "2024-10-20", "--format", "jsonl"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("b.json") && stderr.contains("not valid JSON"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 files could not be read"),
+        "{stderr}"
+    );
+    let printed: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl"))
+        .collect();
+    assert_eq!(printed.len(), 1);
+    assert_eq!(printed[0]["patient"], "Patient/trd-two-ssris");
+    assert_eq!(printed[0]["trd_status"], "trd");
+
+    let strict = evaluate(&[
+        path,
+        "--as-of",
+        "2024-10-20",
+        "--format",
+        "jsonl",
+        "--strict",
+    ]);
+    assert!(!strict.status.success());
+    assert!(strict.stdout.is_empty(), "nothing assessed");
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("b.json"));
 }
 
 #[test]
@@ -329,7 +463,8 @@ fn a_directory_skips_files_that_are_not_fhir_with_a_warning_each() {
     assert!(!stderr.contains("adequate-ssri.json"), "{stderr}");
 }
 
-/// A file named on the command line is meant to be read: not FHIR is an error naming it.
+/// A file named on the command line is meant to be read: not FHIR is an error naming
+/// it (the run fails; the other files are still assessed, or nothing with --strict).
 #[test]
 fn an_explicit_file_that_is_not_fhir_is_an_error() {
     let dir = temp_dir("explicit-not-fhir");
@@ -350,7 +485,20 @@ fn an_explicit_file_that_is_not_fhir_is_an_error() {
             stderr.contains(path.to_str().expect("path")),
             "names the file: {stderr}"
         );
-        assert!(output.stdout.is_empty(), "nothing assessed");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            printed.contains("Patient/adequate-ssri "),
+            "the readable file is still assessed: {printed}"
+        );
+        let strict = evaluate(&[
+            "fixtures/patients/adequate-ssri.json",
+            path.to_str().expect("path"),
+            "--as-of",
+            "2024-10-20",
+            "--strict",
+        ]);
+        assert_eq!(strict.status.code(), Some(1));
+        assert!(strict.stdout.is_empty(), "--strict: nothing assessed");
     }
 }
 
@@ -428,6 +576,21 @@ fn html_writes_a_page_per_patient_and_the_population_index() {
     assert!(index.contains(&format!("{patients} patients, assessed as of 2024-10-20")));
     for page in &pages {
         assert!(index.contains(&format!("href=\"{page}\"")), "{page} linked");
+    }
+    // Safety leads the index, naming the patients.
+    let safety_at = index
+        .find("<h2>Safety signals</h2>")
+        .expect("safety section");
+    let status_at = index
+        .find("<h2>By TRD status</h2>")
+        .expect("status section");
+    assert!(safety_at < status_at, "safety first");
+    let safety_table = &index[safety_at..status_at];
+    for patient in ["cssrs-high-risk-not-treated", "citalopram-60-at-70"] {
+        assert!(
+            safety_table.contains(&format!("Patient/{patient}")),
+            "{patient} named"
+        );
     }
     let trd = fs::read_to_string(out.join("Patient_trd-two-ssris.html")).expect("page");
     assert!(trd.contains("<h1>Treatment-resistant depression</h1>"));

@@ -82,7 +82,7 @@ fn read_and_assess(bundle: &str, as_of: Date) -> usize {
         assert_eq!(assessment.patient, record.patient);
         let _ = report::table_row(&assessment);
         let _ = report::jsonl_row(&assessment);
-        let _ = report::fhir_observation(&assessment);
+        let _ = report::fhir_transaction(&assessment, &Default::default());
     }
     records.len()
 }

@@ -6,7 +6,6 @@
 use trd_sentinel::clinical::{self, summary};
 use trd_sentinel::config::WritebackSettings;
 use trd_sentinel::fhir::read::ResourcePool;
-use trd_sentinel::fhir::writeback::desired_resources;
 use trd_sentinel::{page, report};
 
 use super::{knowledge, policy, relevance, AS_OF};
@@ -35,10 +34,9 @@ fn assess_all(pool: &ResourcePool) {
         let assessment = clinical::assess(&record, policy(), knowledge(), AS_OF);
         let _ = report::table_row(&assessment);
         let _ = report::jsonl_row(&assessment);
-        let _ = report::fhir_observation(&assessment);
+        let _ = report::fhir_transaction(&assessment, &settings);
         let _ = report::document(&assessment);
         let _ = summary::summarise(&assessment).text();
         let _ = page::patient::page(&assessment, knowledge());
-        let _ = desired_resources(&assessment, &settings);
     }
 }

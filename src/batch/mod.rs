@@ -212,6 +212,12 @@ impl Progress {
         self.set_message();
     }
 
+    /// An error on stderr that does not tear the bar (the run goes on, and fails at
+    /// the end).
+    pub fn error(&self, message: impl fmt::Display) {
+        self.bar.suspend(|| eprintln!("error: {message}"));
+    }
+
     /// A warning on stderr that does not tear the bar (printed above it).
     pub fn warn(&self, message: impl fmt::Display) {
         self.bar.suspend(|| eprintln!("warning: {message}"));
@@ -225,20 +231,30 @@ impl Progress {
 const PROGRESS_TEMPLATE: &str =
     "[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
 
+/// What reading the inputs left out: directory files that are not FHIR (skipped: an
+/// export manifest, a package.json) and files that could not be read at all (a
+/// truncated export file, an unreadable disk block).
+#[derive(Debug, Default)]
+pub struct ReadReport {
+    pub skipped: Vec<Skipped>,
+    pub unreadable: Vec<Skipped>,
+}
+
 /// Reads every input into the pool, files in parallel (each into a pool of its own,
 /// merged in file order, so the result is the same as reading them in turn). A file
-/// named on the command line that cannot be read or is not FHIR is an error naming
-/// it; a file found in a directory that is valid JSON but not FHIR (an export
-/// manifest, a package.json) is skipped with a warning. A directory file that is not
-/// valid JSON at all stays an error: that is a broken export, and dropping it would
-/// silently lose a patient's data.
+/// found in a directory that is valid JSON but not FHIR is skipped with a warning. A
+/// file that cannot be read (not JSON, truncated, not FHIR when named) is reported
+/// with its reason and the rest is read: the caller assesses what was read and fails
+/// at the end, so one broken file neither hides the others nor passes unnoticed.
+/// With `strict` the first such file is the error, before anything is assessed.
 pub fn read_inputs(
     pool: &mut ResourcePool,
     inputs: &Inputs,
     progress: &Progress,
-) -> Result<Vec<Skipped>, BatchError> {
+    strict: bool,
+) -> Result<ReadReport, BatchError> {
     use rayon::prelude::*;
-    let mut skipped = Vec::new();
+    let mut report = ReadReport::default();
     for skip in &inputs.skipped {
         progress.warn(skip);
     }
@@ -261,12 +277,20 @@ pub fn read_inputs(
                     reason: format!("not a FHIR resource or Bundle: {message}"),
                 };
                 progress.warn(&skip);
-                skipped.push(skip);
+                report.skipped.push(skip);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) if strict => return Err(e.into()),
+            Err(e) => {
+                let unreadable = Skipped {
+                    path: file.path.clone(),
+                    reason: e.to_string(),
+                };
+                progress.error(&e);
+                report.unreadable.push(unreadable);
+            }
         }
     }
-    Ok(skipped)
+    Ok(report)
 }
 
 /// A patient whose assessment panicked: the engine could not assess this record.

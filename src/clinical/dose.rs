@@ -228,8 +228,12 @@ fn administrations_per_day(dosage: &DosageInstruction) -> Result<(f64, String), 
 }
 
 /// Numbers in explanations: integers without ".0", others with up to 2 decimals.
+/// Beyond what an i64 holds (a 1e308 from a broken feed) the number is written in
+/// scientific notation, never clamped to a wrong figure.
 pub fn fmt(value: f64) -> String {
-    if (value - value.round()).abs() < 1e-9 {
+    if !value.is_finite() || value.abs() >= 1e15 {
+        format!("{value:e}")
+    } else if (value - value.round()).abs() < 1e-9 {
         format!("{}", value.round() as i64)
     } else {
         let s = format!("{value:.2}");
@@ -274,6 +278,15 @@ fn per_day(dosages: &[DosageInstruction], factor: fn(UnitKind) -> Option<f64>) -
 mod tests {
     use super::*;
     use crate::clinical::record::Amount;
+
+    #[test]
+    fn huge_and_odd_numbers_are_written_as_they_are() {
+        assert_eq!(fmt(1e308), "1e308");
+        assert_eq!(fmt(-2.5e20), "-2.5e20");
+        assert_eq!(fmt(f64::NAN), "NaN");
+        assert_eq!(fmt(150.0), "150");
+        assert_eq!(fmt(12.857), "12.86");
+    }
 
     fn amount(value: f64, unit: &str) -> Amount {
         Amount {

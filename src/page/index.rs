@@ -1,5 +1,5 @@
-//! The population report `evaluate --format html` writes as `index.html`: counts by
-//! TRD status, the most frequent pseudo-resistance findings and adequacy reasons,
+//! The population report `evaluate --format html` writes as `index.html`: first the
+//! patients with safety findings, by name of record, then counts by TRD status, the most frequent pseudo-resistance findings and adequacy reasons,
 //! HEDIS AMM rates, each with a small chart, and a row per patient linking to the
 //! patient's page. Built one assessment at a time (nothing but a row per patient is
 //! kept).
@@ -15,6 +15,8 @@ use crate::clinical::finding::Severity;
 struct Row {
     patient: String,
     status: &'static str,
+    /// The patient's safety findings, most urgent first (the index leads with them).
+    safety: Vec<String>,
     failed: u32,
     trials: String,
     file: String,
@@ -83,6 +85,12 @@ impl PopulationIndex {
         self.rows.push(Row {
             patient: a.patient.clone(),
             status: a.trd_status.code(),
+            safety: a
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Safety)
+                .map(|f| f.code.clone())
+                .collect(),
             failed: a.failed_adequate_trials,
             trials: trials.join("; "),
             file: file.to_string(),
@@ -120,10 +128,21 @@ impl PopulationIndex {
                 body {
                     h1 { "Population report" }
                     p.meta { (total) " patients" @if let Some(d) = self.as_of { ", assessed as of " (d) } }
+                    // Safety first: who, by name of record, before any count.
+                    h2 { "Safety signals" }
+                    @if self.rows.iter().all(|r| r.safety.is_empty()) {
+                        p { "None in this population." }
+                    } @else {
+                        table.safety {
+                            thead { tr { th { "Patient" } th { "Safety findings" } th { "Status" } } }
+                            tbody { @for r in self.rows.iter().filter(|r| !r.safety.is_empty()) {
+                                tr { td { a href=(r.file) { (r.patient) } } td { (r.safety.join(", ")) } td { (r.status) } }
+                            } }
+                        }
+                        (bars(&safety, total))
+                    }
                     h2 { "By TRD status" }
                     (bars(&statuses, total))
-                    h2 { "Safety signals" }
-                    (bars(&safety, total))
                     h2 { "Most frequent pseudo-resistance findings" }
                     (bars(&findings, total))
                     h2 { "Why trials were not adequate" }
@@ -136,9 +155,9 @@ impl PopulationIndex {
                     }
                     h2 { "Patients" }
                     table.patients {
-                        thead { tr { th { "Patient" } th { "Status" } th { "Failed adequate trials" } th { "Trials" } } }
+                        thead { tr { th { "Patient" } th { "Safety" } th { "Status" } th { "Failed adequate trials" } th { "Trials" } } }
                         tbody { @for r in &self.rows {
-                            tr { td { a href=(r.file) { (r.patient) } } td { (r.status) } td { (r.failed) } td { (r.trials) } }
+                            tr { td { a href=(r.file) { (r.patient) } } td { @if r.safety.is_empty() { "–" } @else { strong { (r.safety.join(", ")) } } } td { (r.status) } td { (r.failed) } td { (r.trials) } }
                         } }
                     }
                 }
