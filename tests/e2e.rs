@@ -296,8 +296,20 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
     let sixteen = [("TRD_AMQP_SHARDS", "16")];
     let first = start(&name, &server.base, &sixteen);
     let mut second = start(&name, &server.base, &sixteen);
-    // Two heartbeat rounds: each has heard the other and taken its share of shards.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Each has heard the other and taken its share of shards (the gauge is refreshed
+    // every 5 s; after a broker restart in an earlier test this can take longer).
+    wait_for(
+        "both replicas owning shards before any work",
+        Duration::from_secs(60),
+        || async {
+            let (a, b) = (
+                first.metric("trd_work_shards_owned").await,
+                second.metric("trd_work_shards_owned").await,
+            );
+            a > 0.0 && b > 0.0 && a + b == 16.0
+        },
+    )
+    .await;
 
     let (_broker, connection) = broker(&name).await;
     let messages = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
@@ -312,16 +324,25 @@ async fn two_replicas_share_the_work_and_one_takes_over_when_the_other_dies() {
         &messages(0..EACH_PHASE),
     )
     .await;
-    wait_for(
-        "both replicas' assessments",
-        Duration::from_secs(120),
-        || async {
-            first.metric("trd_assessments_total").await
-                + second.metric("trd_assessments_total").await
-                >= EACH_PHASE as f64
-        },
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (a, b) = (
+            first.metric("trd_assessments_total").await,
+            second.metric("trd_assessments_total").await,
+        );
+        if a + b >= EACH_PHASE as f64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for both replicas' assessments: {a} + {b} of {EACH_PHASE}; shards {} + {}\nfirst:\n{}\nsecond:\n{}",
+            first.metric("trd_work_shards_owned").await,
+            second.metric("trd_work_shards_owned").await,
+            first.log_tail(),
+            second.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let (by_first, by_second) = (
         first.metric("trd_assessments_total").await,
         second.metric("trd_assessments_total").await,
