@@ -66,6 +66,9 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         return Err(crate::config::ConfigError { problems }.into());
     }
     log_panics_without_values();
+    for warning in config.warnings() {
+        tracing::warn!(warning, "configuration");
+    }
     let metrics = Arc::new(Metrics::new());
     let mut ehr = Ehr::from_config(&config)?;
     let requests = metrics.fhir_requests.clone();
@@ -73,8 +76,20 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
         requests.with_label_values(&[kind.label()]).inc();
     }));
     let ehr = Arc::new(ehr);
-    wait_for_ehr(&ehr).await?;
-    let queue = Arc::new(connect_queue(&config).await?);
+    // The EHR and the broker may take minutes to answer: meanwhile a probe finds the
+    // process alive (/healthz) and not ready, with what it waits for (/readyz).
+    let starting = StartingProbe::bind(&config.http.addr)?;
+    starting.waiting_for("the EHR's CapabilityStatement");
+    let waited = wait_for_ehr(&ehr, &starting).await;
+    let queue = match waited {
+        Ok(()) => {
+            starting.waiting_for("the broker");
+            connect_queue(&config).await
+        }
+        Err(e) => Err(e),
+    };
+    starting.stop().await;
+    let queue = Arc::new(queue?);
     tracing::info!(queue = queue.describe(), ehr = ehr.client.base_url(), policy = %ehr.policy.name, "starting");
     if matches!(queue.as_ref(), WorkQueue::Local(_)) {
         tracing::warn!(
@@ -239,7 +254,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
 
 /// Checks the EHR's capabilities; an EHR that is briefly down at start (5xx,
 /// timeouts) is waited for, up to two minutes, but a missing capability fails at once.
-async fn wait_for_ehr(ehr: &Ehr) -> Result<(), ServiceError> {
+async fn wait_for_ehr(ehr: &Ehr, starting: &StartingProbe) -> Result<(), ServiceError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut delay = Duration::from_millis(500);
     loop {
@@ -249,11 +264,70 @@ async fn wait_for_ehr(ehr: &Ehr) -> Result<(), ServiceError> {
                 if e.is_transient() && tokio::time::Instant::now() < deadline =>
             {
                 tracing::warn!(error = %e, "EHR not available yet; waiting");
+                starting.waiting_for(&format!("the EHR ({e})"));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(8));
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// The listener of a service still starting: `/healthz` 200 (alive), `/readyz` 503
+/// naming what it waits for; everything else 503. Replaced by the service's own once
+/// the EHR and the broker answer.
+struct StartingProbe {
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    waiting: Arc<std::sync::Mutex<String>>,
+}
+
+impl StartingProbe {
+    fn bind(addr: &str) -> Result<Self, ServiceError> {
+        let waiting = Arc::new(std::sync::Mutex::new(String::from("start-up")));
+        let shared = waiting.clone();
+        let server = HttpServer::new(move || {
+            let waiting = shared.clone();
+            App::new()
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { actix_web::HttpResponse::Ok().body("starting") }),
+                )
+                .default_service(web::to(move || {
+                    let what = waiting
+                        .lock()
+                        .map(|w| w.clone())
+                        .unwrap_or_else(|_| "start-up".into());
+                    async move {
+                        actix_web::HttpResponse::ServiceUnavailable()
+                            .insert_header(("Retry-After", "5"))
+                            .body(format!("starting: waiting for {what}"))
+                    }
+                }))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(addr)?
+        .run();
+        let handle = server.handle();
+        tracing::info!(addr, "listening (starting)");
+        Ok(Self {
+            handle,
+            server: tokio::spawn(server),
+            waiting,
+        })
+    }
+
+    fn waiting_for(&self, what: &str) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            *waiting = what.to_string();
+        }
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
     }
 }
 

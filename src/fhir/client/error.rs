@@ -120,3 +120,40 @@ pub(super) fn body_kind(bytes: &[u8], status: StatusCode) -> String {
         _ => reason.to_string(),
     }
 }
+
+/// A transport error with every cause under it ("error sending request: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)"): reqwest's own
+/// message names none of them, and "connection refused", a DNS failure and a TLS
+/// failure call for different fixes. The causes are the transport's (no body text).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request")]
+    struct Sending(#[source] std::io::Error);
+
+    #[test]
+    fn a_transport_error_says_its_cause() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(
+            with_causes(&Sending(refused)),
+            "error sending request: Connection refused"
+        );
+    }
+}

@@ -72,7 +72,7 @@ impl FhirClient {
             .map_err(|e| FhirError::Transport {
                 method: "-".into(),
                 url: base_url.into(),
-                detail: e.to_string(),
+                detail: error::with_causes(&e),
             })?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
@@ -243,7 +243,7 @@ impl FhirClient {
             .map_err(|e| FhirError::Transport {
                 method: method.to_string(),
                 url: url.to_string(),
-                detail: e.to_string(),
+                detail: error::with_causes(&e),
             })?;
         if let Some(observer) = &self.observer {
             observer(RequestKind::of(
@@ -280,7 +280,7 @@ impl FhirClient {
                 FhirError::Transport {
                     method: method.to_string(),
                     url: url.into(),
-                    detail: e.to_string(),
+                    detail: error::with_causes(&e),
                 }
             }
         })?;
@@ -319,7 +319,7 @@ impl FhirClient {
         while let Some(chunk) = response.chunk().await.map_err(|e| FhirError::Transport {
             method: method.to_string(),
             url: url.into(),
-            detail: e.to_string(),
+            detail: error::with_causes(&e),
         })? {
             if bytes.len().saturating_add(chunk.len()) > self.max_body_bytes {
                 return Err(too_large());
@@ -345,7 +345,7 @@ impl FhirClient {
                     FhirError::Transport {
                         method: "POST".into(),
                         url: self.base.clone(),
-                        detail: e.to_string(),
+                        detail: error::with_causes(&e),
                     }
                 })?),
                 None => None,
