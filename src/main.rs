@@ -187,6 +187,9 @@ fn main() -> Result<()> {
             } else {
                 "in-process (no broker)"
             };
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             eprintln!(
                 "configuration is valid (EHR: {}, queue: {queue})",
                 config.fhir.base_url.as_deref().unwrap_or("not set")

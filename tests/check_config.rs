@@ -77,3 +77,46 @@ fn check_config_prints_the_effective_settings_without_secrets() {
     assert_eq!(settings["fhir"]["token"], Value::Null, "unset stays null");
     assert!(String::from_utf8_lossy(&output.stderr).contains("queue: RabbitMQ"));
 }
+
+/// A broken file in one run: a type error, two unknown keys, an unknown section and a
+/// rule error are all named together (serde alone stops at the first).
+#[test]
+fn check_config_names_every_problem_of_a_broken_file_at_once() {
+    let dir = temp_dir("broken-config");
+    let file = dir.join("trd.toml");
+    fs::write(
+        &file,
+        "[fhir]\nbase_url = \"ftp://ehr\"\npage_size = \"many\"\nbase_ur = \"x\"\n\n[pipeline]\nconcurency = 4\n\n[mystery]\nx = 1\n",
+    )
+    .expect("write");
+    let output = check_config(&["--config", file.to_str().expect("path")], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stderr);
+    for problem in [
+        "fhir.page_size:",
+        "fhir.base_ur: unknown field `base_ur`",
+        "pipeline.concurency: unknown field `concurency`",
+        "unknown section `[mystery]`",
+        "fhir.base_url `ftp://ehr` is not an http(s) URL",
+    ] {
+        assert!(text.contains(problem), "missing `{problem}` in: {text}");
+    }
+}
+
+/// Valid but probably not meant: an EHR called without credentials is a warning.
+#[test]
+fn an_ehr_without_credentials_is_a_warning() {
+    let output = check_config(
+        &[],
+        &[
+            ("TRD_FHIR_BASE_URL", "https://ehr.example.org/fhir"),
+            ("TRD_NOTIFY_TOKEN", "notify-s3cret"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("warning: fhir.auth is none: the EHR is called without credentials"),
+        "{text}"
+    );
+}

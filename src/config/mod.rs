@@ -66,6 +66,41 @@ pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Stri
     })
 }
 
+/// The keys of a configuration that does not deserialise, each tried alone: the table
+/// of those that are fine, and a problem for each one that is not.
+fn keys_one_by_one(table: toml::Table) -> (toml::Table, Vec<String>) {
+    let mut good = toml::Table::new();
+    let mut problems = Vec::new();
+    for (section, value) in table {
+        if !SECTIONS.contains(&section.as_str()) {
+            problems.push(format!(
+                "unknown section `[{section}]` (known: {})",
+                SECTIONS.join(", ")
+            ));
+            continue;
+        }
+        let toml::Value::Table(keys) = value else {
+            problems.push(format!("`{section}` must be a table (`[{section}]`)"));
+            continue;
+        };
+        let mut kept = toml::Table::new();
+        for (key, value) in keys {
+            let alone = toml::Table::from_iter([(
+                section.clone(),
+                toml::Value::Table(toml::Table::from_iter([(key.clone(), value.clone())])),
+            )]);
+            match toml::Value::Table(alone).try_into::<Config>() {
+                Ok(_) => {
+                    kept.insert(key, value);
+                }
+                Err(e) => problems.push(format!("{section}.{key}: {}", e.message().trim())),
+            }
+        }
+        good.insert(section, toml::Value::Table(kept));
+    }
+    (good, problems)
+}
+
 /// Why the configuration was refused: every problem, one per line.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n- {}", problems.join("\n- "))]
@@ -191,11 +226,15 @@ impl Config {
                 section_table.insert(key.to_string(), env_value(&value));
             }
         }
-        let config: Config = match toml::Value::Table(table).try_into() {
+        let config: Config = match toml::Value::Table(table.clone()).try_into() {
             Ok(c) => c,
-            Err(e) => {
-                problems.push(e.to_string().trim().to_string());
-                return Err(ConfigError { problems });
+            Err(_) => {
+                // Serde stops at the first problem: each key is tried on its own, so one
+                // run names every unknown section and key and every bad value, and the
+                // rules below still run over what was fine.
+                let (good, found) = keys_one_by_one(table);
+                problems.extend(found);
+                toml::Value::Table(good).try_into().unwrap_or_default()
             }
         };
         problems.extend(config.problems());
@@ -354,6 +393,24 @@ impl Config {
                 AuthMode::None
             },
         )
+    }
+
+    /// What is allowed but probably not meant: printed by `check-config` and at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let local = self.fhir.base_url.as_deref().is_some_and(|url| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]")
+        });
+        if self.fhir.base_url.is_some() && !local && self.auth_mode() == AuthMode::None {
+            out.push(
+                "fhir.auth is none: the EHR is called without credentials (set fhir.auth = smart-backend with fhir.smart_client_id and fhir.smart_private_key_file, or TRD_FHIR_TOKEN)"
+                    .into(),
+            );
+        }
+        out
     }
 
     /// The EHR base URL, or a clear error when a command needs one.

@@ -29,6 +29,20 @@ fn severity(s: Severity) -> &'static str {
 }
 
 /// The page for one patient's assessment.
+/// The resources behind a line: up to three named inline; more fold into a
+/// disclosure ("12 resources"), so a suggestion is read in one line and its evidence
+/// is one click away (no script: `details`).
+fn evidence(sources: &[String]) -> maud::Markup {
+    const INLINE: usize = 3;
+    maud::html! {
+        @if sources.len() <= INLINE {
+            span.ev { (sources.join(", ")) }
+        } @else {
+            details.ev { summary { (sources.len()) " resources" } (sources.join(", ")) }
+        }
+    }
+}
+
 pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
     let safety: Vec<_> = a
         .findings
@@ -74,7 +88,7 @@ pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
                 @if !safety.is_empty() {
                     section.safety {
                         h2 { "Safety" }
-                        ul { @for f in &safety { li { (f.text) " " span.ev { (f.evidence.join(", ")) } } } }
+                        ul { @for f in &safety { li { (f.text) " " (evidence(&f.evidence)) } } }
                     }
                 }
                 section.picture {
@@ -127,7 +141,7 @@ pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
                         h2 { "Findings" }
                         ul.findings { @for f in &others {
                             li class=(severity(f.severity)) { strong { (severity(f.severity)) } " " (f.text)
-                                @if !f.evidence.is_empty() { " " span.ev { (f.evidence.join(", ")) } } }
+                                @if !f.evidence.is_empty() { " " (evidence(&f.evidence)) } }
                         } }
                     }
                 }
@@ -135,8 +149,8 @@ pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
                     section {
                         h2 { "Suggestions" }
                         ul { @for s in &a.suggestions {
-                            li { (s.text) " " span.ev { "because " (s.because.join(", "))
-                                @if !s.evidence.is_empty() { "; " (s.evidence.join(", ")) } } }
+                            li { (s.text) " " span.ev { "because " (s.because.join(", ")) }
+                                @if !s.evidence.is_empty() { " " (evidence(&s.evidence)) } }
                         } }
                     }
                 }
