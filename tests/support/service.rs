@@ -78,10 +78,25 @@ impl Service {
 
     /// serve listens once the EHR answered (it waits up to two minutes for it) and the
     /// broker is connected. A process that ended fails the wait at once.
+    /// Until the service itself listens: while it starts (waiting for the EHR and the
+    /// broker) a start-up listener answers `/healthz` with "starting" and everything
+    /// else 503; the service's own `/healthz` says "ok".
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(180);
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let health = format!("{}/healthz", self.http);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(self.http.trim_start_matches("http://")).is_ok() {
+            let serving = agent
+                .get(&health)
+                .call()
+                .ok()
+                .and_then(|mut answer| answer.body_mut().read_to_string().ok())
+                .is_some_and(|body| body == "ok");
+            if serving {
                 return;
             }
             if let Some(status) = self.exited() {
