@@ -22,7 +22,8 @@ use std::time::Instant;
 use time::macros::date;
 use trd_sentinel::batch::{self, Inputs, Progress};
 use trd_sentinel::clinical::{AssessOptions, Knowledge, Policy};
-use trd_sentinel::fhir::read::{Relevance, ResourcePool};
+use trd_sentinel::engine::Engine;
+use trd_sentinel::fhir::read::ResourcePool;
 
 #[path = "support/measure.rs"]
 mod measure;
@@ -61,23 +62,16 @@ fn parse_all(paths: &[PathBuf]) -> usize {
 
 /// What `evaluate` does between reading the arguments and printing: (patients,
 /// trials).
-fn evaluate_all(inputs: &Inputs, knowledge: &Knowledge, policy: &Policy) -> (usize, usize) {
-    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge));
+fn evaluate_all(inputs: &Inputs, engine: &Engine) -> (usize, usize) {
+    let mut pool = ResourcePool::new(engine.relevance.clone());
     let progress = Progress::new(inputs, false);
     batch::read_inputs(&mut pool, inputs, &progress, true).expect("read");
     let records = pool.records();
     let mut trials = 0usize;
-    batch::assess_all(
-        &records,
-        policy,
-        knowledge,
-        date!(2025 - 06 - 30),
-        AssessOptions::default(),
-        |result| {
-            trials += result.map(|a| a.trials.len()).unwrap_or(0);
-            Ok::<(), ()>(())
-        },
-    )
+    batch::assess_all(&records, engine, date!(2025 - 06 - 30), |result| {
+        trials += result.map(|a| a.trials.len()).unwrap_or(0);
+        Ok::<(), ()>(())
+    })
     .expect("assess");
     (records.len(), trials)
 }
@@ -97,8 +91,11 @@ fn run(name: &str, dir: &Path, paths: Vec<PathBuf>, pairs: usize) {
     for path in &paths {
         let _ = fs::read(path);
     }
-    let knowledge = Knowledge::embedded().expect("knowledge");
-    let policy = Policy::default_preset().expect("policy");
+    let engine = Engine::new(
+        Knowledge::embedded().expect("knowledge"),
+        Policy::default_preset().expect("policy"),
+        AssessOptions::default(),
+    );
     let inputs = Inputs::collect(&[dir.to_path_buf()]).expect("inputs");
     let (mut parse_wall, mut parse_cpu, mut eval_wall, mut eval_cpu) =
         (vec![], vec![], vec![], vec![]);
@@ -108,7 +105,7 @@ fn run(name: &str, dir: &Path, paths: Vec<PathBuf>, pairs: usize) {
         parse_wall.push(wall);
         parse_cpu.push(cpu);
         entries = n;
-        let (wall, cpu, (p, t)) = timed(|| evaluate_all(&inputs, &knowledge, &policy));
+        let (wall, cpu, (p, t)) = timed(|| evaluate_all(&inputs, &engine));
         eval_wall.push(wall);
         eval_cpu.push(cpu);
         (patients, trials) = (p, t);

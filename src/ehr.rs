@@ -3,15 +3,15 @@
 
 use time::Date;
 
-use crate::clinical::knowledge::{KnowledgeError, ProfileFiles};
-use crate::clinical::policy::PolicyBook;
+use std::sync::Arc;
+
 use crate::clinical::record::PatientRecord;
-use crate::clinical::{self, AssessOptions, Assessment, Knowledge, Policy};
+use crate::clinical::Assessment;
 use crate::config::{Config, ConfigError, WritebackSettings};
+use crate::engine::{Engine, EngineError};
 use crate::fhir::auth::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::gather;
-use crate::fhir::read::Relevance;
 use crate::fhir::writeback::{write_back, Existing, WriteOutcome, OWN_TAG_CODE};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +19,7 @@ pub enum EhrError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Knowledge(#[from] KnowledgeError),
-    #[error("unknown policy `{0}`")]
-    UnknownPolicy(String),
+    Engine(#[from] EngineError),
     #[error(transparent)]
     Fhir(#[from] FhirError),
 }
@@ -29,14 +27,11 @@ pub enum EhrError {
 /// Everything needed to assess patients against one EHR.
 pub struct Ehr {
     pub client: FhirClient,
-    pub knowledge: Knowledge,
-    pub policy: Policy,
+    /// The clinical engine (knowledge, policy, options, the codes it reads), shared
+    /// with CDS Hooks and the page.
+    pub engine: Arc<Engine>,
     pub writeback: WritebackSettings,
     pub look_back_months: u32,
-    pub options: AssessOptions,
-    /// The codes the engine reads: a changed resource outside them (a vital sign)
-    /// leads to no assessment.
-    pub relevance: Relevance,
 }
 
 /// The result of one patient's run.
@@ -51,26 +46,13 @@ pub struct PatientRun {
 impl Ehr {
     pub fn from_config(config: &Config) -> Result<Self, EhrError> {
         let base = config.require_base_url()?;
-        let files = match &config.engine.knowledge_dir {
-            Some(dir) => ProfileFiles::embedded_with_overrides(dir)?,
-            None => ProfileFiles::embedded(),
-        };
-        let knowledge = Knowledge::from_files(&files)?;
-        let policy = PolicyBook::from_files(&files)?
-            .get(&config.engine.policy)
-            .cloned()
-            .ok_or_else(|| EhrError::UnknownPolicy(config.engine.policy.clone()))?;
+        let engine = Engine::from_settings(&config.engine)?;
         let auth = Auth::from_settings(&config.fhir, config.auth_mode())?;
         Ok(Self {
-            relevance: Relevance::from_knowledge(&knowledge),
             client: FhirClient::new(base, &config.fhir, auth)?,
-            knowledge,
-            policy,
+            engine: Arc::new(engine),
             writeback: config.writeback.clone(),
             look_back_months: config.fhir.look_back_months,
-            options: AssessOptions {
-                measurement_year: config.engine.measurement_year,
-            },
         })
     }
 
@@ -114,19 +96,13 @@ impl Ehr {
         let gathered = gather(
             &self.client,
             patient,
-            &self.relevance,
+            &self.engine.relevance,
             self.look_back_months,
             as_of,
             None,
         )
         .await?;
-        Ok(clinical::assess_with(
-            &gathered.record,
-            &self.policy,
-            &self.knowledge,
-            as_of,
-            self.options,
-        ))
+        Ok(self.engine.assess(&gathered.record, as_of))
     }
 
     /// Gathers the patient's record from the EHR, then [`Ehr::assess_and_write`].
@@ -134,7 +110,7 @@ impl Ehr {
         let gathered = gather(
             &self.client,
             patient,
-            &self.relevance,
+            &self.engine.relevance,
             self.look_back_months,
             as_of,
             Some(&self.writeback),
@@ -156,8 +132,7 @@ impl Ehr {
         existing: Option<Vec<Existing>>,
         as_of: Date,
     ) -> Result<PatientRun, EhrError> {
-        let assessment =
-            clinical::assess_with(record, &self.policy, &self.knowledge, as_of, self.options);
+        let assessment = self.engine.assess(record, as_of);
         let write = write_back(&self.client, &assessment, &self.writeback, existing).await?;
         tracing::info!(
             patient = %assessment.patient,

@@ -17,6 +17,8 @@
 //! - [`pipeline`]: the work loop: coalesce, route id-only items to their patient,
 //!   assess, publish events (at least once); `pipeline::settle`: ack, retry, dead letter.
 //! - [`ehr`]: one patient against the EHR: gather, assess, write back.
+//! - [`engine`]: the one way into the clinical engine every caller holds (knowledge,
+//!   policy, options, the codes it reads; `assess` and `review_drafts`).
 //! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client and
 //!   gather) and out (write-back; the treatment summary as a FHIR document); mapping
 //!   resources to the engine's `PatientRecord`.
@@ -34,6 +36,7 @@ pub mod cds;
 pub mod clinical;
 pub mod config;
 pub mod ehr;
+pub mod engine;
 pub mod fhir;
 pub mod intake;
 pub mod metrics;

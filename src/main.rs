@@ -12,7 +12,8 @@ use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
-use trd_sentinel::fhir::read::{is_ndjson, Relevance, ResourcePool};
+use trd_sentinel::engine::Engine;
+use trd_sentinel::fhir::read::{is_ndjson, ResourcePool};
 use trd_sentinel::report::{self, Format};
 
 #[derive(Parser)]
@@ -253,10 +254,11 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     let options = AssessOptions {
         measurement_year: args.measurement_period,
     };
+    let engine = Engine::new(knowledge, policy, options);
 
     let inputs = Inputs::collect(&args.paths)?;
     let progress = Progress::new(&inputs, io::stderr().is_terminal());
-    let codes = Relevance::from_knowledge(&knowledge);
+    let codes = engine.relevance.clone();
     let budget = (args.memory_budget_mb.max(0.01) * 1e6) as u64;
     // A Bulk export larger than the memory budget is grouped by patient on disk.
     let sharded = inputs.files.iter().all(|f| is_ndjson(&f.path)) && inputs.total_bytes() > budget;
@@ -322,7 +324,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
             }
             Format::Html => {
                 if let Some(html) = html.as_mut() {
-                    html.write(&assessment, &knowledge)?;
+                    html.write(&assessment, &engine.knowledge)?;
                 }
             }
         }
@@ -337,11 +339,11 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
                 }
                 let records = pool.records();
                 drop(pool);
-                batch::assess_all(&records, &policy, &knowledge, as_of, options, &mut emit)?;
+                batch::assess_all(&records, &engine, as_of, &mut emit)?;
             }
         }
         Grouped::Records(records) => {
-            batch::assess_all(&records, &policy, &knowledge, as_of, options, &mut emit)?;
+            batch::assess_all(&records, &engine, as_of, &mut emit)?;
         }
     }
     if let Some(html) = html {
@@ -459,7 +461,7 @@ fn subscriptions(action: SubscriptionAction, config: Option<PathBuf>) -> Result<
                     trd_sentinel::intake::subscriptions::ensure(
                         &ehr.client,
                         &config,
-                        &ehr.relevance,
+                        &ehr.engine.relevance,
                     )
                     .await?;
                 println!(

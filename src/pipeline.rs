@@ -374,7 +374,7 @@ impl Pipeline {
             },
             WorkItem::Bundle { bundle } => {
                 // Declared complete at intake, and about one patient (its shard's key).
-                let mut pool = ResourcePool::new(self.ehr.relevance.clone());
+                let mut pool = ResourcePool::new(self.ehr.engine.relevance.clone());
                 pool.add_json(&bundle.to_string(), "intake bundle")
                     .map_err(|e| Failure::Permanent(e.to_string()))?;
                 for record in pool.records() {
@@ -437,7 +437,7 @@ impl Pipeline {
         }
         // Where the EHR's subscription could not be narrowed to the engine's codes
         // (a server that does not evaluate the topic's criterion): one read, no more.
-        if !self.ehr.relevance.matters(&resource) {
+        if !self.ehr.engine.relevance.matters(&resource) {
             self.metrics.irrelevant.inc();
             return Ok(());
         }

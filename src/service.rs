@@ -90,7 +90,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
     };
     starting.stop().await;
     let queue = Arc::new(queue?);
-    tracing::info!(queue = queue.describe(), ehr = ehr.client.base_url(), policy = %ehr.policy.name, "starting");
+    tracing::info!(queue = queue.describe(), ehr = ehr.client.base_url(), policy = %ehr.engine.policy.name, "starting");
     if matches!(queue.as_ref(), WorkQueue::Local(_)) {
         tracing::warn!(
             "no broker configured (TRD_AMQP_URL): using an in-process queue; it is NOT durable"
@@ -101,7 +101,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             state_file: config.reconcile.state_file.clone(),
             initial_look_back_days: config.reconcile.initial_look_back_days,
             min_spacing: Duration::from_millis(config.reconcile.interval_secs.saturating_mul(900)),
-            relevance: ehr.relevance.clone(),
+            relevance: ehr.engine.relevance.clone(),
         })
     });
     let pipeline = Arc::new(Pipeline {
@@ -139,7 +139,7 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
             hmac_header: config.notify.hmac_header.clone(),
             allow_unauthenticated: config.notify.allow_unauthenticated,
         },
-        relevance: Some(ehr.relevance.clone()),
+        relevance: Some(ehr.engine.relevance.clone()),
         ehr: Some(EhrProbe::new(
             ehr.clone(),
             config.subscriptions.report_in_readyz && config.http.public_base_url.is_some(),
@@ -216,7 +216,9 @@ pub async fn serve(config: Config) -> Result<(), ServiceError> {
 
     // Only now: the EHR's handshake must find the endpoint listening.
     if config.subscriptions.ensure_on_start {
-        match crate::intake::subscriptions::ensure(&ehr.client, &config, &ehr.relevance).await {
+        match crate::intake::subscriptions::ensure(&ehr.client, &config, &ehr.engine.relevance)
+            .await
+        {
             Ok(report) => tracing::info!(
                 mode = report.mode,
                 created = report.created,

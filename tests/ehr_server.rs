@@ -119,7 +119,7 @@ async fn a_patient_search_returns_only_that_patient() {
     let gathered = trd_sentinel::fhir::gather::gather(
         &ehr(&server).client,
         "Patient/dose-too-low",
-        &ehr(&server).relevance,
+        &ehr(&server).engine.relevance,
         60,
         AS_OF,
         None,
@@ -496,7 +496,7 @@ async fn one_batch_gathers_what_the_separate_searches_do() {
             gather(
                 &ehr.client,
                 patient,
-                &ehr.relevance,
+                &ehr.engine.relevance,
                 60,
                 AS_OF,
                 Some(&ehr.writeback),

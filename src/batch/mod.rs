@@ -18,7 +18,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use time::{Date, Month};
 
-use crate::clinical::{self, AssessOptions, Assessment, Knowledge, PatientRecord, Policy};
+use crate::clinical::{Assessment, PatientRecord};
+use crate::engine::Engine;
 use crate::fhir::read::{is_fhir_file_name, ReadError, ResourcePool};
 
 pub mod bulk;
@@ -347,17 +348,13 @@ pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Option<String>> {
 /// next patient is assessed as if nothing happened.
 pub fn assess_guarded(
     record: &PatientRecord,
-    policy: &Policy,
-    knowledge: &Knowledge,
+    engine: &Engine,
     as_of: Date,
-    options: AssessOptions,
 ) -> Result<Assessment, Failed> {
-    guarded(|| clinical::assess_with(record, policy, knowledge, as_of, options)).map_err(
-        |location| Failed {
-            patient: record.patient.clone(),
-            location,
-        },
-    )
+    guarded(|| engine.assess(record, as_of)).map_err(|location| Failed {
+        patient: record.patient.clone(),
+        location,
+    })
 }
 
 /// Patients assessed at once on all cores; their results are handed on in record
@@ -367,17 +364,15 @@ const CHUNK: usize = 256;
 /// Assesses every record on all cores, handing each result to `each` in record order.
 pub fn assess_all<E>(
     records: &[PatientRecord],
-    policy: &Policy,
-    knowledge: &Knowledge,
+    engine: &Engine,
     as_of: Date,
-    options: AssessOptions,
     mut each: impl FnMut(Result<Assessment, Failed>) -> Result<(), E>,
 ) -> Result<(), E> {
     use rayon::prelude::*;
     for chunk in records.chunks(CHUNK) {
         let results: Vec<Result<Assessment, Failed>> = chunk
             .par_iter()
-            .map(|record| assess_guarded(record, policy, knowledge, as_of, options))
+            .map(|record| assess_guarded(record, engine, as_of))
             .collect();
         for result in results {
             each(result)?;

@@ -6,8 +6,9 @@
 //! - [`trust`]: the caller's JWT (who may call, with which keys);
 //! - [`request`]: the hook call, read leniently;
 //! - [`prefetch`]: the record, from prefetch or the call's FHIR server;
-//! - the pure engine: `clinical::assess_with` (patient-view) or
-//!   `clinical::draft::review` (draft orders as hypothetical trials from today);
+//! - the engine: [`crate::engine::Engine::assess`] (patient-view) or
+//!   [`crate::engine::Engine::review_drafts`] (draft orders as hypothetical trials
+//!   from today);
 //! - [`cards`]: the conclusions as cards;
 //! - [`routes`]: HTTP (discovery, the services, feedback, CORS, the deadline).
 
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use time::Date;
 
-use crate::clinical::{self, draft};
 use crate::config::{CdsClient, CdsSettings};
 use crate::ehr::Ehr;
 use crate::fhir::read::ResourcePool;
@@ -78,7 +78,7 @@ impl CdsError {
 
 /// The discovery document.
 pub fn discovery(ehr: &Ehr) -> Value {
-    let prefetch = Value::Object(prefetch::templates(&ehr.relevance));
+    let prefetch = Value::Object(prefetch::templates(&ehr.engine.relevance));
     let usage = "Send a JWT (ES384 or RS384) on every call; prefetch what you can, else fhirServer with fhirAuthorization (the server must be on this client's allow-list).";
     let service = |hook: &str, id: &str, title: &str, description: &str| {
         json!({
@@ -134,7 +134,7 @@ impl Cds {
                 .collect::<Vec<_>>(),
             client,
             &self.ehr.client,
-            &self.ehr.relevance,
+            &self.ehr.engine.relevance,
             self.ehr.look_back_months,
             as_of,
             &self.metrics,
@@ -209,23 +209,15 @@ impl Cds {
                 .map(|base| format!("{}/cds-services/rules", base.trim_end_matches('/'))),
         };
         if request.hook == "patient-view" {
-            let assessment =
-                clinical::assess_with(&record, &ehr.policy, &ehr.knowledge, as_of, ehr.options);
+            let assessment = ehr.engine.assess(&record, as_of);
             return cards::patient_view_cards(
                 &assessment,
-                &ehr.knowledge,
+                &ehr.engine.knowledge,
                 self.settings.max_cards,
                 &links,
             );
         }
-        let review = draft::review(
-            &record,
-            &draft_orders,
-            &ehr.policy,
-            &ehr.knowledge,
-            as_of,
-            ehr.options,
-        );
+        let review = ehr.engine.review_drafts(&record, &draft_orders, as_of);
         cards::order_cards(&review, drafts, self.settings.max_cards, &links)
     }
 }

@@ -54,7 +54,10 @@ async fn patient_page(token: web::Path<String>, state: web::Data<PageState>) -> 
             tracing::info!(%patient, "page served");
             private(HttpResponse::Ok(), &state.csp)
                 .content_type("text/html; charset=utf-8")
-                .body(super::patient::page(&assessment, &state.ehr.knowledge))
+                .body(super::patient::page(
+                    &assessment,
+                    &state.ehr.engine.knowledge,
+                ))
         }
         Err(e) => {
             count("ehr-error");
