@@ -9,7 +9,7 @@ use crate::clinical::record::PatientRecord;
 use crate::clinical::Assessment;
 use crate::config::{Config, ConfigError, WritebackSettings};
 use crate::engine::{Engine, EngineError};
-use crate::fhir::auth::Auth;
+use crate::fhir::client::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::gather;
 use crate::fhir::writeback::{write_back, Existing, WriteOutcome, OWN_TAG_CODE};
@@ -58,7 +58,7 @@ impl Ehr {
 
     /// The interactions this configuration needs from the EHR.
     pub fn needed_interactions(&self) -> Vec<(&'static str, &'static str)> {
-        let mut needed: Vec<(&'static str, &'static str)> = crate::fhir::resource_types::READ_TYPES
+        let mut needed: Vec<(&'static str, &'static str)> = crate::resource_types::READ_TYPES
             .iter()
             .map(|t| (t.name, "search-type"))
             .collect();

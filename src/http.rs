@@ -14,9 +14,9 @@ use tokio::sync::Mutex;
 use crate::config::Secret;
 use crate::fhir::client::Idempotency;
 use crate::intake::notification::reduce;
-use crate::intake::work::WorkItem;
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
+use crate::work::WorkItem;
 
 /// How a notification proves it comes from the EHR.
 #[derive(Clone, Default)]

@@ -13,15 +13,20 @@
 //!   the population index `evaluate --format html` writes.
 //! - [`intake`]: notifications of every shape -> work items; reconciliation polling;
 //!   the EHR Subscriptions.
+//! - [`work`]: the unit of work the queue carries from every intake to the pipeline.
 //! - [`queue`]: RabbitMQ intake, work shards, retries, dead letters (or in-process).
 //! - [`pipeline`]: the work loop: coalesce, route id-only items to their patient,
 //!   assess, publish events (at least once); `pipeline::settle`: ack, retry, dead letter.
 //! - [`ehr`]: one patient against the EHR: gather, assess, write back.
 //! - [`engine`]: the one way into the clinical engine every caller holds (knowledge,
 //!   policy, options, the codes it reads; `assess` and `review_drafts`).
-//! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client and
-//!   gather) and out (write-back; the treatment summary as a FHIR document); mapping
-//!   resources to the engine's `PatientRecord`.
+//! - [`outputs`]: what an assessment becomes for each channel (the write-back
+//!   transaction, the summary document, the integration event).
+//! - [`resource_types`]: every FHIR type the service reads, watches, prefetches or
+//!   writes, in one table (depends on nothing; the default SMART scope comes from it).
+//! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client with its
+//!   auth, and the gather) and out (write-back; the treatment summary as a FHIR
+//!   document); mapping resources to the engine's `PatientRecord`.
 //! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
 //! - [`batch`]: `evaluate` over files and directories: which files, progress, reading
 //!   on all cores (the reader skips what the engine never reads without parsing it),
@@ -30,6 +35,9 @@
 //! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html).
 //! - [`metrics`]: the Prometheus registry.
 //! - [`service`]: `serve`: wiring and graceful shutdown.
+//!
+//! Modules form layers: no two siblings, at any level, use each other
+//! (`tests/architecture.rs` keeps it so).
 
 pub mod batch;
 pub mod cds;
@@ -40,11 +48,14 @@ pub mod engine;
 pub mod fhir;
 pub mod intake;
 pub mod metrics;
+pub mod outputs;
 pub mod page;
 pub mod pipeline;
 pub mod queue;
 pub mod report;
+pub mod resource_types;
 
 pub use fhir_sdk;
 pub mod http;
 pub mod service;
+pub mod work;

@@ -14,6 +14,7 @@ use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
 use trd_sentinel::engine::Engine;
 use trd_sentinel::fhir::read::{is_ndjson, ResourcePool};
+use trd_sentinel::outputs;
 use trd_sentinel::report::{self, Format};
 
 #[derive(Parser)]
@@ -296,8 +297,14 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     // `--format fhir` writes what write-back would, with its default settings.
     let writeback = trd_sentinel::config::WritebackSettings::default();
     let (mut failed, mut patients) = (0usize, 0usize);
+    let table = match &grouped {
+        Grouped::Records(records) => {
+            report::Table::for_patients(records.iter().map(|r| r.patient.as_str()))
+        }
+        Grouped::Shards(_) => report::Table::default(),
+    };
     if args.format == Format::Table {
-        writeln!(out, "{}", report::table_header())?;
+        writeln!(out, "{}", table.header())?;
     }
     let mut emit = |result: Result<clinical::Assessment, batch::Failed>| {
         patients += 1;
@@ -310,15 +317,15 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
             }
         };
         match args.format {
-            Format::Table => writeln!(out, "{}", report::table_row(&assessment))?,
+            Format::Table => writeln!(out, "{}", table.row(&assessment))?,
             Format::Jsonl => writeln!(out, "{}", report::jsonl_row(&assessment)?)?,
             Format::Fhir => {
-                if let Some(transaction) = report::fhir_transaction(&assessment, &writeback) {
+                if let Some(transaction) = outputs::writeback_transaction(&assessment, &writeback) {
                     writeln!(out, "{transaction}")?;
                 }
             }
             Format::Document => {
-                if let Some(document) = report::document(&assessment) {
+                if let Some(document) = outputs::summary_document(&assessment) {
                     writeln!(out, "{document}")?;
                 }
             }
@@ -388,8 +395,9 @@ fn assess(args: AssessArgs) -> Result<()> {
         let ehr = Ehr::from_config(&config)?;
         ehr.check_capabilities().await?;
         let run = ehr.run_patient(&args.patient, as_of).await?;
-        println!("{}", report::table_header());
-        println!("{}", report::table_row(&run.assessment));
+        let table = report::Table::for_patients([run.assessment.patient.as_str()]);
+        println!("{}", table.header());
+        println!("{}", table.row(&run.assessment));
         let plan = &run.write.plan;
         match (&run.write.transaction, run.write.dry_run) {
             (Some(transaction), true) => {

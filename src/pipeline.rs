@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
-use serde_json::json;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::ehr::{is_own_resource, Ehr, EhrError, PatientRun};
@@ -25,10 +24,12 @@ use crate::fhir::client::{FhirError, Idempotency};
 use crate::fhir::mapping::patient_of;
 use crate::fhir::read::ResourcePool;
 use crate::intake::gaps::EventCounter;
+use crate::intake::message::from_intake_message;
 use crate::intake::reconcile::Reconciler;
-use crate::intake::work::{from_intake_message, WorkItem};
 use crate::metrics::Metrics;
+use crate::outputs::AssessmentEvent;
 use crate::queue::{Incoming, IntakeSettle, Job, QueueError, WorkQueue};
+use crate::work::WorkItem;
 
 pub mod settle;
 pub use settle::Failure;
@@ -375,8 +376,7 @@ impl Pipeline {
             WorkItem::Bundle { bundle } => {
                 // Declared complete at intake, and about one patient (its shard's key).
                 let mut pool = ResourcePool::new(self.ehr.engine.relevance.clone());
-                pool.add_json(&bundle.to_string(), "intake bundle")
-                    .map_err(|e| Failure::Permanent(e.to_string()))?;
+                pool.add_value(bundle, "intake bundle");
                 for record in pool.records() {
                     let run = self.ehr.assess_and_write(&record, None, as_of).await?;
                     self.after_run(&run, replay).await?;
@@ -472,26 +472,11 @@ impl Pipeline {
         if !(result == "written" || replay || events_only) {
             return Ok(());
         }
-        let event = json!({
-            "patient": run.assessment.patient,
-            "previous_status": run.write.previous_status,
-            "status": status,
-            "failed_adequate_trials": run.assessment.failed_adequate_trials,
-            "summary": run.assessment.narrative.text.lines().next().unwrap_or_default(),
-            "written": run.write.plan.written,
-            "retired": run.write.plan.retired,
-            "as_of": run.assessment.as_of.to_string(),
-            "content_hash": run.write.content_hash,
-            "events_only": events_only,
-        });
+        let event = AssessmentEvent::of(run, events_only);
         let body = serde_json::to_vec(&event).map_err(QueueError::from)?;
         let published = self
             .queue
-            .publish_event(
-                &format!("assessment.{status}"),
-                &body,
-                &run.write.content_hash,
-            )
+            .publish_event(&event.routing_key(), &body, &run.write.content_hash)
             .await;
         let label = if published.is_ok() {
             "published"

@@ -1,11 +1,12 @@
-//! `evaluate` outputs: a table a person reads, JSON lines a program reads, the FHIR
-//! transactions write-back would send, and the treatment summary as FHIR documents.
+//! `evaluate`'s formats: a table a person reads, JSON lines a program reads, and the
+//! population's HTML pages; the FHIR formats (the write-back transaction, the summary
+//! document) come from [`crate::outputs`], as every channel's do.
 
 use std::fmt::Write as _;
 
 use crate::clinical::adequacy::Adequacy;
-use crate::clinical::dose::fmt;
 use crate::clinical::finding::{codes, Severity};
+use crate::clinical::numbers::fmt;
 use crate::clinical::response::ResponseClass;
 use crate::clinical::Assessment;
 
@@ -79,26 +80,47 @@ impl HtmlWriter {
     }
 }
 
-/// The identifier system `evaluate` names its documents with (the service's default).
-pub const DOCUMENT_IDENTIFIER_SYSTEM: &str = "https://fhir.trd-sentinel.org/id";
-
-/// The treatment summary as a FHIR document (a `document` Bundle), or nothing for a
-/// patient with nothing to report.
-pub fn document(assessment: &Assessment) -> Option<serde_json::Value> {
-    if assessment.has_nothing_to_report() {
-        return None;
-    }
-    let summary = crate::clinical::summary::summarise(assessment);
-    Some(crate::fhir::document::document_bundle(
-        &summary,
-        assessment,
-        DOCUMENT_IDENTIFIER_SYSTEM,
-    ))
+/// The table `evaluate` prints: one line per patient, the columns aligned for the
+/// longest patient reference the table will hold (rows are printed as patients are
+/// assessed, so the width is chosen before the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    patient_width: usize,
 }
 
-pub fn table_header() -> String {
+/// `Patient/` and a UUID, as Synthea and most EHRs write ids: the width when the
+/// patients are not known in advance (a Bulk export grouped on disk).
+const UUID_REFERENCE: usize = 44;
+
+impl Default for Table {
+    fn default() -> Self {
+        Self {
+            patient_width: UUID_REFERENCE,
+        }
+    }
+}
+
+impl Table {
+    /// A table wide enough for each of `patients`.
+    pub fn for_patients<'a>(patients: impl IntoIterator<Item = &'a str>) -> Self {
+        let longest = patients.into_iter().map(|p| p.chars().count()).max();
+        Self {
+            patient_width: longest.unwrap_or(0).max("PATIENT".len()),
+        }
+    }
+
+    pub fn header(&self) -> String {
+        table_header(self.patient_width)
+    }
+
+    pub fn row(&self, assessment: &Assessment) -> String {
+        table_row(assessment, self.patient_width)
+    }
+}
+
+fn table_header(width: usize) -> String {
     format!(
-        "{:<36} {:<27} {:>6} {:>6} {:>3} {:>9} {:>5}  {}",
+        "{:<width$} {:<27} {:>6} {:>6} {:>3} {:>9} {:>5}  {}",
         "PATIENT",
         "STATUS",
         "SAFETY",
@@ -111,7 +133,7 @@ pub fn table_header() -> String {
 }
 
 /// One line per patient: status, stages, then each trial in brief.
-pub fn table_row(assessment: &Assessment) -> String {
+fn table_row(assessment: &Assessment, width: usize) -> String {
     let mut trials = String::new();
     for trial in &assessment.trials {
         let dose = trial
@@ -158,7 +180,7 @@ pub fn table_row(assessment: &Assessment) -> String {
         .filter(|f| NOT_READ.contains(&f.code.as_str()))
         .count();
     let mut row = format!(
-        "{:<36} {:<27} {:>6} {:>6} {:>3} {:>9} {:>5}  {}",
+        "{:<width$} {:<27} {:>6} {:>6} {:>3} {:>9} {:>5}  {}",
         assessment.patient,
         assessment.trd_status.code(),
         if safety.is_empty() {
@@ -195,15 +217,4 @@ const NOT_READ: &[&str] = &[
 
 pub fn jsonl_row(assessment: &Assessment) -> Result<String, serde_json::Error> {
     serde_json::to_string(assessment)
-}
-
-/// `--format fhir`: the transaction write-back would send for this assessment to an
-/// EHR holding none of the service's resources; `None` when there is nothing to report.
-pub fn fhir_transaction(
-    assessment: &Assessment,
-    settings: &crate::config::WritebackSettings,
-) -> Option<serde_json::Value> {
-    let desired = crate::fhir::writeback::desired_resources(assessment, settings);
-    let mut plan = crate::fhir::writeback::plan(assessment, desired, &[], settings);
-    (!plan.entries.is_empty()).then(|| plan.take_transaction())
 }

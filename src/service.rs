@@ -13,10 +13,10 @@ use crate::config::Config;
 use crate::ehr::{Ehr, EhrError};
 use crate::http::{configure, AppState, EhrProbe, NotifyAuth};
 use crate::intake::reconcile::Reconciler;
-use crate::intake::work::WorkItem;
 use crate::metrics::Metrics;
 use crate::pipeline::{Fault, Pipeline, PipelineSettings};
 use crate::queue::{LocalQueue, QueueError, QueueSettings, Rabbit, WorkQueue};
+use crate::work::WorkItem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

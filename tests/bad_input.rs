@@ -33,7 +33,7 @@ fn assess_text(text: &str, as_of: Date) -> Vec<Assessment> {
         .map(|record| {
             let assessment = clinical::assess(record, policy, &knowledge, as_of);
             assert_eq!(assessment.patient, record.patient);
-            let _ = report::table_row(&assessment);
+            let _ = report::Table::default().row(&assessment);
             report::jsonl_row(&assessment).expect("assessment serialises");
             assessment
         })

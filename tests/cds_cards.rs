@@ -47,9 +47,9 @@ async fn patient_view_shows_what_is_actionable_and_nothing_else() {
         "Rule: >= 2 failed adequate trials in the current episode (policy default).".to_string(),
         format!("Episode since {}.", moved("2024-01-08")),
         "Staging: Thase-Rush I · Maudsley 6 (mild) · MGH-S 2".to_string(),
-        "| T1 | sertraline | 100 mg (50) | 12.9 (12.9) | 100% of days | adequate |".to_string(),
-        "| T2 | escitalopram | 20 mg (10) | 12.9 (12.9) | 100% of days | adequate |".to_string(),
-        format!("non-response: PHQ-9 18 on {} -> 17 on {} (5.56% reduction)", moved("2024-04-10"), moved("2024-07-06")),
+        "| T1 | sertraline | 100 mg (50) | 12.8 (12.8) | 100% of days | adequate |".to_string(),
+        "| T2 | escitalopram | 20 mg (10) | 12.8 (12.8) | 100% of days | adequate |".to_string(),
+        format!("non-response: PHQ-9 18 on {} -> 17 on {} (5.5% reduction)", moved("2024-04-10"), moved("2024-07-06")),
         format!("- No antidepressant supplied since {}: confirm whether it was stopped; for the next trial consider switching, or restarting with augmentation (aripiprazole, bupropion, lithium, T3)", moved("2024-07-10")),
     ] {
         assert!(detail.contains(&expected), "{expected}\nnot in\n{detail}");
@@ -194,7 +194,7 @@ async fn draft_orders_get_the_cards_that_apply() {
     assert_eq!(
         outline(&again),
         [
-            o("already-failed", "warning", "Sertraline already failed an adequate trial this episode (T1 100 mg/day for 12.9 wk)"),
+            o("already-failed", "warning", "Sertraline already failed an adequate trial this episode (T1 100 mg/day for 12.8 wk)"),
             o("further-agent-after-trd", "warning", TRD),
         ]
     );
@@ -409,7 +409,7 @@ async fn prefetch_in_every_state_and_the_fallback_to_the_fhir_server() {
     let seen = setup.recorder.requests();
     assert_eq!(
         seen.len(),
-        trd_sentinel::fhir::resource_types::READ_TYPES.len(),
+        trd_sentinel::resource_types::READ_TYPES.len(),
         "one search per key: {seen:?}"
     );
     assert!(seen

@@ -94,10 +94,10 @@ jku = ["{base}/jku"]
             .expect("prefetch")
             .keys()
             .collect();
-        // One key per type the gather reads (src/fhir/resource_types.rs).
+        // One key per type the gather reads (src/resource_types.rs).
         assert_eq!(
             keys.len(),
-            trd_sentinel::fhir::resource_types::READ_TYPES.len(),
+            trd_sentinel::resource_types::READ_TYPES.len(),
             "{keys:?}"
         );
         assert_eq!(

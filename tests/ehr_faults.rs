@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use trd_sentinel::config::{FhirSettings, JwtAlgorithm};
-use trd_sentinel::fhir::auth::{Auth, SmartBackend};
+use trd_sentinel::fhir::client::{Auth, SmartBackend};
 use trd_sentinel::fhir::client::{FhirClient, FhirError, Idempotency};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};

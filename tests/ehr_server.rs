@@ -340,8 +340,8 @@ async fn the_assess_command_works_from_the_environment_alone() {
 #[tokio::test]
 async fn reconciliation_queues_changed_patients_and_keeps_its_watermark() {
     use trd_sentinel::intake::reconcile::{PollOutcome, Reconciler};
-    use trd_sentinel::intake::work::WorkItem;
     use trd_sentinel::queue::{LocalQueue, WorkQueue};
+    use trd_sentinel::work::WorkItem;
 
     let server = Hfs::start();
     load(&server, "one-failure-at-risk").await;
@@ -522,7 +522,7 @@ async fn one_batch_gathers_what_the_separate_searches_do() {
         // Fourteen searches (one per type the record is read from, ten, and four for
         // the service's own): one request each, plus their further pages; batched, one
         // in all plus those pages.
-        let searches = trd_sentinel::fhir::resource_types::READ_TYPES.len() + 4;
+        let searches = trd_sentinel::resource_types::READ_TYPES.len() + 4;
         let further_pages = separate.requests - searches;
         assert_eq!(batched.requests, 1 + further_pages);
         if ehr.client.page_size() == 2 {

@@ -11,9 +11,9 @@ use serde_json::json;
 use sha2::Sha256;
 use trd_sentinel::config::Secret;
 use trd_sentinel::http::{configure, AppState, NotifyAuth};
-use trd_sentinel::intake::work::WorkItem;
 use trd_sentinel::metrics::Metrics;
 use trd_sentinel::queue::{LocalQueue, QueueSettings, Rabbit, WorkQueue};
+use trd_sentinel::work::WorkItem;
 
 const TOKEN: &str = "s3cret-token";
 const LIMIT: usize = 1024 * 1024;

@@ -69,7 +69,7 @@ fn the_narrative_explains_a_trd_verdict() {
         "{text}"
     );
     assert!(
-        text.contains("- T1 sertraline 100 mg/day, 2023-01-09 to 2023-04-08: counted as failed — adequate (100 mg/day, 12.86 weeks at adequate dose), non-response: PHQ-9 22 on 2023-01-07 -> 21 on 2023-04-12 (4.55% reduction)"),
+        text.contains("- T1 sertraline 100 mg/day, 2023-01-09 to 2023-04-08: counted as failed — adequate (100 mg/day, 12.8 weeks at adequate dose), non-response: PHQ-9 22 on 2023-01-07 -> 21 on 2023-04-12 (4.5% reduction)"),
         "{text}"
     );
     assert!(text.contains("Thase-Rush V; MSM 9 moderate (duration 2 + severity 4 + failed treatments 2 + augmentation 0 + ECT 1); MGH-S 7"), "{text}");
@@ -154,7 +154,7 @@ fn function_is_said_in_one_line_beside_symptoms() {
 fn psychotherapy_courses_are_listed() {
     let a = fixture("cbt-adequate-no-response");
     assert!(
-        a.narrative.text.contains("Psychotherapy:\n- CBT 2024-04-17 to 2024-06-19: 10 sessions over 10 weeks (adequate); PHQ-9 18 -> 17 at best (5.56% reduction)\n"),
+        a.narrative.text.contains("Psychotherapy:\n- CBT 2024-04-17 to 2024-06-19: 10 sessions over 10 weeks (adequate); PHQ-9 18 -> 17 at best (5.5% reduction)\n"),
         "{}",
         a.narrative.text
     );

@@ -270,7 +270,7 @@ fn the_page_carries_the_verdicts_and_loads_nothing() {
         "<h1>Treatment-resistant depression</h1>",
         "Staging: Thase-Rush I · Maudsley 6 (mild) · MGH-S 2",
         "<td>T1</td><td>sertraline (SSRI)</td>",
-        "<td>100 mg (50)</td><td>12.9 (12.9)</td>",
+        "<td>100 mg (50)</td><td>12.8 (12.8)</td>",
         "refer to psychiatry: 2 failed adequate trials (SSRI) in the current episode",
         "no TSH result in the last 12 months",
         "Policy default.",

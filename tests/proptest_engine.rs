@@ -80,9 +80,9 @@ fn read_and_assess(bundle: &str, as_of: Date) -> usize {
     for record in &records {
         let assessment = clinical::assess(record, policy(), knowledge(), as_of);
         assert_eq!(assessment.patient, record.patient);
-        let _ = report::table_row(&assessment);
+        let _ = report::Table::default().row(&assessment);
         let _ = report::jsonl_row(&assessment);
-        let _ = report::fhir_transaction(&assessment, &Default::default());
+        let _ = trd_sentinel::outputs::writeback_transaction(&assessment, &Default::default());
     }
     records.len()
 }

@@ -87,13 +87,13 @@ Reason for referral:
 - Treatment-resistant depression: 2 failed adequate trials (SSRI) in the current episode (rule: >= 2 failed adequate trials in the current episode (policy default))
 - Current episode since 2024-01-08 (9 months)
 - Staging: Thase-Rush I; Maudsley 6 (mild); MGH-S 2
-- Last trial: escitalopram 20 mg/day from 2024-04-12 to 2024-07-10 (12.9 weeks); 100% of days covered (dispenses)
-- Response on it: PHQ-9 18 on 2024-04-10 -> 17 on 2024-07-06 (5.56% reduction)
+- Last trial: escitalopram 20 mg/day from 2024-04-12 to 2024-07-10 (12.8 weeks); 100% of days covered (dispenses)
+- Response on it: PHQ-9 18 on 2024-04-10 -> 17 on 2024-07-06 (5.5% reduction)
 - Latest symptoms: PHQ-9 17 on 2024-07-06
 
 Medication history: antidepressant trials:
-- T1 sertraline (SSRI), 2024-01-08 to 2024-04-06: 100 mg/day (minimum adequate 50 mg/day), 12.9 weeks, 12.9 at or above the minimum; 100% of days covered (dispenses). adequate trial. Response: PHQ-9 20 on 2024-01-06 -> 18 on 2024-04-10 (10% reduction). Counted as a failed adequate trial.
-- T2 escitalopram (SSRI), 2024-04-12 to 2024-07-10: 20 mg/day (minimum adequate 10 mg/day), 12.9 weeks, 12.9 at or above the minimum; 100% of days covered (dispenses). adequate trial. Response: PHQ-9 18 on 2024-04-10 -> 17 on 2024-07-06 (5.56% reduction). Counted as a failed adequate trial.
+- T1 sertraline (SSRI), 2024-01-08 to 2024-04-06: 100 mg/day (minimum adequate 50 mg/day), 12.8 weeks, 12.8 at or above the minimum; 100% of days covered (dispenses). adequate trial. Response: PHQ-9 20 on 2024-01-06 -> 18 on 2024-04-10 (10% reduction). Counted as a failed adequate trial.
+- T2 escitalopram (SSRI), 2024-04-12 to 2024-07-10: 20 mg/day (minimum adequate 10 mg/day), 12.8 weeks, 12.8 at or above the minimum; 100% of days covered (dispenses). adequate trial. Response: PHQ-9 18 on 2024-04-10 -> 17 on 2024-07-06 (5.5% reduction). Counted as a failed adequate trial.
 
 Psychotherapy and other treatments:
 - none recorded

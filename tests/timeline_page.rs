@@ -6,6 +6,8 @@
 
 #[path = "support/broker.rs"]
 mod broker;
+#[path = "support/browser.rs"]
+mod browser;
 #[path = "support/cds.rs"]
 mod cds;
 #[path = "support/hfs.rs"]
@@ -13,29 +15,19 @@ mod hfs;
 #[path = "support/service.rs"]
 mod service;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 use trd_sentinel::config::Secret;
 use trd_sentinel::page::link::PageLinks;
 
+use browser::{artifacts, chromium};
 use cds::*;
 use hfs::{as_transaction, free_port, Hfs};
 use service::Service;
 
 const KEY: &str = "page-signing-key-for-tests-0123456789abcdef";
 const EHR: &str = "https://ehr.test";
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-fn artifacts() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    dir
-}
 
 /// The URLs of the requests made in the page's context, from the browser's network
 /// log: every request job whose network isolation key names the page's site (its

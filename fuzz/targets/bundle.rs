@@ -6,7 +6,7 @@
 use trd_sentinel::clinical::{self, summary};
 use trd_sentinel::config::WritebackSettings;
 use trd_sentinel::fhir::read::ResourcePool;
-use trd_sentinel::{page, report};
+use trd_sentinel::{outputs, page, report};
 
 use super::{knowledge, policy, relevance, AS_OF};
 
@@ -32,10 +32,10 @@ fn assess_all(pool: &ResourcePool) {
     let settings = WritebackSettings::default();
     for record in pool.records() {
         let assessment = clinical::assess(&record, policy(), knowledge(), AS_OF);
-        let _ = report::table_row(&assessment);
+        let _ = report::Table::default().row(&assessment);
         let _ = report::jsonl_row(&assessment);
-        let _ = report::fhir_transaction(&assessment, &settings);
-        let _ = report::document(&assessment);
+        let _ = outputs::writeback_transaction(&assessment, &settings);
+        let _ = outputs::summary_document(&assessment);
         let _ = summary::summarise(&assessment).text();
         let _ = page::patient::page(&assessment, knowledge());
     }

@@ -23,7 +23,7 @@ use crate::fhir::read::ResourcePool;
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use cards::{CardLinks, DraftOrder};
-use request::HookRequest;
+use request::{HookRequest, RequestError};
 
 pub mod cards;
 pub mod prefetch;
@@ -101,11 +101,24 @@ pub fn discovery(ehr: &Ehr) -> Value {
 }
 
 impl Cds {
-    /// Answers one hook call for `service` at `as_of`.
+    /// Answers one hook call for `service` at `as_of`, from the body as sent.
     pub async fn call(
         &self,
         service: &str,
         body: &[u8],
+        client: &CdsClient,
+        as_of: Date,
+    ) -> Result<Value, CdsError> {
+        self.answer(service, request::parse(body), client, as_of)
+            .await
+    }
+
+    /// Answers a hook call whose body the caller has parsed (the route, which also
+    /// logs its hookInstance): an unknown service is refused before a bad body.
+    pub async fn answer(
+        &self,
+        service: &str,
+        request: Result<HookRequest, RequestError>,
         client: &CdsClient,
         as_of: Date,
     ) -> Result<Value, CdsError> {
@@ -114,7 +127,7 @@ impl Cds {
             PRESCRIBING => &["order-select", "order-sign"],
             other => return Err(CdsError::UnknownService(other.to_string())),
         };
-        let request = request::parse(body).map_err(|e| CdsError::BadRequest(e.to_string()))?;
+        let request = request.map_err(|e| CdsError::BadRequest(e.to_string()))?;
         if !hooks.contains(&request.hook.as_str()) {
             return Err(CdsError::BadRequest(format!(
                 "service {service} answers {}, not {}",

@@ -11,15 +11,15 @@
 use serde_json::{json, Map, Value};
 use time::Date;
 
-use super::request::{resources_of, HookRequest};
+use super::request::HookRequest;
 use crate::clinical::record::PatientRecord;
 use crate::config::CdsClient;
-use crate::fhir::auth::Auth;
+use crate::fhir::client::Auth;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::gather::searches;
 use crate::fhir::read::{Relevance, ResourcePool};
-use crate::fhir::resource_types::{ReadType, READ_TYPES};
 use crate::metrics::Metrics;
+use crate::resource_types::{ReadType, READ_TYPES};
 
 /// The prefetch templates the discovery document offers: reads and searches by
 /// patient and token only (the spec's recommended subset); `_include` of the
@@ -51,28 +51,43 @@ pub enum PrefetchError {
 }
 
 /// What one key's prefetch amounts to.
-enum KeyState {
+enum KeyState<'a> {
     /// Complete: read it.
-    Complete(Value),
+    Complete(&'a Value),
     /// Paged: read it, then follow its `next` links on the server.
-    Paged(Value),
+    Paged(&'a Value),
     /// Nothing found.
     Empty,
     /// Missing or failed: fetch the search.
     Fetch(&'static str),
 }
 
-fn state_of(value: Option<&Value>, kind: &'static str) -> (KeyState, &'static str) {
+fn state_of<'a>(value: Option<&'a Value>, kind: &'static str) -> (KeyState<'a>, &'static str) {
     match value {
         None => (KeyState::Fetch(kind), "missing"),
         Some(Value::Null) => (KeyState::Empty, "null"),
         Some(v) => match v.get("resourceType").and_then(Value::as_str) {
             Some("OperationOutcome") => (KeyState::Fetch(kind), "error"),
-            Some("Bundle") if has_next(v) => (KeyState::Paged(v.clone()), "paged"),
-            Some(_) => (KeyState::Complete(v.clone()), "hit"),
+            Some("Bundle") if has_next(v) => (KeyState::Paged(v), "paged"),
+            Some(_) => (KeyState::Complete(v), "hit"),
             // An HTML error page, a string: the prefetch failed.
             None => (KeyState::Fetch(kind), "error"),
         },
+    }
+}
+
+/// A prefetched or fetched value into the pool as it is, never turned back into
+/// text: a Bundle, a bare resource, or an array of either (lenient, as EHRs send
+/// them). An unreadable resource becomes a note on its patient.
+fn add_prefetched(pool: &mut ResourcePool, value: &Value, origin: &str) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                add_prefetched(pool, item, origin);
+            }
+        }
+        Value::Object(_) => pool.add_value(value, origin),
+        _ => {}
     }
 }
 
@@ -135,18 +150,8 @@ pub async fn gather(
     metrics: &Metrics,
 ) -> Result<Fetched, PrefetchError> {
     let mut pool = ResourcePool::new(codes.clone());
-    let add = |pool: &mut ResourcePool, value: &Value, origin: &str| {
-        // A bare resource or a Bundle; an unreadable entry becomes a note.
-        let document = if value.get("resourceType") == Some(&json!("Bundle")) {
-            value.clone()
-        } else {
-            json!({ "resourceType": "Bundle", "type": "collection",
-                    "entry": resources_of(value).into_iter().map(|r| json!({ "resource": r })).collect::<Vec<_>>() })
-        };
-        let _ = pool.add_json(&document.to_string(), origin);
-    };
     for draft in drafts {
-        add(&mut pool, draft, "draftOrders");
+        add_prefetched(&mut pool, draft, "draftOrders");
     }
     let mut to_fetch: Vec<&'static str> = Vec::new();
     let mut paged: Vec<Value> = Vec::new();
@@ -159,8 +164,8 @@ pub async fn gather(
         let (state, label) = state_of(request.prefetch.get(*key), kind);
         metrics.cds_prefetch.with_label_values(&[key, label]).inc();
         match state {
-            KeyState::Complete(value) => add(&mut pool, &value, key),
-            KeyState::Paged(first) => paged.push(first),
+            KeyState::Complete(value) => add_prefetched(&mut pool, value, key),
+            KeyState::Paged(first) => paged.push(first.clone()),
             KeyState::Empty => {}
             KeyState::Fetch(kind) => to_fetch.push(kind),
         }
@@ -208,7 +213,7 @@ pub async fn gather(
             let (n, pages) = result.map_err(unobtainable)?;
             requests += n;
             for page in &pages {
-                add(&mut pool, page, "fhirServer");
+                add_prefetched(&mut pool, page, "fhirServer");
             }
         }
         metrics.cds_fallback_fetches.inc_by(requests as u64);
@@ -233,7 +238,7 @@ pub async fn gather(
                     .map_err(unobtainable)?;
                 metrics.cds_fallback_fetches.inc();
                 for page in &pages {
-                    add(&mut pool, page, "fhirServer");
+                    add_prefetched(&mut pool, page, "fhirServer");
                 }
             }
         }

@@ -52,8 +52,16 @@ fn text<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 pub fn parse(body: &[u8]) -> Result<HookRequest, RequestError> {
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(body).map_err(|e| RequestError::NotJson(e.to_string()))?;
+    // Moved out, not copied: the prefetch is most of a hook call's bytes.
+    let prefetch = match value.get_mut("prefetch").map(Value::take) {
+        Some(Value::Object(keys)) => keys
+            .into_iter()
+            .map(|(k, v)| (k, unwrap_legacy(v)))
+            .collect(),
+        _ => Map::new(),
+    };
     let hook = text(&value, "hook")
         .ok_or(RequestError::Missing("hook"))?
         .to_string();
@@ -77,14 +85,6 @@ pub fn parse(body: &[u8]) -> Result<HookRequest, RequestError> {
     if access_token.is_some() && fhir_server.is_none() {
         return Err(RequestError::TokenWithoutServer);
     }
-    let prefetch = value
-        .get("prefetch")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, unwrap_legacy(v)))
-        .collect();
     let draft_orders = context
         .get("draftOrders")
         .map(resources_of)

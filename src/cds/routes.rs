@@ -133,19 +133,16 @@ async fn call(
     let started = Instant::now();
     let as_of = time::OffsetDateTime::now_utc().date();
     let deadline = Duration::from_millis(cds.settings.deadline_ms);
-    let answer = tokio::time::timeout(deadline, cds.call(&service, &body, client, as_of)).await;
+    let parsed = super::request::parse(&body);
+    let hook_instance = parsed
+        .as_ref()
+        .map(|r| r.hook_instance.clone())
+        .unwrap_or_default();
+    let answer = tokio::time::timeout(deadline, cds.answer(&service, parsed, client, as_of)).await;
     cds.metrics
         .cds_seconds
         .with_label_values(&[label])
         .observe(started.elapsed().as_secs_f64());
-    let hook_instance = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("hookInstance")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
     let count = |outcome: &str| {
         cds.metrics
             .cds_requests

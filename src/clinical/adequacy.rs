@@ -6,6 +6,7 @@ use time::Date;
 
 use super::dates::{days_inclusive, plus_days};
 use super::knowledge::Knowledge;
+use super::numbers::{fmt, percent};
 use super::policy::Policy;
 use super::record::SourceRef;
 use super::trial::{DoseStep, Trial};
@@ -162,7 +163,7 @@ pub fn judge(
                             "{name} fell to {} mg/day, below the minimum adequate {} mg/day, after {} weeks at an adequate dose",
                             fmt(last),
                             fmt(min),
-                            fmt(round2(weeks_adequate))
+                            super::numbers::weeks(weeks_adequate)
                         ),
                         vec![],
                     );
@@ -183,7 +184,7 @@ pub fn judge(
             ReasonCode::StoppedBeforeWeek4,
             format!(
                 "{name} stopped after {} weeks, before the end of week {}: not a failed trial",
-                fmt(weeks_total),
+                super::numbers::weeks(weeks_total),
                 policy.early_stop_weeks
             ),
             vec![],
@@ -191,7 +192,7 @@ pub fn judge(
     } else if adequate_from.is_some() && weeks_adequate < f64::from(required) {
         let text = format!(
             "{} weeks at adequate dose of the {required} required",
-            fmt(weeks_adequate)
+            super::numbers::weeks(weeks_adequate)
         );
         if trial.ongoing {
             add(
@@ -231,9 +232,9 @@ pub fn judge(
         add(
             ReasonCode::LowAdherence,
             format!(
-                "{name} adherence {}% of days covered, below {}%",
-                fmt(pdc * 100.0),
-                fmt(policy.pdc_threshold * 100.0)
+                "{name} adherence {} of days covered, below {}",
+                percent(pdc),
+                percent(policy.pdc_threshold)
             ),
             vec![],
         );
@@ -307,10 +308,6 @@ fn longest_adequate_run(steps: &[DoseStep], min: f64, observed_end: Date) -> Opt
         close(from, observed_end, &mut best);
     }
     best
-}
-
-fn fmt(v: f64) -> String {
-    super::dose::fmt(v)
 }
 
 pub(crate) fn round2(v: f64) -> f64 {

@@ -8,7 +8,6 @@ use super::adequacy::TrialVerdict;
 use super::amm::AmmResult;
 use super::episode::Episode;
 use super::finding::Finding;
-use super::narrative::Narrative;
 use super::record::SourceRef;
 use super::response::TrialResponse;
 use super::staging::{MghS, Msm, ThaseRush};
@@ -65,6 +64,15 @@ pub struct SupplyPeriod {
 }
 
 pub use super::conditions::TreatmentEvent;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The clinician-facing summary, rendered by [`super::narrative::render`] once the
+/// rest of the assessment is known.
+pub struct Narrative {
+    pub text: String,
+    /// A FHIR Narrative div (xmlns XHTML).
+    pub xhtml: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assessment {

@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use super::knowledge::{Strength, StrengthUnit};
+use super::numbers::{fmt, is_positive};
 use super::record::{DosageInstruction, DoseQuantity};
-use super::units::{classify, count_label, is_positive, period_unit_days, unit_label, UnitKind};
+use super::units::{classify, count_label, period_unit_days, unit_label, UnitKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DailyDose {
@@ -227,20 +228,6 @@ fn administrations_per_day(dosage: &DosageInstruction) -> Result<(f64, String), 
     Err("no frequency: the dosage has no timing".into())
 }
 
-/// Numbers in explanations: integers without ".0", others with up to 2 decimals.
-/// Beyond what an i64 holds (a 1e308 from a broken feed) the number is written in
-/// scientific notation, never clamped to a wrong figure.
-pub fn fmt(value: f64) -> String {
-    if !value.is_finite() || value.abs() >= 1e15 {
-        format!("{value:e}")
-    } else if (value - value.round()).abs() < 1e-9 {
-        format!("{}", value.round() as i64)
-    } else {
-        let s = format!("{value:.2}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
 /// Presentation units taken per day, when the dose is a count (tablets): turns a
 /// dispensed quantity into days of supply.
 pub fn units_per_day(dosages: &[DosageInstruction]) -> Option<f64> {
@@ -278,15 +265,6 @@ fn per_day(dosages: &[DosageInstruction], factor: fn(UnitKind) -> Option<f64>) -
 mod tests {
     use super::*;
     use crate::clinical::record::Amount;
-
-    #[test]
-    fn huge_and_odd_numbers_are_written_as_they_are() {
-        assert_eq!(fmt(1e308), "1e308");
-        assert_eq!(fmt(-2.5e20), "-2.5e20");
-        assert_eq!(fmt(f64::NAN), "NaN");
-        assert_eq!(fmt(150.0), "150");
-        assert_eq!(fmt(12.857), "12.86");
-    }
 
     fn amount(value: f64, unit: &str) -> Amount {
         Amount {

@@ -4,9 +4,10 @@
 //! dose (knowledge/antidepressants.toml `dose_plausibility`): a unit-less "10" read as
 //! ten tablets is far likelier a misread 10 mg than 1000 mg of sertraline.
 
-use super::dose::{fmt, DailyDose};
+use super::dose::DailyDose;
 use super::finding::{codes, Finding, Severity};
 use super::knowledge::{Knowledge, StrengthUnit};
+use super::numbers::fmt;
 use super::product::{identify, ProductIdentity, RXNORM};
 use super::record::{MedicationProduct, PatientRecord, SourceRef};
 use super::supply::Supply;

@@ -53,7 +53,7 @@ pub fn find(
     as_of: Date,
 ) -> Episode {
     let diagnoses = conditions::matching(record, knowledge, VS_MAJOR_DEPRESSION, true, as_of);
-    // A recurrent disorder's onset is the disorder's, not this episode's (CLINICAL.md
+    // A recurrent disorder's onset is the disorder's, not this episode's (docs/clinical-rules.md
     // section 8): only single-episode diagnoses can date the episode.
     let onsets: Vec<(Date, &SourceRef)> = diagnoses
         .iter()
@@ -164,7 +164,7 @@ pub fn find(
 /// followed by the policy's treatment-free stretch (`treatment_free_months`) with no
 /// antidepressant trial and no other depression diagnosis dated in it belongs to an
 /// earlier episode: its onset does not date the current one. The same boundary the
-/// engine draws between trials (CLINICAL.md section 1, episode boundary: a new episode
+/// engine draws between trials (docs/clinical-rules.md section 1, episode boundary: a new episode
 /// after >= 6 months without antidepressant exposure, Li 2019), applied to a recorded
 /// end; a resolved episode of 2012 does not make a 2024 episode chronic or psychotic.
 fn ended_before(

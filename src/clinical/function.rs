@@ -1,4 +1,4 @@
-//! Function beside symptoms (CLINICAL.md section 9): each trial's functional change
+//! Function beside symptoms (docs/clinical-rules.md section 9): each trial's functional change
 //! (baseline, outcome, change, band) on the first functional instrument with both,
 //! using the symptom windows (baseline: last in [start - 30 d, start + 7 d]; outcome:
 //! the last in [start + 4 weeks, end + 14 d]). Two findings: symptoms improved while
@@ -10,10 +10,10 @@ use time::Date;
 
 use super::adequacy::round2;
 use super::dates::plus_days;
-use super::dose::fmt;
 use super::episode::Episode;
 use super::finding::{codes, Finding, Severity};
 use super::knowledge::{InstrumentPurpose, Knowledge};
+use super::numbers::fmt;
 use super::policy::Policy;
 use super::response::ResponseClass;
 use super::score::{ScorePoint, ScoreSeries};

@@ -1,6 +1,6 @@
 //! Why a medication was ordered: an antidepressant whose order names a non-depression
 //! indication (neuropathic pain, migraine, smoking cessation, enuresis, hot flashes...)
-//! is not a depression trial (CLINICAL.md section 7; FDA labels' indications).
+//! is not a depression trial (docs/clinical-rules.md section 7; FDA labels' indications).
 
 use serde::Serialize;
 

@@ -25,6 +25,7 @@ pub mod indication;
 pub mod knowledge;
 pub mod medicine_use;
 pub mod narrative;
+pub mod numbers;
 pub mod policy;
 pub mod product;
 pub mod pseudo_resistance;
@@ -99,7 +100,9 @@ pub fn assess_with(
     );
     let trial::Trials { trials, non_trials } =
         trial::build_trials(eras, &ledger.supplies, record, knowledge, policy, as_of);
-    let scores = score::ScoreSeries::collect(record, knowledge, as_of, &mut findings);
+    let mut scores = score::ScoreSeries::collect(record, knowledge, as_of, &mut findings);
+    // WPAI percentages from the items, where only the items were recorded.
+    wpai::derive(&mut scores, knowledge);
 
     let verdicts: Vec<_> = trials
         .iter()
@@ -307,7 +310,7 @@ pub fn assess_with(
         msm: stages.msm,
         mgh_s: stages.mgh_s,
         suggestions,
-        narrative: narrative::Narrative {
+        narrative: assessment::Narrative {
             text: String::new(),
             xhtml: String::new(),
         },
@@ -338,9 +341,9 @@ fn relapse_findings(judged: &[status::JudgedTrial<'_>]) -> Vec<Finding> {
                 "{} {}: {instrument} {} on {} after {} on {}, while still on {}: relapse on treatment, not a non-response",
                 j.trial.id,
                 j.ingredient,
-                dose::fmt(relapse.point.value),
+                numbers::fmt(relapse.point.value),
                 relapse.point.date,
-                dose::fmt(reached.value),
+                numbers::fmt(reached.value),
                 reached.date,
                 j.ingredient
             );

@@ -1,18 +1,9 @@
 //! The clinician-facing summary: safety signals first, then status, counted trials,
 //! stages, top findings and suggestions, readable in ten seconds. Plain text and FHIR Narrative XHTML.
 
-use serde::Serialize;
-
-use super::assessment::Assessment;
-use super::dose::fmt;
+use super::assessment::{Assessment, Narrative};
 use super::finding::{codes, Severity};
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Narrative {
-    pub text: String,
-    /// A FHIR Narrative div (xmlns XHTML).
-    pub xhtml: String,
-}
+use super::numbers::{count, fmt, tenths, weeks};
 
 struct Lines {
     /// Safety signals: before everything, the headline included.
@@ -30,9 +21,9 @@ fn lines(a: &Assessment) -> Lines {
     );
     let mut episode = Vec::new();
     if let Some(start) = a.episode.start {
-        let months = a.episode.months.unwrap_or(0);
+        let months = count(a.episode.months.unwrap_or(0), "month");
         let mut line = format!(
-            "since {start} ({months} months{})",
+            "since {start} ({months}{})",
             if a.episode.chronic { ", chronic" } else { "" }
         );
         if let Some(s) = &a.episode.severity {
@@ -117,7 +108,7 @@ fn lines(a: &Assessment) -> Lines {
                 c.start,
                 c.end,
                 c.sessions,
-                fmt(c.weeks)
+                weeks(c.weeks)
             );
             if !c.during_trials.is_empty() {
                 line.push_str(&format!(", during {}", c.during_trials.join(", ")));
@@ -128,7 +119,7 @@ fn lines(a: &Assessment) -> Lines {
                     s.instrument,
                     fmt(s.baseline.value),
                     fmt(s.best.value),
-                    fmt(s.percent_change)
+                    tenths(s.percent_change)
                 ));
             }
             line

@@ -9,7 +9,7 @@ use super::knowledge::{KnowledgeError, ProfileFiles, Source};
 
 pub const POLICIES_FILE: &str = "policies.toml";
 
-/// How the current depressive episode's start is found (CLINICAL.md section 1).
+/// How the current depressive episode's start is found (docs/clinical-rules.md section 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EpisodeBoundary {

@@ -7,8 +7,9 @@ use serde::Serialize;
 use super::knowledge::{
     parse_rxnorm_display, DrugComponent, DrugRef, Knowledge, Strength, StrengthUnit, NDC_SYSTEM,
 };
+use super::numbers::is_positive;
 use super::record::{Amount, MedicationProduct};
-use super::units::{is_positive, mass_in_mg, UnitKind};
+use super::units::{mass_in_mg, UnitKind};
 
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 

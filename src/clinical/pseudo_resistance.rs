@@ -8,9 +8,9 @@ use super::dates::minus_months;
 
 use super::adequacy::ReasonCode;
 use super::conditions;
-use super::dose::fmt;
 use super::finding::{codes, Finding, Severity};
 use super::knowledge::{Knowledge, LabCheck};
+use super::numbers::fmt;
 use super::record::{ObservedValue, PatientRecord, SourceRef};
 use super::score::ScoreSeries;
 use super::status::{JudgedTrial, TrdStatus};

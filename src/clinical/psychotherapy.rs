@@ -1,4 +1,4 @@
-//! Psychotherapy courses and fit (CLINICAL.md section 9). Procedures (and Encounters
+//! Psychotherapy courses and fit (docs/clinical-rules.md section 9). Procedures (and Encounters
 //! by their type) coded as psychotherapy (SNOMED CT modalities, or CPT time codes that
 //! carry no modality) are sessions, one per modality and day (a visit coded both ways
 //! counts once); sessions of one modality no further apart than the course gap make a
@@ -14,10 +14,10 @@ use time::Date;
 use super::adequacy::round2;
 use super::conditions;
 use super::dates::plus_days;
-use super::dose::fmt;
 use super::episode::Episode;
 use super::finding::{codes, Finding, Severity};
 use super::knowledge::{InstrumentPurpose, Knowledge, Modality};
+use super::numbers::{fmt, tenths, weeks};
 use super::policy::Policy;
 use super::record::{PatientRecord, SourceRef};
 use super::score::{ScorePoint, ScoreSeries};
@@ -261,11 +261,11 @@ pub fn fit_findings(input: &FitInput<'_>, knowledge: &Knowledge) -> Vec<Finding>
             course.start,
             course.end,
             course.sessions,
-            fmt(course.weeks),
+            weeks(course.weeks),
             symptoms.instrument,
             fmt(symptoms.baseline.value),
             fmt(symptoms.best.value),
-            fmt(symptoms.percent_change)
+            tenths(symptoms.percent_change)
         );
         let mut evidence = course.evidence.clone();
         evidence.push(symptoms.best.source.clone());

@@ -5,9 +5,9 @@
 
 use time::Date;
 
-use super::dose::fmt;
 use super::finding::{codes, Finding, Severity};
 use super::knowledge::{InstrumentPurpose, Knowledge};
+use super::numbers::fmt;
 use super::policy::Policy;
 use super::response::ResponseClass;
 use super::score::ScoreSeries;

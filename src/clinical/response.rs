@@ -2,7 +2,7 @@
 //! score in [start + 4 weeks, end + 14 d] (policy windows) is an outcome. The best
 //! outcome decides the class: remission or response reached at any point makes a
 //! responding trial, and a later rise while still on the drug is a relapse (Frank 1991;
-//! CLINICAL.md section 8), not a non-response. Non-response needs follow-up without
+//! docs/clinical-rules.md section 8), not a non-response. Non-response needs follow-up without
 //! any response.
 
 use serde::Serialize;
@@ -180,19 +180,19 @@ pub fn judge(
             None
         };
         let mut explanation = format!(
-            "{} {} on {} -> {} on {} ({}% reduction)",
+            "{} {} on {} -> {} on {} ({} reduction)",
             instrument.name,
-            super::dose::fmt(baseline.value),
+            super::numbers::fmt(baseline.value),
             baseline.date,
-            super::dose::fmt(outcome.value),
+            super::numbers::fmt(outcome.value),
             outcome.date,
-            super::dose::fmt(round2(reduction * 100.0))
+            super::numbers::percent(reduction)
         );
         if let Some(relapse) = &relapse {
             explanation.push_str(&format!(
                 "; relapse on {drug}: {} {} on {}",
                 instrument.name,
-                super::dose::fmt(relapse.point.value),
+                super::numbers::fmt(relapse.point.value),
                 relapse.point.date
             ));
         }

@@ -118,13 +118,17 @@ impl Check<'_> {
         let days = days?;
         let max = f64::from(self.policy.max_days_supply);
         (!days.is_finite() || days < 0.0 || days > max)
-            .then(|| format!("days supply {} outside 0-{max}", super::dose::fmt(days)))
+            .then(|| format!("days supply {} outside 0-{max}", super::numbers::fmt(days)))
     }
 
     fn amount(&self, field: &str, amount: Option<&Amount>) -> Option<String> {
         let value = amount?.value;
-        (!value.is_finite() || !(0.0..=MAX_UNITS).contains(&value))
-            .then(|| format!("{field} {} outside 0-{MAX_UNITS}", super::dose::fmt(value)))
+        (!value.is_finite() || !(0.0..=MAX_UNITS).contains(&value)).then(|| {
+            format!(
+                "{field} {} outside 0-{MAX_UNITS}",
+                super::numbers::fmt(value)
+            )
+        })
     }
 
     fn dosage(&self, dosage: &[DosageInstruction]) -> Option<String> {
@@ -144,7 +148,7 @@ impl Check<'_> {
                 .filter(|b| {
                     !b.is_finite() || *b < 0.0 || *b > f64::from(self.policy.max_order_days)
                 })
-                .map(|b| format!("boundsDuration {} days", super::dose::fmt(b)));
+                .map(|b| format!("boundsDuration {} days", super::numbers::fmt(b)));
             dose.or(bounds)
                 .or_else(|| self.date("boundsPeriod.start", d.bounds_start))
                 .or_else(|| self.date("boundsPeriod.end", d.bounds_end))

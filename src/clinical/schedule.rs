@@ -1,6 +1,6 @@
 //! Dose over time within one order: multi-step dosage instructions (titrations,
 //! tapers) ordered by `sequence`, each step lasting its `timing.repeat.boundsDuration`
-//! or `boundsPeriod` (FHIR R4 Dosage; CLINICAL.md section 8). A supply that spans
+//! or `boundsPeriod` (FHIR R4 Dosage; docs/clinical-rules.md section 8). A supply that spans
 //! several steps is cut into dated pieces, one per step, so "weeks at adequate dose"
 //! sees the titration as it was ordered.
 

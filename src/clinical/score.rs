@@ -108,9 +108,7 @@ impl ScoreSeries {
         for series in &mut by_instrument {
             series.sort_by(|a, b| (a.date, &a.source).cmp(&(b.date, &b.source)));
         }
-        let mut series = Self { by_instrument };
-        super::wpai::derive(&mut series, knowledge);
-        series
+        Self { by_instrument }
     }
 
     /// How many depression-scale scores the record holds (any instrument).

@@ -175,7 +175,7 @@ fn msm(
                 format!(
                     "{band} ({} {} on {})",
                     s.instrument,
-                    super::dose::fmt(s.score),
+                    super::numbers::fmt(s.score),
                     s.date
                 ),
             ))

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::adequacy::{Adequacy, TrialVerdict};
-use super::dose::fmt;
 use super::episode::Episode;
+use super::numbers::{fmt, weeks};
 use super::policy::Policy;
 use super::response::{ResponseClass, TrialResponse};
 use super::trial::Trial;
@@ -155,7 +155,7 @@ pub fn decide(
                     .daily_dose_mg
                     .map(fmt)
                     .unwrap_or_else(|| "?".into()),
-                fmt(j.verdict.weeks_at_adequate_dose)
+                weeks(j.verdict.weeks_at_adequate_dose)
             );
             match j.response.class {
                 ResponseClass::NonResponse | ResponseClass::Partial => {
@@ -198,7 +198,7 @@ pub fn decide(
     }
 
     // Agents, not eras: a re-trial of an agent that failed counts that agent once
-    // (its latest failed trial), CLINICAL.md section 7.
+    // (its latest failed trial), docs/clinical-rules.md section 7.
     let mut agents: Vec<&JudgedTrial<'_>> = Vec::new();
     for j in &failures {
         match agents.iter_mut().find(|a| a.trial.drug == j.trial.drug) {

@@ -5,9 +5,9 @@ use serde::Serialize;
 
 use super::adequacy::ReasonCode;
 use super::conditions::{TreatmentEvent, TREATMENTS};
-use super::dose::fmt;
 use super::episode::Episode;
 use super::finding::{codes, Finding};
+use super::numbers::fmt;
 use super::record::SourceRef;
 use super::response::ResponseClass;
 use super::status::{JudgedTrial, StatusVerdict, TrdStatus};

@@ -1,5 +1,5 @@
 //! The treatment summary for primary care and referral: what the product's clinical
-//! approach says such a letter holds (CLINICAL.md section 9, "Communication"): the
+//! approach says such a letter holds (docs/clinical-rules.md section 9, "Communication"): the
 //! reason for referral with the stagnation facts (specific symptoms, how long the
 //! current approach has run, adherence, functional impact), the complete treatment
 //! history with each trial's verdict and response, the problems, the standardised
@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use super::adequacy::Adequacy;
 use super::assessment::{Assessment, TrialAssessment};
-use super::dose::fmt;
 use super::finding::{codes, Severity};
 use super::knowledge::InstrumentPurpose;
+use super::numbers::{count, fmt, percent, tenths, weeks};
 use super::record::SourceRef;
 use super::score::MeasureSeries;
 
@@ -143,16 +143,11 @@ fn response(t: &TrialAssessment) -> String {
     t.response.explanation.clone()
 }
 
-/// Weeks to one decimal: a letter, not a calculation.
-fn weeks(value: f64) -> String {
-    fmt((value * 10.0).round() / 10.0)
-}
-
 fn adherence(t: &TrialAssessment) -> String {
     match t.verdict.pdc {
         Some(pdc) => format!(
-            "{}% of days covered ({})",
-            fmt((pdc * 100.0).round()),
+            "{} of days covered ({})",
+            percent(pdc),
             t.verdict.adherence_basis
         ),
         None => format!("adherence unknown ({})", t.verdict.adherence_basis),
@@ -170,8 +165,8 @@ fn reason_for_referral(a: &Assessment) -> SummarySection {
     )];
     if let Some(start) = a.episode.start {
         lines.push(format!(
-            "Current episode since {start} ({} months{})",
-            a.episode.months.unwrap_or(0),
+            "Current episode since {start} ({}{})",
+            count(a.episode.months.unwrap_or(0), "month"),
             if a.episode.chronic { ", chronic" } else { "" }
         ));
     }
@@ -339,7 +334,7 @@ fn psychotherapy(a: &Assessment) -> SummarySection {
                     s.instrument,
                     fmt(s.baseline.value),
                     fmt(s.best.value),
-                    fmt(s.percent_change)
+                    tenths(s.percent_change)
                 ));
             }
             line

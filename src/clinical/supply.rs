@@ -1,7 +1,7 @@
 //! Supplies: "drug D was on hand from day S for N days at dose X", from dispenses
 //! (preferred: they show what was collected), orders, and medication statements.
 //!
-//! Pharmacy data as it is (CLINICAL.md section 8): several strengths handed over the
+//! Pharmacy data as it is (docs/clinical-rules.md section 8): several strengths handed over the
 //! same day make one day's dose; dispenses win over orders only for the period they
 //! cover, so outside-pharmacy history still counts; an order never dispensed gives
 //! an estimated, "orders only" supply bounded by the order that replaced it.
@@ -12,10 +12,11 @@ use serde::Serialize;
 use time::Date;
 
 use super::dates::{last_of_span, plus_days};
-use super::dose::{fmt, ml_per_day, units_per_day, DailyDose};
+use super::dose::{ml_per_day, units_per_day, DailyDose};
 use super::finding::Finding;
 use super::indication::{indication_of, Indication};
 use super::knowledge::{DrugRef, Knowledge, Strength, StrengthUnit};
+use super::numbers::fmt;
 use super::policy::Policy;
 use super::product::{identify, IdentifiedProduct, ProductIdentity};
 use super::record::{
@@ -267,7 +268,7 @@ fn authorising_order<'o, 'r>(
 }
 
 /// Same-day dispenses of one ingredient in different strengths (100 mg + 50 mg
-/// tablets) are one supply at the summed dose, not an early refill (PQA; CLINICAL.md
+/// tablets) are one supply at the summed dose, not an early refill (PQA; docs/clinical-rules.md
 /// section 8). Two fills of the same strength stay separate: that is stock.
 fn merge_same_day_strengths(supplies: &mut Vec<Supply>) {
     let mut groups: BTreeMap<(DrugRef, Date), Vec<Supply>> = BTreeMap::new();

@@ -9,10 +9,11 @@ use time::Date;
 
 use super::conditions::{self, VS_PAIN_MIGRAINE_SLEEP};
 use super::dates::plus_days;
-use super::dose::{fmt, DailyDose};
+use super::dose::DailyDose;
 use super::era::ExposureEra;
 use super::indication::Indication;
 use super::knowledge::{DrugKind, DrugRef, Knowledge};
+use super::numbers::fmt;
 use super::policy::Policy;
 use super::record::{PatientRecord, SourceRef};
 use super::supply::{Supply, SupplyOrigin};

@@ -118,13 +118,13 @@ pub(crate) fn count_label(value: f64, unit: &str) -> String {
     match unit.trim() {
         "" => format!(
             "{} {units} (no unit given, read as a count)",
-            super::dose::fmt(value)
+            super::numbers::fmt(value)
         ),
         "1" => format!(
             "{} {units} (unit '1', read as a count)",
-            super::dose::fmt(value)
+            super::numbers::fmt(value)
         ),
-        other => format!("{} {other}", super::dose::fmt(value)),
+        other => format!("{} {other}", super::numbers::fmt(value)),
     }
 }
 
@@ -134,10 +134,4 @@ pub(crate) fn unit_label(unit: &str) -> &str {
     } else {
         unit
     }
-}
-
-/// True for a positive number; false for zero, negatives and NaN (which real input
-/// can carry), so one test rejects all three.
-pub fn is_positive(value: f64) -> bool {
-    value > 0.0
 }

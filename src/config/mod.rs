@@ -20,16 +20,7 @@ pub use cds::{CdsClient, CdsSettings, PageSettings};
 pub use secret::Secret;
 pub use sections::*;
 
-/// Every resource type the service can write back (`writeback.resources` picks from
-/// these). All but Provenance are kept in step with the latest assessment (updated,
-/// retired); a Provenance is only ever added.
-pub const WRITTEN_TYPES: &[&str] = &[
-    "Flag",
-    "Observation",
-    "DetectedIssue",
-    "ServiceRequest",
-    "Provenance",
-];
+use crate::resource_types::WRITTEN_TYPES;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{string_or_list, Secret, WRITTEN_TYPES};
+use super::{string_or_list, Secret};
+use crate::resource_types::{default_smart_scope, WRITTEN_TYPES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -86,7 +87,7 @@ impl Default for FhirSettings {
             smart_private_key_file: None,
             smart_algorithm: JwtAlgorithm::RS384,
             smart_key_id: None,
-            smart_scope: "system/*.read system/*.write".into(),
+            smart_scope: default_smart_scope(),
             smart_token_url: None,
         }
     }

@@ -133,7 +133,7 @@ pub fn document_bundle(
         "type": "document",
         "identifier": { "system": identifier_system, "value": format!("{identifier}/{}", a.as_of) },
         "timestamp": instant(a.as_of),
-        "entry": [{ "fullUrl": crate::fhir::writeback::urn_for(&identifier), "resource": composition }],
+        "entry": [{ "fullUrl": crate::fhir::urn::urn_for(&identifier), "resource": composition }],
     })
 }
 

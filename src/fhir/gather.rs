@@ -1,5 +1,5 @@
 //! Gathering one patient's record from the EHR: one search per type of
-//! [`super::resource_types::READ_TYPES`] (the Patient, for the birth date the
+//! [`crate::resource_types::READ_TYPES`] (the Patient, for the birth date the
 //! age-based safety rules need; orders, dispenses, statements and inpatient
 //! administrations with `_include` of the Medications they name; scores and labs by
 //! code; questionnaire responses; diagnoses; procedures; encounters, where some EHRs
@@ -16,10 +16,10 @@ use time::{Date, Duration};
 
 use super::client::{FhirClient, FhirError, Search};
 use super::read::{Relevance, ResourcePool};
-use super::resource_types::READ_TYPES;
 use super::writeback::{existing_in, own_searches, Existing};
 use crate::clinical::record::PatientRecord;
 use crate::config::WritebackSettings;
+use crate::resource_types::READ_TYPES;
 
 #[derive(Debug)]
 pub struct Gathered {

@@ -13,12 +13,12 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::work::WorkItem;
 use crate::ehr::is_own_resource;
 use crate::fhir::client::{FhirClient, FhirError};
 use crate::fhir::mapping::patient_of;
 use crate::fhir::read::Relevance;
 use crate::queue::{QueueError, WorkQueue};
+use crate::work::WorkItem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -218,7 +218,7 @@ impl Reconciler {
         let mut patients = BTreeSet::new();
         let mut newest = since;
         let mut irrelevant = 0usize;
-        for kind in crate::fhir::resource_types::watched() {
+        for kind in crate::resource_types::watched() {
             let mut params = vec![("_lastUpdated", format!("ge{from}"))];
             params.extend(self.relevance.code_search(kind));
             client

@@ -18,8 +18,8 @@ use super::topic::{classic_criteria, topic};
 use crate::config::{Config, SubscriptionMode};
 use crate::fhir::client::{FhirClient, FhirError, Idempotency};
 use crate::fhir::read::Relevance;
-use crate::fhir::resource_types;
 use crate::fhir::writeback::{own_tag_search, OWN_TAG_CODE, OWN_TAG_SYSTEM};
+use crate::resource_types;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::clinical::knowledge::CodeSelection;
 use crate::fhir::read::Relevance;
-use crate::fhir::resource_types;
+use crate::resource_types;
 
 /// The R4 Backport topic the service subscribes to.
 pub const TOPIC_URL: &str = "https://fhir.trd-sentinel.org/topic/antidepressant-data";

@@ -11,6 +11,7 @@ use maud::{html, Markup, DOCTYPE};
 use super::STYLE;
 use crate::clinical::assessment::Assessment;
 use crate::clinical::finding::Severity;
+use crate::clinical::numbers::percent;
 
 struct Row {
     patient: String,
@@ -111,7 +112,7 @@ impl PopulationIndex {
             if self.amm_denominator == 0 {
                 "–".to_string()
             } else {
-                format!("{:.1}%", 100.0 * n as f64 / self.amm_denominator as f64)
+                percent(n as f64 / self.amm_denominator as f64)
             }
         };
         html! {
@@ -183,7 +184,7 @@ fn bars(items: &[(String, usize)], total: usize) -> Markup {
             table.bars { @for (label, n) in items {
                 tr {
                     th { (label) }
-                    td { (n) @if total > 0 { " (" (format!("{:.0}%", 100.0 * *n as f64 / total as f64)) ")" } }
+                    td { (n) @if total > 0 { " (" (percent(*n as f64 / total as f64)) ")" } }
                     td.bar { svg width="300" height="12" role="img" aria-label=(format!("{label}: {n}")) {
                         rect width=(format!("{:.1}", 300.0 * *n as f64 / max as f64)) height="12" fill="#0072B2" {}
                     } }

@@ -16,7 +16,10 @@ pub mod patient;
 pub mod routes;
 pub mod timeline;
 
-/// The pages' one stylesheet (inline: the pages load nothing else).
+/// The pages' one stylesheet (inline: the pages load nothing else). Below 800 px (an
+/// EHR's side panel) the timeline keeps its size and scrolls inside its own box (its
+/// lane labels and the episode's start first), and wide tables scroll in theirs: text
+/// stays legible and the page itself never scrolls sideways.
 pub const STYLE: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111;margin:1rem 1.5rem;max-width:1040px}
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.2rem 0 .4rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
@@ -31,6 +34,7 @@ th{background:#f4f4f4}tr.not-adequate td:first-child{border-left:4px solid #E69F
 .legend dt{font-weight:600}.legend dd{margin:0}
 footer{margin-top:1.5rem;color:#555;font-size:12px}
 .bars td.bar{width:60%}.bars span.fill{display:inline-block;height:.8rem;background:#0072B2;vertical-align:middle}
+@media (max-width:800px){body{margin:.5rem .75rem}.picture{overflow-x:auto}.picture svg{max-width:none;width:1000px}table{display:block;overflow-x:auto}td{overflow-wrap:break-word}}
 @media print{body{margin:0;max-width:none;font-size:11px}.picture svg{border:0}a{color:#000;text-decoration:none}section{break-inside:avoid}}
 "#;
 

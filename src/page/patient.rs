@@ -10,14 +10,10 @@ use super::timeline::svg;
 use super::STYLE;
 use crate::clinical::adequacy::Adequacy;
 use crate::clinical::assessment::Assessment;
-use crate::clinical::dose::fmt;
 use crate::clinical::finding::Severity;
 use crate::clinical::knowledge::Knowledge;
+use crate::clinical::numbers::{count, fmt, percent, weeks};
 use crate::clinical::summary::status_words;
-
-fn weeks(value: f64) -> String {
-    fmt((value * 10.0).round() / 10.0)
-}
 
 fn severity(s: Severity) -> &'static str {
     match s {
@@ -79,7 +75,7 @@ pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
                         @if let Some(msm) = &a.msm { " · Maudsley " (msm.score) " (" (msm.band) ")" }
                         " · MGH-S " (fmt(a.mgh_s.score))
                         @if let Some(start) = a.episode.start {
-                            " · episode since " (start) " (" (a.episode.months.unwrap_or(0)) " months"
+                            " · episode since " (start) " (" (count(a.episode.months.unwrap_or(0), "month"))
                             @if a.episode.chronic { ", chronic" }
                             ")"
                         }
@@ -114,7 +110,7 @@ pub fn page(a: &Assessment, knowledge: &Knowledge) -> String {
                                         td { (t.start) " to " (t.end) @if t.ongoing { " (ongoing)" } }
                                         td { (t.daily_dose_mg.map(|d| format!("{} mg", fmt(d))).unwrap_or_else(|| "unknown".into())) " (" (fmt(t.verdict.min_daily_mg)) ")" }
                                         td { (weeks(t.verdict.weeks_total)) " (" (weeks(t.verdict.weeks_at_adequate_dose)) ")" }
-                                        td { (t.verdict.pdc.map(|p| format!("{}%", fmt((p * 100.0).round()))).unwrap_or_else(|| "unknown".into())) br; span.ev { (t.verdict.adherence_basis) } }
+                                        td { (t.verdict.pdc.map(percent).unwrap_or_else(|| "unknown".into())) br; span.ev { (t.verdict.adherence_basis) } }
                                         td { (verdict_label(t))
                                             @for r in &t.verdict.reasons { br; span.ev { (r.text) } } }
                                         td { (response_label(t.response.class)) br; span.ev { (t.response.explanation) } }

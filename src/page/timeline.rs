@@ -22,8 +22,8 @@ use maud::{html, Markup};
 use time::Date;
 
 use crate::clinical::assessment::{Assessment, TrialAssessment};
-use crate::clinical::dose::fmt;
 use crate::clinical::knowledge::{InstrumentPurpose, Knowledge};
+use crate::clinical::numbers::fmt;
 use crate::clinical::score::MeasureSeries;
 use crate::clinical::supply::SupplyOrigin;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Mutex};
 
 use super::{Job, QueueError, QueueSettings, Settle};
-use crate::intake::work::WorkItem;
+use crate::work::WorkItem;
 
 /// For `serve` without a broker: a bounded channel (full: the intake answers 503 and
 /// the EHR retries). Not durable.

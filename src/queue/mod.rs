@@ -12,14 +12,19 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::config::AmqpSettings;
-use crate::intake::work::WorkItem;
+use crate::work::WorkItem;
 
+mod delivery;
 mod local;
 mod rabbit;
 pub mod shards;
 
 pub use local::LocalQueue;
 pub use rabbit::Rabbit;
+
+/// The AMQP header by which a sender declares an intake Bundle a complete record
+/// (for senders that cannot tag the Bundle itself).
+pub const COMPLETE_RECORD_HEADER: &str = "x-trd-complete-record";
 
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
@@ -105,7 +110,7 @@ pub enum Incoming {
     Intake {
         body: Vec<u8>,
         /// The sender declared a Bundle to be a complete record
-        /// ([`crate::intake::work::COMPLETE_RECORD_HEADER`]).
+        /// ([`COMPLETE_RECORD_HEADER`]).
         declared_complete: bool,
         settle: IntakeSettle,
     },

@@ -15,12 +15,13 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{mpsc, Mutex};
 
-use super::shards::{Membership, ShardManager};
+use super::delivery::declared_complete;
+use super::shards::{shard_queue_name, Membership, ShardManager};
 use super::{
-    now_ms, shard_of, Incoming, IntakeSettle, Job, QueueError, QueueSettings, Settle,
-    HEADER_ATTEMPTS, HEADER_ENQUEUED_MS, HEADER_REASON, HEADER_SOURCE,
+    now_ms, shard_of, Incoming, IntakeSettle, Job, QueueError, QueueSettings, HEADER_ATTEMPTS,
+    HEADER_ENQUEUED_MS, HEADER_REASON, HEADER_SOURCE,
 };
-use crate::intake::work::WorkItem;
+use crate::work::WorkItem;
 
 pub struct Rabbit {
     url: String,
@@ -52,10 +53,6 @@ pub(crate) fn stream_of<T: Send + 'static>(
     mut receiver: mpsc::UnboundedReceiver<T>,
 ) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
-pub(super) fn shard_queue_name(work: &str, shard: u16) -> String {
-    format!("{work}.{shard}")
 }
 
 fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -442,49 +439,5 @@ impl Rabbit {
             let _ = connection.close(200, "shutdown").await;
         }
         self.connected.store(false, Ordering::SeqCst);
-    }
-}
-
-fn header_u64(headers: &Option<FieldTable>, name: &str) -> Option<u64> {
-    match headers.as_ref()?.inner().get(name)? {
-        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
-        _ => None,
-    }
-}
-
-/// Whether the sender set [`crate::intake::work::COMPLETE_RECORD_HEADER`] (a boolean,
-/// or the text `true`).
-fn declared_complete(headers: &Option<FieldTable>) -> bool {
-    let name = crate::intake::work::COMPLETE_RECORD_HEADER;
-    match headers.as_ref().and_then(|h| h.inner().get(name)) {
-        Some(AMQPValue::Boolean(b)) => *b,
-        Some(AMQPValue::LongString(s)) => s.to_string().eq_ignore_ascii_case("true"),
-        Some(AMQPValue::ShortString(s)) => s.as_str().eq_ignore_ascii_case("true"),
-        _ => false,
-    }
-}
-
-pub(super) fn decode_job(delivery: lapin::message::Delivery) -> Result<Incoming, QueueError> {
-    let headers = delivery.properties.headers();
-    let attempts = header_u64(headers, HEADER_ATTEMPTS)
-        .and_then(|a| u32::try_from(a).ok())
-        .unwrap_or(0);
-    let enqueued_ms = header_u64(headers, HEADER_ENQUEUED_MS);
-    match serde_json::from_slice::<WorkItem>(&delivery.data) {
-        Ok(item) => Ok(Incoming::Work(Job {
-            item,
-            attempts,
-            redelivered: delivery.redelivered,
-            enqueued_ms,
-            settle: Settle::Rabbit(delivery.acker),
-        })),
-        // Not a work item (someone published to a work queue by hand): treat as intake.
-        Err(_) => Ok(Incoming::Intake {
-            declared_complete: declared_complete(delivery.properties.headers()),
-            body: delivery.data,
-            settle: IntakeSettle(delivery.acker),
-        }),
     }
 }

@@ -25,12 +25,17 @@ use lapin::{BasicProperties, Channel, Consumer};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::rabbit::{decode_job, shard_queue_name};
+use super::delivery::decode_job;
 use super::{Incoming, QueueError};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A replica not heard from for this long is gone.
 pub const EXPIRY: Duration = Duration::from_secs(7);
+
+/// The quorum queue that holds one shard of the work.
+pub(super) fn shard_queue_name(work: &str, shard: u16) -> String {
+    format!("{work}.{shard}")
+}
 
 /// The replicas heard from recently, this one included.
 pub struct Membership {

@@ -385,6 +385,18 @@ class ConfigContract(unittest.TestCase):
         self.assertEqual(chart_keys - service_keys, set(), "chart values the service does not read")
         self.assertEqual(set(NOT_IN_VALUES) - service_keys, set(), "stale reasons")
 
+    def test_the_default_smart_scope_is_the_services_least_privilege_default(self):
+        env = {"PATH": os.environ.get("PATH", ""), "TRD_FHIR_BASE_URL": "https://ehr.example.org/fhir",
+               "TRD_NOTIFY_TOKEN": "a-notify-token-of-thirty-two-chars"}
+        result = subprocess.run([SENTINEL, "check-config", "--print"], capture_output=True, text=True, env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        service_default = json.loads(result.stdout)["fhir"]["smart_scope"]
+        chart_default = yaml.safe_load((CHART / "values.yaml").read_text())["config"]["fhir"]["smart_scope"]
+        self.assertEqual(chart_default, service_default)
+        self.assertNotIn("*", service_default)
+        self.assertIn("system/MedicationRequest.read", service_default.split())
+        self.assertNotIn("system/MedicationRequest.write", service_default.split())
+
     def test_the_pod_configuration_is_accepted_with_every_value_set(self):
         for values in VALUE_SETS:
             with self.subTest(values=values.name):

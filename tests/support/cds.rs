@@ -186,7 +186,7 @@ pub fn full_prefetch(bundle: &Value) -> Map<String, Value> {
         of("Patient").into_iter().next().unwrap_or(Value::Null),
     );
     // Every key the service's discovery offers, as its gather table lists them.
-    for read in trd_sentinel::fhir::resource_types::READ_TYPES
+    for read in trd_sentinel::resource_types::READ_TYPES
         .iter()
         .filter(|t| t.name != "Patient")
     {

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 
 use crate::clinical::adequacy::Adequacy;
 use crate::clinical::assessment::{Assessment, TrialAssessment};
-use crate::clinical::dose::fmt;
 use crate::clinical::finding::Severity;
+use crate::clinical::numbers::{fmt, percent, weeks};
 use crate::clinical::suggestion::{kinds, Suggestion, SuggestionCode};
-use crate::fhir::writeback::urn_for;
+use crate::fhir::urn::urn_for;
 
 mod orders;
 mod patient_view;
@@ -108,10 +108,6 @@ pub fn summary(text: String) -> String {
     cut
 }
 
-fn weeks(value: f64) -> String {
-    fmt((value * 10.0).round() / 10.0)
-}
-
 fn dose(mg: Option<f64>) -> String {
     mg.map(|d| format!("{} mg", fmt(d)))
         .unwrap_or_else(|| "unknown".into())
@@ -126,7 +122,7 @@ pub fn trials_table(trials: &[&TrialAssessment]) -> String {
         let adherence = t
             .verdict
             .pdc
-            .map(|p| format!("{}% of days", fmt((p * 100.0).round())))
+            .map(|p| format!("{} of days", percent(p)))
             .unwrap_or_else(|| "unknown".into());
         let verdict = match t.adequacy {
             Adequacy::Adequate => "adequate".to_string(),

@@ -10,8 +10,8 @@ use super::{
     trials_table, Card, CardLinks, Indicator,
 };
 use crate::clinical::assessment::TrialAssessment;
-use crate::clinical::dose::fmt;
 use crate::clinical::draft::{DraftAgent, DraftConcern, DraftReview};
+use crate::clinical::numbers::{fmt, weeks};
 use crate::clinical::status::TrdStatus;
 
 /// A draft order, as the engine read it and as the EHR sent it.
@@ -100,7 +100,7 @@ fn card_for(
                         t.daily_dose_mg
                             .map(|d| format!("{} mg/day", fmt(d)))
                             .unwrap_or_default(),
-                        fmt((t.verdict.weeks_at_adequate_dose * 10.0).round() / 10.0)
+                        weeks(t.verdict.weeks_at_adequate_dose)
                     )
                 })
                 .collect();
@@ -179,7 +179,7 @@ fn card_for(
                         fmt(s.daily_dose_mg),
                         s.from,
                         s.to,
-                        fmt(s.weeks)
+                        weeks(s.weeks)
                     )
                 })
                 .collect();
@@ -197,7 +197,7 @@ fn card_for(
                     capitalise(drug),
                     dose(agent),
                     fmt(min),
-                    fmt((weeks_low * 10.0).round() / 10.0)
+                    weeks(weeks_low)
                 ),
                 detail: format!(
                     "{} was first taken in this episode on {first_started}: past the titration weeks, a dose below {} mg/day is not an adequate trial, and a later \"failure\" at it would not count.\n\nEarlier time below the minimum:\n\n{}",

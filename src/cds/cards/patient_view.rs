@@ -137,7 +137,7 @@ fn status_card(a: &Assessment) -> Option<Card> {
                 "{} {}",
                 t.ingredient,
                 t.daily_dose_mg
-                    .map(|d| format!("{} mg", crate::clinical::dose::fmt(d)))
+                    .map(|d| format!("{} mg", crate::clinical::numbers::fmt(d)))
                     .unwrap_or_default()
             )
             .trim()

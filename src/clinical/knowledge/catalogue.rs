@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::sources::{check_citations, Source};
 use super::KnowledgeError;
-use crate::clinical::units::is_positive;
+use crate::clinical::numbers::is_positive;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,6 +5,7 @@
 mod catalogue;
 mod checklist;
 mod clinical_drugs;
+mod drug_product;
 mod files;
 mod instruments;
 mod ndc;
@@ -21,9 +22,8 @@ pub use catalogue::{
     Antidepressant, AugmentationAgent, DosePlausibility, DrugCatalogue, DrugKind, DrugRef,
 };
 pub use checklist::{Checklist, DiagnosisCheck, LabCheck, ScoreCheck, WorkUp};
-pub use clinical_drugs::{
-    ClinicalDrug, ClinicalDrugMap, DrugComponent, RxnormTermType, Strength, StrengthUnit,
-};
+pub use clinical_drugs::{ClinicalDrugMap, RxnormTermType};
+pub use drug_product::{ClinicalDrug, DrugComponent, Strength, StrengthUnit};
 pub use files::ProfileFiles;
 pub use instruments::{Instrument, InstrumentPurpose, ItemScoring};
 pub use ndc::{NdcMap, NDC_SYSTEM};

@@ -3,7 +3,7 @@
 //! run time, on the display or text of codes the clinical-drug map does not know.
 
 use super::catalogue::DrugCatalogue;
-use super::clinical_drugs::{ClinicalDrug, DrugComponent, Strength, StrengthUnit};
+use super::drug_product::{ClinicalDrug, DrugComponent, Strength, StrengthUnit};
 
 /// Salt and ester words that RxNorm puts after the ingredient name.
 const SALT_WORDS: &[&str] = &[

@@ -6,9 +6,9 @@ use time::Date;
 
 use super::{Rank, SafetyInput};
 use crate::clinical::dates::{last_of_span, plus_days};
-use crate::clinical::dose::fmt;
 use crate::clinical::finding::{codes, Finding, Severity};
 use crate::clinical::knowledge::Knowledge;
+use crate::clinical::numbers::fmt;
 
 pub(super) fn check(input: &SafetyInput<'_>, knowledge: &Knowledge) -> Vec<(Rank, Finding)> {
     let rules = &knowledge.safety.lithium;

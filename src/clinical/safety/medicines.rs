@@ -7,10 +7,10 @@ use time::Date;
 
 use super::{Rank, SafetyInput};
 use crate::clinical::dates::plus_days;
-use crate::clinical::dose::fmt;
 use crate::clinical::finding::{codes, Finding, Severity};
 use crate::clinical::knowledge::{DrugKind, Knowledge};
 use crate::clinical::medicine_use::uses_of;
+use crate::clinical::numbers::fmt;
 use crate::clinical::record::SourceRef;
 
 /// One antidepressant's period of use (a trial or a non-trial era).

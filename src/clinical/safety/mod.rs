@@ -1,4 +1,4 @@
-//! Safety findings (CLINICAL.md section 9): signals a clinician must not miss while a
+//! Safety findings (docs/clinical-rules.md section 9): signals a clinician must not miss while a
 //! patient is in the TRD pathway, whatever the TRD status. Each has severity
 //! `safety`, comes with its evidence, and is ranked: the most urgent first.
 //!

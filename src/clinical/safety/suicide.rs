@@ -5,9 +5,9 @@
 
 use super::{Rank, SafetyInput};
 use crate::clinical::dates::plus_days;
-use crate::clinical::dose::fmt;
 use crate::clinical::finding::{Finding, Severity};
 use crate::clinical::knowledge::{InstrumentPurpose, Knowledge};
+use crate::clinical::numbers::fmt;
 use crate::clinical::score::ScorePoint;
 
 pub(super) fn check(input: &SafetyInput<'_>, knowledge: &Knowledge) -> Vec<(Rank, Finding)> {

@@ -12,10 +12,11 @@ use super::{
     authorising_order, identify_or_ordered, strength_mg, Supply, SupplyLedger, SupplyOrigin,
 };
 use crate::clinical::dates::plus_days;
-use crate::clinical::dose::{daily_dose, fmt, DailyDose};
+use crate::clinical::dose::{daily_dose, DailyDose};
 use crate::clinical::finding::Finding;
 use crate::clinical::indication::indication_of;
 use crate::clinical::knowledge::{DrugRef, Knowledge};
+use crate::clinical::numbers::fmt;
 use crate::clinical::record::{PatientRecord, SourceRef};
 
 /// Administrations that say a dose was given.

@@ -1,6 +1,6 @@
 //! Supplies from orders: which orders are usable, and the estimated supply of an
 //! order that was never dispensed ("orders only"), bounded by the order's own dates
-//! and status and by the order that replaced it (CLINICAL.md section 8).
+//! and status and by the order that replaced it (docs/clinical-rules.md section 8).
 
 use std::collections::BTreeMap;
 

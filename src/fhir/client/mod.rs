@@ -16,7 +16,6 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::auth::Auth;
 use crate::config::FhirSettings;
 
 /// Whether a request may be sent again after a failure whose outcome is unknown.
@@ -51,11 +50,13 @@ pub struct FhirClient {
     batch_listed: std::sync::atomic::AtomicBool,
 }
 
+mod auth;
 mod capabilities;
 mod error;
 mod request_kind;
 mod search;
 
+pub use auth::{Auth, SmartBackend};
 pub use capabilities::{lists_batch, missing_capabilities};
 use error::body_kind;
 pub use error::FhirError;

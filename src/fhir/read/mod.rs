@@ -21,17 +21,18 @@ use serde_json::value::RawValue;
 mod heads;
 mod ndjson;
 mod relevance;
+mod resource;
 mod scan;
 
 pub use relevance::Relevance;
 pub(crate) use scan::resource_type;
 use scan::{is_read_type, Origin};
 
-use super::mapping::{self, normalise_reference, MedicationLookup, OBSERVATION_STATUSES_USED};
+use super::mapping::{self, MedicationLookup, OBSERVATION_STATUSES_USED};
 use crate::clinical::record::{
     NoteKind, ObservationFact, ObservedComponent, PatientRecord, RecordNote,
 };
-use heads::{BundleBody, EncounterHead, Head, ObservationHead, SubjectHead};
+use heads::{BundleBody, Head};
 
 /// Why an input file could not be read at all (a bad resource inside a good file is
 /// not an error: it becomes a note on the record).
@@ -207,7 +208,7 @@ impl ResourcePool {
         if resource_type(text).as_deref() == Some("Bundle") {
             if let Some(entries) = scan::bundle_entries(text) {
                 for (n, (full_url, resource)) in entries.iter().enumerate() {
-                    self.add_resource(resource, full_url.as_deref(), &Origin::entry(origin, n));
+                    self.add_resource(*resource, full_url.as_deref(), &Origin::entry(origin, n));
                 }
                 return Ok(());
             }
@@ -250,121 +251,6 @@ impl ResourcePool {
             }
         }
         Ok(())
-    }
-
-    fn add_resource(&mut self, text: &str, full_url: Option<&str>, origin: &Origin<'_>) {
-        self.stats.resources += 1;
-        if !self.would_keep(text) {
-            return;
-        }
-        let head: Head<'_> = match serde_json::from_str(text) {
-            Ok(head) => head,
-            Err(e) => {
-                self.unattributed
-                    .push(format!("{origin}: no resourceType: {e}"));
-                return;
-            }
-        };
-        let kind = head.resource_type.as_ref();
-        let source = match (&head.id, full_url) {
-            (Some(id), _) => format!("{kind}/{id}"),
-            (None, Some(url)) => url.to_string(),
-            (None, None) => format!("{kind}/({origin})"),
-        };
-        if let Some(url) = full_url {
-            if url.starts_with("urn:") || head.id.is_none() {
-                self.aliases.insert(url.to_string(), source.clone());
-            } else {
-                self.aliases
-                    .insert(normalise_reference(url), source.clone());
-            }
-        }
-        let typed = match kind {
-            "Patient" => {
-                // A birthDate that does not parse is no birth date: the age rules then
-                // say nothing rather than guess (the value itself is never logged).
-                let birth_date = serde_json::from_str::<PatientHead<'_>>(text)
-                    .ok()
-                    .and_then(|h| h.birth_date)
-                    .and_then(|b| mapping::birth_date_of(&b));
-                let bucket = self.patients.entry(source).or_default();
-                if birth_date.is_some() {
-                    bucket.birth_date = birth_date;
-                }
-                return;
-            }
-            "Medication" => {
-                match serde_json::from_str::<Medication>(text) {
-                    Ok(m) => {
-                        self.medications.insert(source, m);
-                    }
-                    Err(e) => self.unattributed.push(format!("{source}: unreadable: {e}")),
-                }
-                return;
-            }
-            "MedicationRequest" => serde_json::from_str(text).map(Clinical::Request),
-            "MedicationDispense" => serde_json::from_str(text).map(Clinical::Dispense),
-            "MedicationStatement" => serde_json::from_str(text).map(Clinical::Statement),
-            "MedicationAdministration" => serde_json::from_str(text).map(Clinical::Administration),
-            "QuestionnaireResponse" => serde_json::from_str(text).map(Clinical::Questionnaire),
-            "Condition" => serde_json::from_str(text).map(Clinical::Condition),
-            "Procedure" => serde_json::from_str(text).map(Clinical::Procedure),
-            "Encounter" => {
-                let wanted = serde_json::from_str::<EncounterHead<'_>>(text)
-                    .map(|h| self.relevance.wants_encounter(&h))
-                    .unwrap_or(false);
-                if !wanted {
-                    return;
-                }
-                serde_json::from_str(text).map(Clinical::Encounter)
-            }
-            "Observation" => {
-                let wanted = serde_json::from_str::<ObservationHead<'_>>(text)
-                    .map(|h| self.relevance.wants(&h))
-                    .unwrap_or(true); // unreadable: let the typed parse say why
-                if !wanted {
-                    return;
-                }
-                serde_json::from_str(text).map(Clinical::Observation)
-            }
-            _ => return,
-        };
-        self.stats.typed += 1;
-        match typed {
-            Ok(resource) => match subject_of(&resource) {
-                Some(patient) => self
-                    .patients
-                    .entry(patient)
-                    .or_default()
-                    .resources
-                    .push((source, resource)),
-                None => self
-                    .unattributed
-                    .push(format!("{source}: no subject/patient reference")),
-            },
-            Err(e) => {
-                let subject = serde_json::from_str::<SubjectHead>(text)
-                    .ok()
-                    .and_then(|h| h.subject.or(h.patient))
-                    .and_then(|r| r.reference)
-                    .map(|r| normalise_reference(&r));
-                let message = format!("unreadable: {e}");
-                match subject {
-                    Some(patient) => {
-                        self.patients
-                            .entry(patient)
-                            .or_default()
-                            .notes
-                            .push(RecordNote {
-                                source,
-                                kind: NoteKind::Unreadable,
-                                message,
-                            })
-                    }
-                    None => self.unattributed.push(format!("{source}: {message}")),
-                }
-            }
-        }
     }
 
     /// Patients in reference order.

@@ -72,7 +72,7 @@ impl Relevance {
     /// `system|code,...`), where the type has a code parameter and the codes can be
     /// listed (ICD-10-CM prefixes cannot: Conditions are asked for whole).
     pub fn code_search(&self, kind: &str) -> Option<(&'static str, String)> {
-        let param = crate::fhir::resource_types::read_type(kind)?.code_param?;
+        let param = crate::resource_types::read_type(kind)?.code_param?;
         Some((param, self.selection_for(kind)?.token_list()?))
     }
 

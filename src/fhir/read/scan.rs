@@ -46,7 +46,7 @@ impl std::fmt::Display for Origin<'_> {
 /// Medications they name (every other type is skipped, its fullUrl too: nothing the
 /// engine reads refers to one).
 pub(super) fn is_read_type(kind: &str) -> bool {
-    kind == "Medication" || crate::fhir::resource_types::read_type(kind).is_some()
+    kind == "Medication" || crate::resource_types::read_type(kind).is_some()
 }
 
 /// The resourceType of a resource whose text starts with it, as FHIR JSON writers

@@ -294,7 +294,7 @@ fn summary_documents(a: &Assessment, settings: &WritebackSettings) -> Vec<Desire
         return Vec::new();
     }
     let everything = WritebackSettings {
-        resources: crate::config::WRITTEN_TYPES
+        resources: crate::resource_types::WRITTEN_TYPES
             .iter()
             .map(|t| t.to_string())
             .collect(),

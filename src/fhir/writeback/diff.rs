@@ -5,11 +5,12 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    hash_of, is_live, kept_in_step, own_meta, profile_of, repair, short_hash, urn_for,
+    hash_of, is_live, kept_in_step, own_meta, profile_of, repair, short_hash,
     written_without_conditions, Desired, Existing, Plan, HASH_EXTENSION, OWN_TAG_SYSTEM,
 };
 use crate::clinical::assessment::Assessment;
 use crate::config::WritebackSettings;
+use crate::fhir::urn::urn_for;
 
 /// Reads one of the service's resources back from the EHR.
 pub fn existing_from(resource: &Value, identifier_system: &str) -> Option<Existing> {

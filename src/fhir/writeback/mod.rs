@@ -26,7 +26,7 @@ pub const OWN_TAG_CODE: &str = "trd-sentinel";
 pub const HASH_EXTENSION: &str = "https://fhir.trd-sentinel.org/StructureDefinition/content-hash";
 pub const ASSESSMENT_SYSTEM: &str = "https://fhir.trd-sentinel.org/CodeSystem/trd-assessment";
 
-pub use crate::config::WRITTEN_TYPES;
+pub use crate::resource_types::WRITTEN_TYPES;
 
 mod build;
 mod diff;
@@ -35,7 +35,7 @@ mod send;
 
 pub use build::desired_resources;
 pub use diff::{existing_from, plan};
-pub use send::{content_hash, existing_in, fetch_existing, own_searches, write_back, WriteOutcome};
+pub use send::{existing_in, fetch_existing, own_searches, write_back, WriteOutcome};
 
 /// The written type of this name, as the static name the planner keys on.
 pub fn static_type(name: &str) -> Option<&'static str> {
@@ -158,6 +158,16 @@ fn transaction_of(entries: Vec<Value>) -> Value {
     Value::Object(bundle)
 }
 
+/// The hash of everything the assessment wants written for the patient.
+pub fn content_hash(patient: &str, desired: &[Desired]) -> String {
+    let mut parts: Vec<String> = desired
+        .iter()
+        .map(|d| format!("{} {} {}", d.resource_type, d.identifier, d.hash))
+        .collect();
+    parts.sort();
+    hash_of(&json!({ "patient": patient, "resources": parts }))
+}
+
 fn hash_of(body: &Value) -> String {
     // serde_json maps are ordered by key, so this serialisation is canonical.
     let digest = Sha256::digest(body.to_string().as_bytes());
@@ -167,20 +177,6 @@ fn hash_of(body: &Value) -> String {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
-    )
-}
-
-/// A urn:uuid made from a stable name, so the same entry gets the same fullUrl.
-pub fn urn_for(name: &str) -> String {
-    let d = Sha256::digest(name.as_bytes());
-    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!(
-        "urn:uuid:{}-{}-4{}-8{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
     )
 }
 

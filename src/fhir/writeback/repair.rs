@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{identifier_element, is_live, own_meta, profile_of, urn_for, Existing};
+use super::{identifier_element, is_live, own_meta, profile_of, Existing};
+use crate::fhir::urn::urn_for;
 
 /// The existing resources split into the ones kept (one per identifier) and the
 /// duplicates to retire.

@@ -2,11 +2,11 @@
 //! plan against them, and send the plan as one idempotent transaction (unless
 //! dry-run).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{
-    desired_resources, existing_from, hash_of, kept_in_step, own_tag_search, plan, Desired,
-    Existing, Plan,
+    content_hash, desired_resources, existing_from, kept_in_step, own_tag_search, plan, Existing,
+    Plan,
 };
 use crate::clinical::assessment::Assessment;
 use crate::config::WritebackSettings;
@@ -72,16 +72,6 @@ pub struct WriteOutcome {
     /// resource's content hash): the same assessment gives the same hash, so events
     /// carry it as their message id and consumers de-duplicate re-sent events.
     pub content_hash: String,
-}
-
-/// The hash of everything the assessment wants written for the patient.
-pub fn content_hash(patient: &str, desired: &[Desired]) -> String {
-    let mut parts: Vec<String> = desired
-        .iter()
-        .map(|d| format!("{} {} {}", d.resource_type, d.identifier, d.hash))
-        .collect();
-    parts.sort();
-    hash_of(&json!({ "patient": patient, "resources": parts }))
 }
 
 /// Compares, plans and (unless dry-run) sends one transaction for this patient.

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::fhir::mapping::{normalise_reference, patient_of};
 use crate::fhir::read::Relevance;
+use crate::work::WorkItem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -411,6 +412,16 @@ fn number(value: Option<&Value>) -> Option<u64> {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
+    }
+}
+
+impl From<Target> for WorkItem {
+    fn from(target: Target) -> Self {
+        match target {
+            Target::Patient { patient } => WorkItem::Patient { patient },
+            Target::Resource { reference } => WorkItem::Resource { reference },
+            Target::Requery { subscription } => WorkItem::Requery { subscription },
+        }
     }
 }
 

@@ -1,86 +1,11 @@
-//! Work items: what the queue carries. Every intake (notification, RabbitMQ intake
-//! message, reconciliation poll, bulk file) becomes one of these.
+//! An intake-queue message from an integration engine (a FHIR resource, a Bundle, or
+//! a patient reference) reduced to [`WorkItem`]s.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::notification::Target;
 use crate::fhir::mapping::normalise_reference;
 use crate::fhir::writeback::OWN_TAG_SYSTEM;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum WorkItem {
-    /// Gather, assess and write back this patient.
-    Patient { patient: String },
-    /// This resource changed; read it to find its patient.
-    Resource { reference: String },
-    /// Re-query what changed (a notification that named nothing, or a gap).
-    Requery { subscription: Option<String> },
-    /// The reconciliation schedule's tick: every replica queues one each interval,
-    /// and a tick that finds the shared watermark younger than nine tenths of an interval
-    /// is skipped, so one poll runs per interval however many replicas there are.
-    ScheduledPoll,
-    /// A subscription's event counter as a notification reported it. Keyed by the
-    /// subscription, so one consumer (across replicas) sees every count and decides
-    /// whether events were missed.
-    EventCount {
-        subscription: String,
-        /// The notification's `events-since-subscription-start`, when it sent one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        events_since_start: Option<u64>,
-        /// The notification's events' own numbers (`eventNumber`).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        event_numbers: Vec<u64>,
-    },
-    /// A Bundle its sender declared one patient's complete record: assessed as it
-    /// is, then written back.
-    Bundle { bundle: Value },
-}
-
-impl WorkItem {
-    /// Items with the same key go to the same shard, so one patient is assessed by
-    /// one consumer at a time.
-    pub fn key(&self) -> String {
-        match self {
-            WorkItem::Patient { patient } => patient.clone(),
-            WorkItem::Resource { reference } => reference.clone(),
-            // Every poll on one shard: polls never overlap, across replicas, and
-            // each reads the watermark the one before saved.
-            WorkItem::Requery { .. } | WorkItem::ScheduledPoll => "requery".into(),
-            WorkItem::Bundle { bundle } => {
-                bundle_patient(bundle).unwrap_or_else(|| "bundle".into())
-            }
-            WorkItem::EventCount { subscription, .. } => format!("events:{subscription}"),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            WorkItem::Patient { .. } => "patient",
-            WorkItem::Resource { .. } => "resource",
-            WorkItem::Requery { .. } => "requery",
-            WorkItem::ScheduledPoll => "scheduled-poll",
-            WorkItem::Bundle { .. } => "bundle",
-            WorkItem::EventCount { .. } => "event-count",
-        }
-    }
-}
-
-impl From<Target> for WorkItem {
-    fn from(target: Target) -> Self {
-        match target {
-            Target::Patient { patient } => WorkItem::Patient { patient },
-            Target::Resource { reference } => WorkItem::Resource { reference },
-            Target::Requery { subscription } => WorkItem::Requery { subscription },
-        }
-    }
-}
-
-/// The one patient a complete-record Bundle is about (checked at intake).
-fn bundle_patient(bundle: &Value) -> Option<String> {
-    bundle_patients(bundle).into_iter().next()
-}
+use crate::work::{bundle_patients, WorkItem};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum IntakeError {
@@ -99,10 +24,6 @@ pub enum IntakeError {
 /// The `meta.tag` code (in the service's trd-meta CodeSystem) by which a sender
 /// declares an intake Bundle to be a patient's whole record.
 pub const COMPLETE_RECORD_TAG: &str = "complete-record";
-
-/// The AMQP header by which a sender declares an intake Bundle a complete record
-/// (for senders that cannot tag the Bundle itself).
-pub const COMPLETE_RECORD_HEADER: &str = "x-trd-complete-record";
 
 /// Whether a Bundle carries the complete-record tag.
 fn tagged_complete(bundle: &Value) -> bool {
@@ -123,7 +44,7 @@ fn tagged_complete(bundle: &Value) -> bool {
 /// A Bundle is a hint, like any notification: each patient it names is gathered
 /// afresh from the EHR, because a sender forwarding "the Patient and one new order"
 /// must not retire what the rest of the record supports. Only a Bundle declared
-/// complete (`declared_complete`, from the [`COMPLETE_RECORD_HEADER`], or the
+/// complete (`declared_complete`, from the [`crate::queue::COMPLETE_RECORD_HEADER`], or the
 /// [`COMPLETE_RECORD_TAG`] on the Bundle) is assessed as it is; it must hold
 /// exactly one patient, so it stays one patient's unit of work.
 pub fn from_intake_message(
@@ -160,28 +81,6 @@ pub fn from_intake_message(
         }
         None => Err(IntakeError::Unrecognised),
     }
-}
-
-/// The Patient resources a Bundle holds.
-fn bundle_patients(bundle: &Value) -> Vec<String> {
-    let mut patients: Vec<String> = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let r = e.get("resource")?;
-            (r.get("resourceType")?.as_str()? == "Patient").then(|| {
-                format!(
-                    "Patient/{}",
-                    r.get("id").and_then(Value::as_str).unwrap_or("")
-                )
-            })
-        })
-        .collect();
-    patients.sort();
-    patients.dedup();
-    patients
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! Every FHIR resource type the engine reads, in one table. The reader, the EHR
-//! gather, the CDS Hooks prefetch, the subscriptions, the reconciliation poll and the
-//! start-up capability check all derive their lists from it, so a type added here
-//! (MedicationAdministration, QuestionnaireResponse) is read, fetched, prefetched and
-//! watched everywhere at once.
+//! Every FHIR resource type the service touches, and what it does with each: the
+//! types the engine reads (each read, prefetched, and most watched), the types
+//! write-back writes, and the few the service keeps for itself. The reader, the EHR
+//! gather, the CDS Hooks prefetch, the subscriptions, the reconciliation poll, the
+//! start-up capability check, `writeback.resources` and the default SMART scope all
+//! derive their lists from here, so a type added (MedicationAdministration,
+//! QuestionnaireResponse) is read, fetched, prefetched, watched and asked for
+//! everywhere at once. Depends on nothing: the configuration reads it too.
 
 /// One resource type the engine reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +91,55 @@ pub const READ_TYPES: &[ReadType] = &[
     },
 ];
 
+/// Every resource type write-back can write (`writeback.resources` picks from
+/// these). All but Provenance are kept in step with the latest assessment (updated,
+/// retired); a Provenance is only ever added.
+pub const WRITTEN_TYPES: &[&str] = &[
+    "Flag",
+    "Observation",
+    "DetectedIssue",
+    "ServiceRequest",
+    "Provenance",
+];
+
+/// Read by `_include` with the orders, dispenses, statements and administrations
+/// that name them, never searched alone or watched.
+pub const INCLUDED_TYPES: &[&str] = &["Medication"];
+
+/// Written when `writeback.document` asks for the summary (off by default).
+pub const DOCUMENT_TYPES: &[&str] = &["DocumentReference", "Composition"];
+
+/// The service's own bookkeeping on the EHR: its Subscriptions and, on R4 Backport
+/// servers, the topic (a `Basic`).
+pub const SUBSCRIPTION_TYPES: &[&str] = &["Subscription", "Basic"];
+
+/// The SMART Backend Services scope asked for when none is configured: exactly the
+/// types above (SMART v1 syntax, which v2 servers accept), read for what is read and
+/// for what is written (write-back compares with what it wrote before), write for
+/// what is written; never `system/*`.
+pub fn default_smart_scope() -> String {
+    let read = READ_TYPES
+        .iter()
+        .map(|t| t.name)
+        .chain(INCLUDED_TYPES.iter().copied())
+        .chain(WRITTEN_TYPES.iter().copied())
+        .chain(DOCUMENT_TYPES.iter().copied())
+        .chain(SUBSCRIPTION_TYPES.iter().copied());
+    let write = WRITTEN_TYPES
+        .iter()
+        .chain(DOCUMENT_TYPES)
+        .chain(SUBSCRIPTION_TYPES);
+    let mut scopes: Vec<String> = Vec::new();
+    for kind in read {
+        let scope = format!("system/{kind}.read");
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes.extend(write.map(|kind| format!("system/{kind}.write")));
+    scopes.join(" ")
+}
+
 /// The types whose changes trigger an assessment.
 pub fn watched() -> impl Iterator<Item = &'static str> {
     READ_TYPES.iter().filter(|t| t.watched).map(|t| t.name)
@@ -101,6 +153,30 @@ pub fn read_type(name: &str) -> Option<&'static ReadType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_scope_names_each_type_and_no_wildcard() {
+        let scope = default_smart_scope();
+        assert!(!scope.contains('*'), "{scope}");
+        for kind in [
+            "Patient",
+            "Medication",
+            "Encounter",
+            "QuestionnaireResponse",
+        ] {
+            assert!(scope.contains(&format!("system/{kind}.read")), "{scope}");
+            assert!(!scope.contains(&format!("system/{kind}.write")), "{scope}");
+        }
+        for kind in ["Flag", "Provenance", "DocumentReference", "Subscription"] {
+            assert!(scope.contains(&format!("system/{kind}.read")), "{scope}");
+            assert!(scope.contains(&format!("system/{kind}.write")), "{scope}");
+        }
+        let scopes: Vec<&str> = scope.split(' ').collect();
+        let mut unique = scopes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), scopes.len(), "{scope}");
+    }
 
     #[test]
     fn names_and_prefetch_keys_are_unique() {

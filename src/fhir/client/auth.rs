@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::client::FhirError;
+use super::error::FhirError;
 use crate::config::{JwtAlgorithm, Secret};
 
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
