@@ -70,40 +70,29 @@ fn measure(fixture: &str, width: u32) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join(format!("{fixture}.html"));
     std::fs::write(&file, measured).expect("write page");
-    let output = Command::new(browser::chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--no-first-run",
-            "--dump-dom",
-        ])
-        .arg(format!("--window-size={width},900"))
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg(format!("file://{}", file.display()))
-        .output()
-        .expect("run chromium (scripts/provision installs it)");
+    // One headless browser at `width`, doing one thing with the page.
+    let browse = |height: u32, what: String| {
+        Command::new(browser::chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!("--window-size={width},{height}"))
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("profile").display()
+            ))
+            .arg(what)
+            .arg(format!("file://{}", file.display()))
+            .output()
+            .expect("run chromium (scripts/provision installs it)")
+    };
+    let output = browse(900, "--dump-dom".into());
     // The same page as a person sees it at that width, left to look at.
     let shot = browser::artifacts().join(format!("page-{fixture}-{width}px.png"));
-    let _ = Command::new(browser::chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .arg(format!("--window-size={width},1400"))
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", file.display()))
-        .output();
+    browse(1400, format!("--screenshot={}", shot.display()));
     let dom = String::from_utf8_lossy(&output.stdout);
     let json = dom
         .split("<pre id=\"measured\">")
