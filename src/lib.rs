@@ -45,6 +45,7 @@ pub mod clinical;
 pub mod config;
 pub mod ehr;
 pub mod engine;
+pub mod export;
 pub mod fhir;
 pub mod intake;
 pub mod metrics;

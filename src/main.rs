@@ -1,20 +1,19 @@
 //! The `trd-sentinel` command line: a thin shell over the library.
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use time::Date;
 
-use trd_sentinel::batch::{self, Inputs, Progress};
+use trd_sentinel::batch;
 use trd_sentinel::clinical::policy::PolicyBook;
 use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
 use trd_sentinel::engine::Engine;
-use trd_sentinel::fhir::read::{is_ndjson, ResourcePool};
-use trd_sentinel::outputs;
+use trd_sentinel::report::run::RunOptions;
 use trd_sentinel::report::{self, Format};
 
 #[derive(Parser)]
@@ -37,6 +36,10 @@ enum Command {
     /// Gather one patient's record from the EHR and print the treatment summary for
     /// primary care and referral (nothing is written).
     Summary(SummaryArgs),
+    /// Export the EHR's data with FHIR Bulk Data ($export) and assess it here (--evaluate),
+    /// write back here (--write), queue each patient for the service's replicas
+    /// (--queue), or keep the NDJSON (--out).
+    Export(ExportArgs),
     /// Run the service: notification endpoint, intake queue, pipeline, health, metrics.
     Serve {
         #[arg(long, env = "TRD_CONFIG")]
@@ -87,6 +90,53 @@ struct AssessArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("level").args(["system", "patients", "group"])))]
+#[command(group(clap::ArgGroup::new("then").args(["evaluate", "queue", "write"])))]
+struct ExportArgs {
+    /// Every patient's data on the EHR (`$export`; the default).
+    #[arg(long)]
+    system: bool,
+    /// Patient-level export (`Patient/$export`).
+    #[arg(long)]
+    patients: bool,
+    /// The members of one Group (`Group/ID/$export`).
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+    /// Only what changed since this FHIR instant, or `last` (the previous run's
+    /// transactionTime). Changed patients are then gathered whole from the EHR.
+    #[arg(long, value_name = "INSTANT|last")]
+    since: Option<String>,
+    /// Keep the export here (`DIR/output/*.ndjson` for `evaluate`; `DIR/job.json`
+    /// lets a killed run continue). Default: export.work_dir, removed when done.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Cancel an unfinished export in the directory and start this one.
+    #[arg(long)]
+    restart: bool,
+    /// Assess here and print as `evaluate` does.
+    #[arg(long)]
+    evaluate: bool,
+    /// Publish each patient to the intake queue for the service's replicas (a complete
+    /// record; with --since, the patient to gather).
+    #[arg(long)]
+    queue: bool,
+    /// Assess here and write back to the EHR (idempotent, as the service does).
+    #[arg(long)]
+    write: bool,
+    #[command(flatten)]
+    engine: LocalEngineArgs,
+    /// `--evaluate --format html`'s directory.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// Records are regrouped by patient on disk in shards of about this many MB.
+    #[arg(long, default_value_t = 1024.0)]
+    memory_budget_mb: f64,
+    /// Configuration file (TOML); TRD_* environment variables override it.
+    #[arg(long, env = "TRD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct SummaryArgs {
     /// The patient, e.g. Patient/123.
     #[arg(long)]
@@ -114,15 +164,32 @@ struct EvaluateArgs {
     /// Files or directories (*.json, *.ndjson).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    engine: LocalEngineArgs,
+    /// The directory `--format html` writes into (a page per patient, index.html).
+    #[arg(long, required_if_eq("format", "html"))]
+    out: Option<PathBuf>,
+    /// Bulk NDJSON inputs larger than this many MB are grouped by patient on disk
+    /// (in shards of about this size) rather than in memory.
+    #[arg(long, default_value_t = 1024.0)]
+    memory_budget_mb: f64,
+    /// Stop at the first file that cannot be read, before assessing anything (by
+    /// default each such file is reported, the rest assessed, and the run fails at
+    /// the end).
+    #[arg(long)]
+    strict: bool,
+}
+
+/// How `evaluate` and `export --evaluate` assess and print: the policy, the date, the
+/// format.
+#[derive(clap::Args)]
+struct LocalEngineArgs {
     /// Assess as of this date (YYYY-MM-DD). Default: Dec 31 of --measurement-period
     /// if given, else today (UTC). The engine reads no clock; this command does.
     #[arg(long, value_parser = parse_date)]
     as_of: Option<Date>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-    /// The directory `--format html` writes into (a page per patient, index.html).
-    #[arg(long, required_if_eq("format", "html"))]
-    out: Option<PathBuf>,
     /// Policy preset (see `trd-sentinel policies`).
     #[arg(long, default_value = "default")]
     policy: String,
@@ -141,22 +208,6 @@ struct EvaluateArgs {
     /// A directory of knowledge files replacing the shipped ones (same relative paths).
     #[arg(long)]
     knowledge: Option<PathBuf>,
-    /// Bulk NDJSON inputs larger than this many MB are grouped by patient on disk
-    /// (in shards of about this size) rather than in memory.
-    #[arg(long, default_value_t = 1024.0)]
-    memory_budget_mb: f64,
-    /// Stop at the first file that cannot be read, before assessing anything (by
-    /// default each such file is reported, the rest assessed, and the run fails at
-    /// the end).
-    #[arg(long)]
-    strict: bool,
-}
-
-/// The patients of a run: in memory, or in shards on disk (a Bulk export larger than
-/// the memory budget).
-enum Grouped {
-    Records(Vec<clinical::PatientRecord>),
-    Shards(batch::bulk::Shards),
 }
 
 fn parse_date(s: &str) -> Result<Date, String> {
@@ -169,6 +220,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Evaluate(args) => evaluate(args),
         Command::Assess(args) => assess(args),
+        Command::Export(args) => export_command(args),
         Command::Summary(args) => summary(args),
         Command::Serve { config } => {
             let config = Config::load_for_serve(config.as_deref())?;
@@ -209,7 +261,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn load_policy(args: &EvaluateArgs) -> Result<Policy> {
+fn load_policy(args: &LocalEngineArgs) -> Result<Policy> {
     let files = match &args.knowledge {
         Some(dir) => clinical::knowledge::ProfileFiles::embedded_with_overrides(dir)?,
         None => clinical::knowledge::ProfileFiles::embedded(),
@@ -241,6 +293,25 @@ fn load_policy(args: &EvaluateArgs) -> Result<Policy> {
 }
 
 fn evaluate(args: EvaluateArgs) -> Result<()> {
+    let (engine, as_of) = local_engine(&args.engine)?;
+    let options = RunOptions {
+        paths: &args.paths,
+        format: args.engine.format,
+        html_dir: args.out.as_deref(),
+        memory_budget_bytes: (args.memory_budget_mb.max(0.01) * 1e6) as u64,
+        strict: args.strict,
+        terminal: io::stderr().is_terminal(),
+        spill_dir: std::env::temp_dir().join(format!("trd-sentinel-spill-{}", std::process::id())),
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    report::run::evaluate(&options, &engine, as_of, &mut out)?;
+    Ok(())
+}
+
+/// The engine `evaluate` (and `export --evaluate`) assess with: the shipped knowledge
+/// (or `--knowledge`), the policy preset and its overrides; and the as-of date.
+fn local_engine(args: &LocalEngineArgs) -> Result<(Engine, Date)> {
     let as_of = batch::as_of_date(
         args.as_of,
         args.measurement_period,
@@ -251,121 +322,177 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         None => Knowledge::embedded(),
     }
     .context("loading clinical knowledge")?;
-    let policy = load_policy(&args)?;
+    let policy = load_policy(args)?;
     let options = AssessOptions {
         measurement_year: args.measurement_period,
     };
-    let engine = Engine::new(knowledge, policy, options);
+    Ok((Engine::new(knowledge, policy, options), as_of))
+}
 
-    let inputs = Inputs::collect(&args.paths)?;
-    let progress = Progress::new(&inputs, io::stderr().is_terminal());
-    let codes = engine.relevance.clone();
-    let budget = (args.memory_budget_mb.max(0.01) * 1e6) as u64;
-    // A Bulk export larger than the memory budget is grouped by patient on disk.
-    let sharded = inputs.files.iter().all(|f| is_ndjson(&f.path)) && inputs.total_bytes() > budget;
+fn export_command(args: ExportArgs) -> Result<()> {
+    if !(args.evaluate || args.queue || args.write || args.out.is_some()) {
+        bail!("nothing to do with the export: give --out DIR to keep it, or --evaluate, --write or --queue");
+    }
+    if args.engine.format == Format::Html && args.evaluate && args.report_dir.is_none() {
+        bail!("--format html needs --report-dir DIR");
+    }
+    let config = Config::load(args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(export_run(args, config))
+}
 
-    // Read (or partition) everything first. A file that cannot be read is reported and
-    // fails the run at the end (`--strict`: at once, before anything is printed).
-    let mut unreadable = 0usize;
-    let grouped = if sharded {
-        let spill = std::env::temp_dir().join(format!("trd-sentinel-spill-{}", std::process::id()));
-        let count = batch::bulk::shard_count(inputs.total_bytes(), budget);
-        let shards = batch::bulk::Shards::partition(&inputs, &codes, count, &spill, &progress);
-        progress.finish();
-        Grouped::Shards(shards?)
-    } else {
-        let mut pool = ResourcePool::new(codes);
-        let read = batch::read_inputs(&mut pool, &inputs, &progress, args.strict);
-        progress.finish();
-        unreadable = read?.unreadable.len();
-        for problem in &pool.unattributed {
-            eprintln!("warning: {problem}");
-        }
-        Grouped::Records(pool.records())
-    };
+async fn export_run(args: ExportArgs, config: Config) -> Result<()> {
+    use trd_sentinel::export::{self, download, mark::MarkStore, patients};
+    use trd_sentinel::fhir::bulk::{BulkClient, ExportLevel, ExportRequest};
 
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let mut html = match (&args.format, &args.out) {
-        (Format::Html, Some(dir)) => Some(report::HtmlWriter::new(
-            dir,
-            inputs.files.len(),
-            io::stderr().is_terminal(),
-        )?),
-        _ => None,
+    let ehr = Ehr::from_config(&config)?;
+    let amqp_url = config.amqp.resolved_url().map_err(anyhow::Error::msg)?;
+    let rabbit = match (args.queue, amqp_url) {
+        (true, Some(url)) => Some(
+            trd_sentinel::queue::Rabbit::connect(url.expose(), (&config.amqp).into())
+                .await
+                .context("connecting to RabbitMQ for --queue")?,
+        ),
+        (true, None) => bail!("--queue needs the broker: set amqp.url (TRD_AMQP_URL)"),
+        (false, _) => None,
     };
-    // `--format fhir` writes what write-back would, with its default settings.
-    let writeback = trd_sentinel::config::WritebackSettings::default();
-    let (mut failed, mut patients) = (0usize, 0usize);
-    let table = match &grouped {
-        Grouped::Records(records) => {
-            report::Table::for_patients(records.iter().map(|r| r.patient.as_str()))
-        }
-        Grouped::Shards(_) => report::Table::default(),
+    let marks = match &rabbit {
+        Some(rabbit) => MarkStore::Broker(rabbit),
+        None => MarkStore::File(&config.export.state_file),
     };
-    if args.format == Format::Table {
-        writeln!(out, "{}", table.header())?;
-    }
-    let mut emit = |result: Result<clinical::Assessment, batch::Failed>| {
-        patients += 1;
-        let assessment = match result {
-            Ok(assessment) => assessment,
-            Err(failure) => {
-                eprintln!("error: {failure}");
-                failed += 1;
-                return Ok(());
-            }
-        };
-        match args.format {
-            Format::Table => writeln!(out, "{}", table.row(&assessment))?,
-            Format::Jsonl => writeln!(out, "{}", report::jsonl_row(&assessment)?)?,
-            Format::Fhir => {
-                if let Some(transaction) = outputs::writeback_transaction(&assessment, &writeback) {
-                    writeln!(out, "{transaction}")?;
-                }
-            }
-            Format::Document => {
-                if let Some(document) = outputs::summary_document(&assessment) {
-                    writeln!(out, "{document}")?;
-                }
-            }
-            Format::Html => {
-                if let Some(html) = html.as_mut() {
-                    html.write(&assessment, &engine.knowledge)?;
-                }
-            }
+    let since = match args.since.as_deref() {
+        Some("last") => Some(marks.load().await?),
+        Some(instant) => {
+            time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("--since {instant}: expected a FHIR instant (2026-12-01T00:00:00Z) or `last`"))?;
+            Some(instant.to_string())
         }
-        anyhow::Ok(())
+        None => None,
     };
-    match grouped {
-        Grouped::Shards(shards) => {
-            for n in 0..shards.len() {
-                let pool = shards.pool(n)?;
-                for problem in &pool.unattributed {
-                    eprintln!("warning: {problem}");
-                }
-                let records = pool.records();
-                drop(pool);
-                batch::assess_all(&records, &engine, as_of, &mut emit)?;
-            }
+    let level = match (&args.group, args.patients) {
+        (Some(group), _) => ExportLevel::Group(group.clone()),
+        (None, true) => ExportLevel::Patients,
+        (None, false) => ExportLevel::System,
+    };
+    let filtered = config.export.type_filter != trd_sentinel::config::TypeFilterMode::Never;
+    let request = ExportRequest::for_engine(level, &ehr.engine.relevance, since.clone(), filtered);
+    let dir = args.out.clone().unwrap_or_else(|| config.export.work_dir.clone());
+    let bulk = BulkClient::new(&ehr.client, &config.export);
+    let terminal = io::stderr().is_terminal();
+
+    let started = std::time::Instant::now();
+    let downloaded = tokio::select! {
+        result = download::run(&bulk, &config.export, &request, &dir, args.restart, terminal) => result?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("cancelled: asking the EHR to delete the export job");
+            download::cancel(&bulk, &dir).await?;
+            bail!("export cancelled");
         }
-        Grouped::Records(records) => {
-            batch::assess_all(&records, &engine, as_of, &mut emit)?;
-        }
-    }
-    if let Some(html) = html {
-        let index = html.finish()?;
-        eprintln!("wrote {}", index.display());
-    }
-    out.flush()?;
-    if failed > 0 {
-        bail!("{failed} of {patients} patients could not be assessed (the others were printed)");
-    }
-    if unreadable > 0 {
-        bail!(
-            "{unreadable} of {} files could not be read (named above); the rest was assessed, and a patient with data in an unreadable file may be incomplete",
-            inputs.files.len()
+    };
+    eprintln!(
+        "export: {} files ({} fetched, {} already there), {} bytes in {:.1} s; transactionTime {}; {} EHR requests ({} polls)",
+        downloaded.files.len(),
+        downloaded.fetched,
+        downloaded.reused,
+        downloaded.bytes(),
+        started.elapsed().as_secs_f64(),
+        downloaded.manifest.transaction_time,
+        bulk.stats.requests(),
+        bulk.stats.polls.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if !downloaded.errors.is_empty() {
+        let codes: Vec<String> = downloaded.errors.iter().map(|(code, n)| format!("{code} x{n}")).collect();
+        eprintln!(
+            "warning: the EHR reported errors it could not export (OperationOutcome issues: {}); see {}",
+            codes.join(", "),
+            dir.join("error").display()
         );
+    }
+
+    // A delta names patients; each is then gathered whole (with deletions' patients).
+    let touched = match since {
+        Some(_) => {
+            let mut touched = patients::touched_patients(&downloaded.output, &ehr.engine.relevance)?;
+            let (deleted, unknown) = export::patients_of_deleted(&ehr, &downloaded.deleted).await;
+            if unknown > 0 {
+                eprintln!("warning: {unknown} deleted resources named no patient the EHR still knows; the reconciliation poll or the next full export catches them");
+            }
+            touched.extend(deleted);
+            eprintln!("since {}: {} patients changed", request.since.as_deref().unwrap_or("-"), touched.len());
+            Some(touched)
+        }
+        None => None,
+    };
+    let budget = (args.memory_budget_mb.max(0.01) * 1e6) as u64;
+    let spill = patients::spill_dir(&dir);
+
+    if args.evaluate {
+        let (engine, as_of) = local_engine(&args.engine)?;
+        let stdout = io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        match &touched {
+            None => {
+                let paths = [downloaded.output.clone()];
+                let options = RunOptions {
+                    paths: &paths,
+                    format: args.engine.format,
+                    html_dir: args.report_dir.as_deref(),
+                    memory_budget_bytes: budget,
+                    strict: false,
+                    terminal,
+                    spill_dir: spill.clone(),
+                };
+                report::run::evaluate(&options, &engine, as_of, &mut out)?;
+            }
+            Some(touched) => {
+                let table = report::Table::for_patients(touched.iter().map(String::as_str));
+                let mut emitter = report::run::Emitter::new(args.engine.format, args.report_dir.as_deref(), table, touched.len(), terminal)?;
+                emitter.start(&mut out)?;
+                for patient in touched {
+                    match trd_sentinel::fhir::gather::gather(&ehr.client, patient, &engine.relevance, config.fhir.look_back_months, as_of, None).await {
+                        Ok(gathered) => emitter.emit(batch::assess_guarded(&gathered.record, &engine, as_of), &engine, &mut out)?,
+                        Err(e) => emitter.not_assessed(&format!("{patient}: could not be gathered: {e}")),
+                    }
+                }
+                let (failed, patients) = emitter.finish(&mut out)?;
+                if failed > 0 {
+                    bail!("{failed} of {patients} patients could not be assessed (the others were printed)");
+                }
+            }
+        }
+    }
+    if let Some(rabbit) = &rabbit {
+        let published = match &touched {
+            None => export::queue_complete_records(rabbit, patients::CompleteRecords::new(&downloaded.output, &ehr.engine.relevance, budget, &spill)?).await?,
+            Some(touched) => export::queue_patients(rabbit, touched).await?,
+        };
+        eprintln!("queued {published} patients on {}", rabbit.settings.intake);
+    }
+    if args.write {
+        let as_of = time::OffsetDateTime::now_utc().date();
+        let written = match &touched {
+            None => export::write_complete_records(&ehr, patients::CompleteRecords::new(&downloaded.output, &ehr.engine.relevance, budget, &spill)?, as_of).await?,
+            Some(touched) => export::write_patients(&ehr, touched, as_of).await,
+        };
+        eprintln!(
+            "wrote back {} patients: {} resources written, {} retired, {} failed",
+            written.patients, written.written, written.retired, written.failed
+        );
+        if written.failed > 0 {
+            bail!("{} of {} patients could not be written back (logged by id)", written.failed, written.patients);
+        }
+    }
+
+    // Handed on: the next `--since last` starts from this export's transactionTime.
+    marks.save(&downloaded.manifest.transaction_time).await?;
+    download::finish(&dir)?;
+    if args.out.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let Some(rabbit) = rabbit {
+        rabbit.close().await;
     }
     Ok(())
 }

@@ -145,6 +145,13 @@ impl Shards {
         self.files.is_empty()
     }
 
+    /// Shard `n`'s file (its patients' kept lines, as exported) and the Medications
+    /// file every shard shares: for callers that forward resources rather than assess
+    /// them (`export --queue`).
+    pub fn raw(&self, n: usize) -> Option<(&Path, &Path)> {
+        Some((self.files.get(n)?.as_path(), self.medications.as_path()))
+    }
+
     /// Pass two: shard `n` read into a pool of its own (with every Medication).
     pub fn pool(&self, n: usize) -> Result<ResourcePool, BatchError> {
         let mut pool = ResourcePool::new(self.codes.clone());

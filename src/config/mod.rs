@@ -36,6 +36,7 @@ pub struct Config {
     pub subscriptions: SubscriptionSettings,
     pub cds: CdsSettings,
     pub page: PageSettings,
+    pub export: ExportSettings,
 }
 
 /// A list given as a TOML array or as one comma-separated string (as environment
@@ -114,6 +115,7 @@ const SECTIONS: &[&str] = &[
     "subscriptions",
     "cds",
     "page",
+    "export",
 ];
 const SECRETS_IN_FILE: &[(&str, &str)] = &[
     ("fhir", "token"),
@@ -301,6 +303,7 @@ impl Config {
             out.push("reconcile.interval_secs must be > 0 when reconcile.enabled".into());
         }
         out.extend(self.cds.problems());
+        out.extend(self.export.problems());
         if self.subscriptions.activation_timeout_secs > MAX_ACTIVATION_WAIT_SECS {
             out.push(format!(
                 "subscriptions.activation_timeout_secs must be at most {MAX_ACTIVATION_WAIT_SECS} (one hour)"

@@ -357,3 +357,84 @@ impl Default for SubscriptionSettings {
         }
     }
 }
+
+/// `_typeFilter` on a Bulk Data kick-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TypeFilterMode {
+    /// Ask with `_typeFilter`; when the EHR refuses that kick-off (400/422: the IG lets
+    /// a server reject filters it cannot apply), ask again without it.
+    Auto,
+    /// Always ask with it; a refusal is an error.
+    Always,
+    /// Export the types whole (the reader skips what the engine never reads).
+    Never,
+}
+
+/// `trd-sentinel export`: the Bulk Data $export client.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportSettings {
+    /// The longest wait between two status polls, whatever `Retry-After` asks: Helios
+    /// answers 120 s for a job that takes one, and an EHR may ask for an hour.
+    pub max_poll_interval_secs: u64,
+    /// The first wait when the EHR sends no `Retry-After`; it doubles up to the maximum.
+    pub poll_interval_secs: u64,
+    /// An export not complete after this long is cancelled (DELETE) and fails.
+    pub timeout_secs: u64,
+    /// A file larger than this is refused (disk is bounded too).
+    pub max_file_bytes: u64,
+    /// One file's download may take this long.
+    pub download_timeout_secs: u64,
+    /// Origins (`https://host[:port]`) besides the EHR's that hold its export files
+    /// and may receive its token when the manifest says `requiresAccessToken`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub storage_origins: Vec<String>,
+    /// auto | always | never: narrow Observations, Conditions, Procedures and
+    /// Encounters to the codes the engine reads.
+    pub type_filter: TypeFilterMode,
+    /// Where an export without `--out` downloads (a directory per run, removed when
+    /// the run completes).
+    pub work_dir: PathBuf,
+    /// The previous run's `transactionTime` for `--since last`, used only without a
+    /// broker (with one, it lives in the broker, where any pod reads it).
+    pub state_file: PathBuf,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            max_poll_interval_secs: 120,
+            poll_interval_secs: 2,
+            timeout_secs: 24 * 3600,
+            max_file_bytes: 20_000_000_000,
+            download_timeout_secs: 3600,
+            storage_origins: Vec::new(),
+            type_filter: TypeFilterMode::Auto,
+            work_dir: std::env::temp_dir().join("trd-sentinel-export"),
+            state_file: PathBuf::from("state/export-since"),
+        }
+    }
+}
+
+impl ExportSettings {
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.max_poll_interval_secs == 0 || self.poll_interval_secs == 0 {
+            out.push("export.poll_interval_secs and export.max_poll_interval_secs must be > 0".into());
+        }
+        if self.poll_interval_secs > self.max_poll_interval_secs {
+            out.push("export.poll_interval_secs must not exceed export.max_poll_interval_secs".into());
+        }
+        for origin in &self.storage_origins {
+            let parsed = reqwest::Url::parse(origin).ok();
+            let canonical = parsed.as_ref().map(|u| u.origin().ascii_serialization());
+            if canonical.as_deref() != Some(origin.trim_end_matches('/')) {
+                out.push(format!(
+                    "export.storage_origins: `{origin}` is not an origin (scheme://host[:port], no path)"
+                ));
+            }
+        }
+        out
+    }
+}

@@ -300,28 +300,37 @@ impl Rabbit {
         .await
     }
 
-    /// The channel, with the watermark queue declared on it.
-    async fn watermark_channel(&self) -> Result<Channel, QueueError> {
+    /// Where `export --since last` keeps the previous export's `transactionTime`,
+    /// so the nightly run can go to any pod.
+    pub fn export_mark_queue(&self) -> String {
+        format!("{}.export-since", self.settings.work)
+    }
+
+    /// The channel, with a one-message queue (the newest message drops the old)
+    /// declared on it. Classic: reading puts the message back, and a quorum queue
+    /// would count those returns against its delivery limit.
+    async fn one_message_channel(&self, queue: &str) -> Result<Channel, QueueError> {
         let channel = self.channel().await?;
-        if !self.watermark_declared.load(Ordering::SeqCst) {
+        let declared = queue == self.watermark_queue() && self.watermark_declared.load(Ordering::SeqCst);
+        if !declared {
             let one_message = args(&[
                 ("x-queue-type", text("classic")),
                 ("x-max-length", AMQPValue::LongLongInt(1)),
                 ("x-overflow", text("drop-head")),
             ]);
-            channel
-                .queue_declare(&self.watermark_queue(), durable(), one_message)
-                .await?;
-            self.watermark_declared.store(true, Ordering::SeqCst);
+            channel.queue_declare(queue, durable(), one_message).await?;
+            if queue == self.watermark_queue() {
+                self.watermark_declared.store(true, Ordering::SeqCst);
+            }
         }
         Ok(channel)
     }
 
-    /// The reconciliation watermark the last poll saved (read, and left in place).
-    pub async fn watermark(&self) -> Result<Option<Vec<u8>>, QueueError> {
-        let channel = self.watermark_channel().await?;
+    /// The message a one-message queue holds (read, and left in place).
+    async fn read_one(&self, queue: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        let channel = self.one_message_channel(queue).await?;
         let Some(message) = channel
-            .basic_get(&self.watermark_queue(), BasicGetOptions { no_ack: false })
+            .basic_get(queue, BasicGetOptions { no_ack: false })
             .await?
         else {
             return Ok(None);
@@ -338,22 +347,41 @@ impl Rabbit {
         Ok(Some(body))
     }
 
-    /// Saves the watermark (confirmed); the queue keeps only the newest.
-    pub async fn save_watermark(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.watermark_channel().await?;
-        self.publish(
-            "",
-            &self.watermark_queue(),
-            body,
-            FieldTable::default(),
-            None,
-        )
-        .await
+    /// Replaces the message of a one-message queue (confirmed).
+    async fn save_one(&self, queue: &str, body: &[u8]) -> Result<(), QueueError> {
+        self.one_message_channel(queue).await?;
+        self.publish("", queue, body, FieldTable::default(), None)
+            .await
     }
 
-    /// Intake messages from integration engines go straight to the intake queue.
-    pub async fn publish_intake(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.publish("", &self.settings.intake, body, FieldTable::default(), None)
+    /// The reconciliation watermark the last poll saved (read, and left in place).
+    pub async fn watermark(&self) -> Result<Option<Vec<u8>>, QueueError> {
+        self.read_one(&self.watermark_queue()).await
+    }
+
+    /// Saves the watermark (confirmed); the queue keeps only the newest.
+    pub async fn save_watermark(&self, body: &[u8]) -> Result<(), QueueError> {
+        self.save_one(&self.watermark_queue(), body).await
+    }
+
+    /// The previous export's `transactionTime`, as `export` saved it.
+    pub async fn export_mark(&self) -> Result<Option<Vec<u8>>, QueueError> {
+        self.read_one(&self.export_mark_queue()).await
+    }
+
+    pub async fn save_export_mark(&self, body: &[u8]) -> Result<(), QueueError> {
+        self.save_one(&self.export_mark_queue(), body).await
+    }
+
+    /// Intake messages from integration engines (and `export --queue`) go straight to
+    /// the intake queue; `complete_record` sets the [`super::COMPLETE_RECORD_HEADER`].
+    pub async fn publish_intake(&self, body: &[u8], complete_record: bool) -> Result<(), QueueError> {
+        let headers = if complete_record {
+            args(&[(super::COMPLETE_RECORD_HEADER, AMQPValue::Boolean(true))])
+        } else {
+            FieldTable::default()
+        };
+        self.publish("", &self.settings.intake, body, headers, None)
             .await
     }
 

@@ -93,7 +93,7 @@ impl FhirError {
 /// What an error body was, without its text: an OperationOutcome's issue codes (a
 /// fixed vocabulary), another resource's type, or the status's reason phrase.
 /// Diagnostics and bodies can quote the record, so they never reach an error.
-pub(super) fn body_kind(bytes: &[u8], status: StatusCode) -> String {
+pub(crate) fn body_kind(bytes: &[u8], status: StatusCode) -> String {
     let reason = status.canonical_reason().unwrap_or("error");
     let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
         return reason.to_string();

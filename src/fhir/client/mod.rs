@@ -58,7 +58,7 @@ mod search;
 
 pub use auth::{Auth, SmartBackend};
 pub use capabilities::{lists_batch, missing_capabilities};
-use error::body_kind;
+pub(crate) use error::{body_kind, with_causes};
 pub use error::FhirError;
 pub use request_kind::{RequestKind, RequestObserver};
 pub use search::Search;
@@ -132,12 +132,40 @@ impl FhirClient {
         self.batch_wanted && self.batch_listed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Requests in flight at once (`fhir.max_concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
     pub fn page_size(&self) -> u32 {
         self.page_size
+    }
+
+    /// The connection pool, for a caller that reads headers or streams a body itself
+    /// (the Bulk Data client).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The Authorization header for the EHR (a cached SMART token, renewed when due).
+    /// Only for URLs the caller has checked are the EHR's, or a storage origin the
+    /// configuration trusts with its token.
+    pub(crate) async fn authorization(&self) -> Result<Option<String>, FhirError> {
+        self.auth.header(&self.http, &self.base).await
+    }
+
+    /// How often an idempotent request is retried, and the first back-off.
+    pub(crate) fn retry_policy(&self) -> (u32, Duration) {
+        (self.max_retries, self.retry_base)
+    }
+
+    /// After a 401: whether a fresh token can be fetched (a cached one is dropped).
+    pub(crate) async fn refresh_after_401(&self) -> bool {
+        self.auth.refresh_after_401().await
     }
 
     /// The URL for a path or an absolute URL; an absolute URL must be on the base

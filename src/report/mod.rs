@@ -2,6 +2,8 @@
 //! population's HTML pages; the FHIR formats (the write-back transaction, the summary
 //! document) come from [`crate::outputs`], as every channel's do.
 
+pub mod run;
+
 use std::fmt::Write as _;
 
 use crate::clinical::adequacy::Adequacy;

@@ -1,0 +1,327 @@
+//! An export from kick-off to the last byte on disk, resumable: every step is saved
+//! in the job file (`job.json` in the export directory) before the next begins, so a
+//! killed run polls the same status URL again and fetches only the files it had not
+//! finished.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ExportError;
+use crate::config::{ExportSettings, TypeFilterMode};
+use crate::fhir::bulk::manifest::FileKind;
+use crate::fhir::bulk::{BulkClient, BulkError, ExportJob, ExportRequest, FileRecord, Manifest, Poll};
+
+/// The job file's name in the export directory.
+pub const JOB_FILE: &str = "job.json";
+
+/// A finished download.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// `DIR/output`: the NDJSON `evaluate` reads.
+    pub output: PathBuf,
+    pub manifest: Manifest,
+    pub files: Vec<FileRecord>,
+    /// Files fetched by this run, and those a killed run had finished already.
+    pub fetched: usize,
+    pub reused: usize,
+    /// The EHR's error files, summarised: issue code -> count (never their text:
+    /// diagnostics can quote the record).
+    pub errors: BTreeMap<String, usize>,
+    /// Resources deleted since `_since` (`Type/id`), from the `deleted` files.
+    pub deleted: Vec<String>,
+}
+
+impl Downloaded {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+/// Where a run starts: a job to resume, or a fresh one.
+fn prepare(
+    dir: &Path,
+    base_url: &str,
+    request: &ExportRequest,
+    restart: bool,
+) -> Result<(ExportJob, Option<String>), ExportError> {
+    let job_path = dir.join(JOB_FILE);
+    fs::create_dir_all(dir).map_err(BulkError::io(dir))?;
+    let path = request.path();
+    let previous = ExportJob::load(&job_path)?;
+    match previous {
+        Some(job) if job.finished => {}
+        Some(job) if job.base_url == base_url && job.request == path && !restart => {
+            return Ok((job, None));
+        }
+        Some(job) if restart => return Ok((ExportJob::new(base_url, &path), job.status_url)),
+        Some(job) => {
+            return Err(ExportError::OtherJob {
+                dir: dir.to_path_buf(),
+                request: job.request,
+            })
+        }
+        None => {}
+    }
+    for kind in [FileKind::Output, FileKind::Error, FileKind::Deleted] {
+        let sub = dir.join(kind.directory());
+        if sub.exists() {
+            fs::remove_dir_all(&sub).map_err(BulkError::io(&sub))?;
+        }
+    }
+    Ok((ExportJob::new(base_url, &path), None))
+}
+
+fn spinner(terminal: bool) -> ProgressBar {
+    if !terminal {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Runs (or resumes) the export of `request` into `dir`.
+pub async fn run(
+    bulk: &BulkClient<'_>,
+    settings: &ExportSettings,
+    request: &ExportRequest,
+    dir: &Path,
+    restart: bool,
+    terminal: bool,
+) -> Result<Downloaded, ExportError> {
+    let base_url = bulk.base_url().to_string();
+    let job_path = dir.join(JOB_FILE);
+    let (mut job, abandoned) = prepare(dir, &base_url, request, restart)?;
+    if let Some(status_url) = abandoned {
+        // `--restart`: the job it replaces is cancelled on the EHR, not left running.
+        if let Err(e) = bulk.cancel(&status_url).await {
+            tracing::warn!(error = %e, "could not cancel the abandoned export job");
+        }
+    }
+    let bar = spinner(terminal);
+
+    let status_url = match job.status_url.clone() {
+        Some(url) => {
+            tracing::info!(status_url = %url, "resuming the export job");
+            url
+        }
+        None => {
+            bar.set_message("kick-off");
+            let url = match bulk.kick_off(request).await {
+                Err(BulkError::KickOffRefused { status: 400 | 422, .. })
+                    if settings.type_filter == TypeFilterMode::Auto
+                        && !request.type_filters.is_empty() =>
+                {
+                    tracing::warn!("the EHR refused _typeFilter; exporting the types whole (the reader skips what the engine never reads)");
+                    bulk.kick_off(&request.unfiltered()).await?
+                }
+                other => other?,
+            };
+            job.status_url = Some(url.clone());
+            job.save(&job_path)?;
+            url
+        }
+    };
+
+    let manifest = match job.manifest.clone() {
+        Some(manifest) => manifest,
+        None => {
+            let manifest = wait(bulk, settings, &status_url, &bar).await?;
+            job.manifest = Some(manifest.clone());
+            job.save(&job_path)?;
+            manifest
+        }
+    };
+
+    let total = manifest.files().count() as u64;
+    let (mut fetched, mut reused) = (0usize, 0usize);
+    bar.set_message(format!("downloading 0/{total} files"));
+    for (n, (kind, file)) in manifest.files().enumerate() {
+        if job.is_done(&file.url, dir) {
+            reused += 1;
+            continue;
+        }
+        let relative = PathBuf::from(kind.directory()).join(format!(
+            "{n:04}.{}.ndjson",
+            sanitise(&file.resource_type)
+        ));
+        let destination = dir.join(&relative);
+        if let Some(parent) = destination.parent() {
+            fs::create_dir_all(parent).map_err(BulkError::io(parent))?;
+        }
+        let bytes = bulk
+            .download(file, manifest.requires_access_token, &destination)
+            .await?;
+        job.record(FileRecord {
+            kind,
+            resource_type: file.resource_type.clone(),
+            url: file.url.clone(),
+            path: relative,
+            bytes,
+        });
+        job.save(&job_path)?;
+        fetched += 1;
+        bar.set_message(format!("downloading {}/{total} files", fetched + reused));
+    }
+    bar.finish_and_clear();
+
+    let errors = summarise_errors(dir, &job.files)?;
+    let deleted = deleted_references(dir, &job.files)?;
+    let output = dir.join(FileKind::Output.directory());
+    fs::create_dir_all(&output).map_err(BulkError::io(&output))?;
+    Ok(Downloaded {
+        output,
+        manifest,
+        files: job.files,
+        fetched,
+        reused,
+        errors,
+        deleted,
+    })
+}
+
+/// Polls until the manifest is ready, within `export.timeout_secs` (then the job is
+/// cancelled on the EHR).
+async fn wait(
+    bulk: &BulkClient<'_>,
+    settings: &ExportSettings,
+    status_url: &str,
+    bar: &ProgressBar,
+) -> Result<Manifest, ExportError> {
+    let deadline = Instant::now() + Duration::from_secs(settings.timeout_secs);
+    let mut attempt = 0u32;
+    loop {
+        match bulk.poll(status_url, attempt).await? {
+            Poll::Complete(manifest) => return Ok(manifest),
+            Poll::InProgress { progress, wait } => {
+                bar.set_message(format!(
+                    "the EHR is exporting: {}",
+                    progress.as_deref().unwrap_or("in progress")
+                ));
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    progress = progress.as_deref().unwrap_or("-"),
+                    "export in progress on the EHR; polling again"
+                );
+                if Instant::now() + wait > deadline {
+                    let _ = bulk.cancel(status_url).await;
+                    return Err(BulkError::TimedOut {
+                        secs: settings.timeout_secs,
+                    }
+                    .into());
+                }
+                tokio::time::sleep(wait).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// A resource type as a file-name part (letters only; anything else is `x`).
+fn sanitise(kind: &str) -> String {
+    let clean: String = kind.chars().filter(char::is_ascii_alphabetic).take(64).collect();
+    if clean.is_empty() {
+        "x".into()
+    } else {
+        clean
+    }
+}
+
+/// Reads the error files: OperationOutcome issue codes and how often each came.
+fn summarise_errors(
+    dir: &Path,
+    files: &[FileRecord],
+) -> Result<BTreeMap<String, usize>, ExportError> {
+    let mut codes = BTreeMap::new();
+    for record in files.iter().filter(|f| f.kind == FileKind::Error) {
+        for line in lines(&dir.join(&record.path))? {
+            let Ok(outcome) = serde_json::from_str::<serde_json::Value>(&line) else {
+                *codes.entry("unreadable".to_string()).or_insert(0) += 1;
+                continue;
+            };
+            let issues = outcome
+                .get("issue")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for issue in issues {
+                let code = issue
+                    .get("code")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|c| c.len() <= 32 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+                    .unwrap_or("unknown");
+                *codes.entry(code.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(codes)
+}
+
+/// The `Type/id` of every resource a `deleted` file names (Bundles of DELETE entries).
+fn deleted_references(dir: &Path, files: &[FileRecord]) -> Result<Vec<String>, ExportError> {
+    let mut out = Vec::new();
+    for record in files.iter().filter(|f| f.kind == FileKind::Deleted) {
+        for line in lines(&dir.join(&record.path))? {
+            let Ok(bundle) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let entries = bundle
+                .get("entry")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for entry in entries {
+                let Some(url) = entry.pointer("/request/url").and_then(serde_json::Value::as_str)
+                else {
+                    continue;
+                };
+                let reference = crate::fhir::mapping::normalise_reference(url);
+                if reference.split('/').count() == 2 {
+                    out.push(reference);
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn lines(path: &Path) -> Result<Vec<String>, ExportError> {
+    let file = fs::File::open(path).map_err(BulkError::io(path))?;
+    std::io::BufReader::new(file)
+        .lines()
+        .filter(|l| !l.as_ref().is_ok_and(|l| l.trim().is_empty()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| BulkError::io(path)(e).into())
+}
+
+/// Ctrl-C: the job is cancelled on the EHR (`DELETE`) and its job file removed.
+pub async fn cancel(bulk: &BulkClient<'_>, dir: &Path) -> Result<(), ExportError> {
+    let job_path = dir.join(JOB_FILE);
+    if let Some(job) = ExportJob::load(&job_path)? {
+        if let Some(status_url) = &job.status_url {
+            bulk.cancel(status_url).await?;
+        }
+        fs::remove_file(&job_path).map_err(BulkError::io(&job_path))?;
+    }
+    Ok(())
+}
+
+/// Marks the job finished: the next run in this directory starts a new export.
+pub fn finish(dir: &Path) -> Result<(), ExportError> {
+    let job_path = dir.join(JOB_FILE);
+    if let Some(mut job) = ExportJob::load(&job_path)? {
+        job.finished = true;
+        job.save(&job_path)?;
+    }
+    Ok(())
+}
