@@ -25,14 +25,18 @@
 //! - [`resource_types`]: every FHIR type the service reads, watches, prefetches or
 //!   writes, in one table (depends on nothing; the default SMART scope comes from it).
 //! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client with its
-//!   auth, and the gather) and out (write-back; the treatment summary as a FHIR
-//!   document); mapping resources to the engine's `PatientRecord`.
+//!   auth, the gather, the Bulk Data `$export` client) and out (write-back; the
+//!   treatment summary as a FHIR document); mapping resources to the engine's
+//!   `PatientRecord`.
 //! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
 //! - [`batch`]: `evaluate` over files and directories: which files, progress, reading
 //!   on all cores (the reader skips what the engine never reads without parsing it),
 //!   Bulk exports past the memory budget grouped on disk, and assessing each patient
 //!   on all cores so one that cannot be assessed does not stop the rest.
-//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html).
+//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html), and
+//!   `report::run`, one `evaluate` run from files to a format.
+//! - [`export`]: `export`: a Bulk Data export from the EHR, downloaded resumably, then
+//!   evaluated, written back, or queued per patient for the replicas; `--since last`.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`service`]: `serve`: wiring and graceful shutdown.
 //!

@@ -344,30 +344,14 @@ fn export_command(args: ExportArgs) -> Result<()> {
 }
 
 async fn export_run(args: ExportArgs, config: Config) -> Result<()> {
-    use trd_sentinel::export::{self, download, mark::MarkStore, patients};
-    use trd_sentinel::fhir::bulk::{BulkClient, ExportLevel, ExportRequest};
-
-    let ehr = Ehr::from_config(&config)?;
-    let amqp_url = config.amqp.resolved_url().map_err(anyhow::Error::msg)?;
-    let rabbit = match (args.queue, amqp_url) {
-        (true, Some(url)) => Some(
-            trd_sentinel::queue::Rabbit::connect(url.expose(), (&config.amqp).into())
-                .await
-                .context("connecting to RabbitMQ for --queue")?,
-        ),
-        (true, None) => bail!("--queue needs the broker: set amqp.url (TRD_AMQP_URL)"),
-        (false, _) => None,
-    };
-    let marks = match &rabbit {
-        Some(rabbit) => MarkStore::Broker(rabbit),
-        None => MarkStore::File(&config.export.state_file),
-    };
+    use trd_sentinel::export::command::{self, ExportCommand, LocalAssessment, Since};
+    use trd_sentinel::fhir::bulk::ExportLevel;
     let since = match args.since.as_deref() {
-        Some("last") => Some(marks.load().await?),
+        Some("last") => Some(Since::Last),
         Some(instant) => {
             time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339)
                 .with_context(|| format!("--since {instant}: expected a FHIR instant (2026-12-01T00:00:00Z) or `last`"))?;
-            Some(instant.to_string())
+            Some(Since::Instant(instant.to_string()))
         }
         None => None,
     };
@@ -376,124 +360,31 @@ async fn export_run(args: ExportArgs, config: Config) -> Result<()> {
         (None, true) => ExportLevel::Patients,
         (None, false) => ExportLevel::System,
     };
-    let filtered = config.export.type_filter != trd_sentinel::config::TypeFilterMode::Never;
-    let request = ExportRequest::for_engine(level, &ehr.engine.relevance, since.clone(), filtered);
-    let dir = args.out.clone().unwrap_or_else(|| config.export.work_dir.clone());
-    let bulk = BulkClient::new(&ehr.client, &config.export);
-    let terminal = io::stderr().is_terminal();
-
-    let started = std::time::Instant::now();
-    let downloaded = tokio::select! {
-        result = download::run(&bulk, &config.export, &request, &dir, args.restart, terminal) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("cancelled: asking the EHR to delete the export job");
-            download::cancel(&bulk, &dir).await?;
-            bail!("export cancelled");
-        }
-    };
-    eprintln!(
-        "export: {} files ({} fetched, {} already there), {} bytes in {:.1} s; transactionTime {}; {} EHR requests ({} polls)",
-        downloaded.files.len(),
-        downloaded.fetched,
-        downloaded.reused,
-        downloaded.bytes(),
-        started.elapsed().as_secs_f64(),
-        downloaded.manifest.transaction_time,
-        bulk.stats.requests(),
-        bulk.stats.polls.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    if !downloaded.errors.is_empty() {
-        let codes: Vec<String> = downloaded.errors.iter().map(|(code, n)| format!("{code} x{n}")).collect();
-        eprintln!(
-            "warning: the EHR reported errors it could not export (OperationOutcome issues: {}); see {}",
-            codes.join(", "),
-            dir.join("error").display()
-        );
-    }
-
-    // A delta names patients; each is then gathered whole (with deletions' patients).
-    let touched = match since {
-        Some(_) => {
-            let mut touched = patients::touched_patients(&downloaded.output, &ehr.engine.relevance)?;
-            let (deleted, unknown) = export::patients_of_deleted(&ehr, &downloaded.deleted).await;
-            if unknown > 0 {
-                eprintln!("warning: {unknown} deleted resources named no patient the EHR still knows; the reconciliation poll or the next full export catches them");
-            }
-            touched.extend(deleted);
-            eprintln!("since {}: {} patients changed", request.since.as_deref().unwrap_or("-"), touched.len());
-            Some(touched)
-        }
-        None => None,
-    };
-    let budget = (args.memory_budget_mb.max(0.01) * 1e6) as u64;
-    let spill = patients::spill_dir(&dir);
-
-    if args.evaluate {
+    let evaluate = if args.evaluate {
         let (engine, as_of) = local_engine(&args.engine)?;
-        let stdout = io::stdout();
-        let mut out = BufWriter::new(stdout.lock());
-        match &touched {
-            None => {
-                let paths = [downloaded.output.clone()];
-                let options = RunOptions {
-                    paths: &paths,
-                    format: args.engine.format,
-                    html_dir: args.report_dir.as_deref(),
-                    memory_budget_bytes: budget,
-                    strict: false,
-                    terminal,
-                    spill_dir: spill.clone(),
-                };
-                report::run::evaluate(&options, &engine, as_of, &mut out)?;
-            }
-            Some(touched) => {
-                let table = report::Table::for_patients(touched.iter().map(String::as_str));
-                let mut emitter = report::run::Emitter::new(args.engine.format, args.report_dir.as_deref(), table, touched.len(), terminal)?;
-                emitter.start(&mut out)?;
-                for patient in touched {
-                    match trd_sentinel::fhir::gather::gather(&ehr.client, patient, &engine.relevance, config.fhir.look_back_months, as_of, None).await {
-                        Ok(gathered) => emitter.emit(batch::assess_guarded(&gathered.record, &engine, as_of), &engine, &mut out)?,
-                        Err(e) => emitter.not_assessed(&format!("{patient}: could not be gathered: {e}")),
-                    }
-                }
-                let (failed, patients) = emitter.finish(&mut out)?;
-                if failed > 0 {
-                    bail!("{failed} of {patients} patients could not be assessed (the others were printed)");
-                }
-            }
-        }
-    }
-    if let Some(rabbit) = &rabbit {
-        let published = match &touched {
-            None => export::queue_complete_records(rabbit, patients::CompleteRecords::new(&downloaded.output, &ehr.engine.relevance, budget, &spill)?).await?,
-            Some(touched) => export::queue_patients(rabbit, touched).await?,
-        };
-        eprintln!("queued {published} patients on {}", rabbit.settings.intake);
-    }
-    if args.write {
-        let as_of = time::OffsetDateTime::now_utc().date();
-        let written = match &touched {
-            None => export::write_complete_records(&ehr, patients::CompleteRecords::new(&downloaded.output, &ehr.engine.relevance, budget, &spill)?, as_of).await?,
-            Some(touched) => export::write_patients(&ehr, touched, as_of).await,
-        };
-        eprintln!(
-            "wrote back {} patients: {} resources written, {} retired, {} failed",
-            written.patients, written.written, written.retired, written.failed
-        );
-        if written.failed > 0 {
-            bail!("{} of {} patients could not be written back (logged by id)", written.failed, written.patients);
-        }
-    }
-
-    // Handed on: the next `--since last` starts from this export's transactionTime.
-    marks.save(&downloaded.manifest.transaction_time).await?;
-    download::finish(&dir)?;
-    if args.out.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    if let Some(rabbit) = rabbit {
-        rabbit.close().await;
-    }
+        Some(LocalAssessment {
+            engine,
+            as_of,
+            format: args.engine.format,
+            report_dir: args.report_dir.clone(),
+        })
+    } else {
+        None
+    };
+    let export = ExportCommand {
+        level,
+        since,
+        out: args.out,
+        restart: args.restart,
+        evaluate,
+        queue: args.queue,
+        write: args.write,
+        memory_budget_bytes: (args.memory_budget_mb.max(0.01) * 1e6) as u64,
+        terminal: io::stderr().is_terminal(),
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    command::run(export, &config, &mut out).await?;
     Ok(())
 }
 

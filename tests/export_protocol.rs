@@ -145,7 +145,10 @@ async fn the_protocol_as_the_bulk_data_ig_describes_it() {
         .await;
     let files = [
         ("Patient", format!("{}/files/patient.ndjson", ehr.uri())),
-        ("MedicationRequest", format!("{}/files/orders.ndjson", storage.uri())),
+        (
+            "MedicationRequest",
+            format!("{}/files/orders.ndjson", storage.uri()),
+        ),
     ];
     let errors = [format!("{}/files/errors.ndjson", ehr.uri())];
     Mock::given(method("GET"))
@@ -163,7 +166,11 @@ async fn the_protocol_as_the_bulk_data_ig_describes_it() {
     file(
         &ehr,
         "/files/errors.ndjson",
-        ndjson(&[outcome("processing"), outcome("processing"), outcome("too-costly")]),
+        ndjson(&[
+            outcome("processing"),
+            outcome("processing"),
+            outcome("too-costly"),
+        ]),
     )
     .await;
 
@@ -194,7 +201,10 @@ async fn the_protocol_as_the_bulk_data_ig_describes_it() {
         log.contains("OperationOutcome issues: processing x2, too-costly x1"),
         "{log}"
     );
-    assert!(!log.contains("Jane Doe") && !log.contains("555-12"), "{log}");
+    assert!(
+        !log.contains("Jane Doe") && !log.contains("555-12"),
+        "{log}"
+    );
     // Retry-After honoured up to the 1 s ceiling: for the 429 and for the 202.
     assert_eq!(log.matches("\"wait_ms\":1000").count(), 2, "{log}");
     assert!(log.contains("\"progress\":\"50%\""), "{log}");
@@ -215,7 +225,8 @@ async fn the_protocol_as_the_bulk_data_ig_describes_it() {
         "2026-12-07T10:00:00Z"
     );
     let job: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("job.json")).expect("job")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("job.json")).expect("job"))
+            .expect("json");
     assert_eq!(job["finished"], true);
     assert_eq!(job["files"].as_array().map(Vec::len), Some(3));
     let _ = std::fs::remove_dir_all(&dir);
@@ -228,7 +239,10 @@ async fn the_token_goes_to_the_ehr_and_configured_storage_only() {
     kick_off(&ehr).await;
     let files = [
         ("Patient", format!("{}/files/patient.ndjson", ehr.uri())),
-        ("MedicationRequest", format!("{}/files/orders.ndjson", storage.uri())),
+        (
+            "MedicationRequest",
+            format!("{}/files/orders.ndjson", storage.uri()),
+        ),
     ];
     complete(&ehr, manifest(&files, &[], true)).await;
     file(&ehr, "/files/patient.ndjson", patient_line()).await;
@@ -251,7 +265,10 @@ async fn the_token_goes_to_the_ehr_and_configured_storage_only() {
     let allowed = run(
         &ehr.uri(),
         &["--out", &out],
-        &[bearer()[0], ("TRD_EXPORT_STORAGE_ORIGINS", storage_origin.as_str())],
+        &[
+            bearer()[0],
+            ("TRD_EXPORT_STORAGE_ORIGINS", storage_origin.as_str()),
+        ],
     );
     succeeded(&allowed);
     let expected = format!("Bearer {TOKEN}");
@@ -261,7 +278,10 @@ async fn the_token_goes_to_the_ehr_and_configured_storage_only() {
         .chain(&requests_to(&storage, "/files/").await)
     {
         assert_eq!(
-            request.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
             Some(expected.as_str())
         );
     }
@@ -312,8 +332,14 @@ async fn a_killed_export_resumes_without_fetching_finished_files_again() {
     kick_off(&ehr).await;
     let files = [
         ("Patient", format!("{}/files/patient.ndjson", ehr.uri())),
-        ("MedicationRequest", format!("{stalling}/files/orders.ndjson")),
-        ("Condition", format!("{}/files/conditions.ndjson", ehr.uri())),
+        (
+            "MedicationRequest",
+            format!("{stalling}/files/orders.ndjson"),
+        ),
+        (
+            "Condition",
+            format!("{}/files/conditions.ndjson", ehr.uri()),
+        ),
     ];
     complete(&ehr, manifest(&files, &[], false)).await;
     file(&ehr, "/files/patient.ndjson", patient_line()).await;
@@ -338,7 +364,8 @@ async fn a_killed_export_resumes_without_fetching_finished_files_again() {
     first.kill().expect("kill -9");
     let _ = first.wait();
     let job: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("job.json")).expect("job")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("job.json")).expect("job"))
+            .expect("json");
     assert_eq!(job["files"].as_array().map(Vec::len), Some(1), "{job}");
 
     let second = run(&ehr.uri(), &["--out", &out_arg], &bearer());
@@ -392,7 +419,10 @@ async fn an_expired_job_is_a_clear_error_and_ctrl_c_cancels_the_job() {
     assert!(!status.success());
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("export cancelled"), "{text}");
-    assert!(!out.join("job.json").exists(), "a cancelled job is not resumed");
+    assert!(
+        !out.join("job.json").exists(),
+        "a cancelled job is not resumed"
+    );
     ehr.verify().await;
 
     // A status URL that answers 404: the job expired on the EHR.

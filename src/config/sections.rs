@@ -421,10 +421,14 @@ impl ExportSettings {
     pub(super) fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.max_poll_interval_secs == 0 || self.poll_interval_secs == 0 {
-            out.push("export.poll_interval_secs and export.max_poll_interval_secs must be > 0".into());
+            out.push(
+                "export.poll_interval_secs and export.max_poll_interval_secs must be > 0".into(),
+            );
         }
         if self.poll_interval_secs > self.max_poll_interval_secs {
-            out.push("export.poll_interval_secs must not exceed export.max_poll_interval_secs".into());
+            out.push(
+                "export.poll_interval_secs must not exceed export.max_poll_interval_secs".into(),
+            );
         }
         for origin in &self.storage_origins {
             let parsed = reqwest::Url::parse(origin).ok();

@@ -14,7 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::ExportError;
 use crate::config::{ExportSettings, TypeFilterMode};
 use crate::fhir::bulk::manifest::FileKind;
-use crate::fhir::bulk::{BulkClient, BulkError, ExportJob, ExportRequest, FileRecord, Manifest, Poll};
+use crate::fhir::bulk::{
+    BulkClient, BulkError, ExportJob, ExportRequest, FileRecord, Manifest, Poll,
+};
 
 /// The job file's name in the export directory.
 pub const JOB_FILE: &str = "job.json";
@@ -116,9 +118,10 @@ pub async fn run(
         None => {
             bar.set_message("kick-off");
             let url = match bulk.kick_off(request).await {
-                Err(BulkError::KickOffRefused { status: 400 | 422, .. })
-                    if settings.type_filter == TypeFilterMode::Auto
-                        && !request.type_filters.is_empty() =>
+                Err(BulkError::KickOffRefused {
+                    status: 400 | 422, ..
+                }) if settings.type_filter == TypeFilterMode::Auto
+                    && !request.type_filters.is_empty() =>
                 {
                     tracing::warn!("the EHR refused _typeFilter; exporting the types whole (the reader skips what the engine never reads)");
                     bulk.kick_off(&request.unfiltered()).await?
@@ -149,10 +152,8 @@ pub async fn run(
             reused += 1;
             continue;
         }
-        let relative = PathBuf::from(kind.directory()).join(format!(
-            "{n:04}.{}.ndjson",
-            sanitise(&file.resource_type)
-        ));
+        let relative = PathBuf::from(kind.directory())
+            .join(format!("{n:04}.{}.ndjson", sanitise(&file.resource_type)));
         let destination = dir.join(&relative);
         if let Some(parent) = destination.parent() {
             fs::create_dir_all(parent).map_err(BulkError::io(parent))?;
@@ -227,7 +228,11 @@ async fn wait(
 
 /// A resource type as a file-name part (letters only; anything else is `x`).
 fn sanitise(kind: &str) -> String {
-    let clean: String = kind.chars().filter(char::is_ascii_alphabetic).take(64).collect();
+    let clean: String = kind
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(64)
+        .collect();
     if clean.is_empty() {
         "x".into()
     } else {
@@ -256,7 +261,9 @@ fn summarise_errors(
                 let code = issue
                     .get("code")
                     .and_then(serde_json::Value::as_str)
-                    .filter(|c| c.len() <= 32 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+                    .filter(|c| {
+                        c.len() <= 32 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    })
                     .unwrap_or("unknown");
                 *codes.entry(code.to_string()).or_insert(0) += 1;
             }
@@ -279,7 +286,9 @@ fn deleted_references(dir: &Path, files: &[FileRecord]) -> Result<Vec<String>, E
                 .cloned()
                 .unwrap_or_default();
             for entry in entries {
-                let Some(url) = entry.pointer("/request/url").and_then(serde_json::Value::as_str)
+                let Some(url) = entry
+                    .pointer("/request/url")
+                    .and_then(serde_json::Value::as_str)
                 else {
                     continue;
                 };

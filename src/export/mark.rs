@@ -39,7 +39,9 @@ impl MarkStore<'_> {
         };
         let instant = text.trim().to_string();
         time::OffsetDateTime::parse(&instant, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| ExportError::Mark(format!("{} does not hold a FHIR instant", self.describe())))?;
+            .map_err(|_| {
+                ExportError::Mark(format!("{} does not hold a FHIR instant", self.describe()))
+            })?;
         Ok(instant)
     }
 
@@ -55,7 +57,9 @@ impl MarkStore<'_> {
                     .and_then(|()| std::fs::rename(&temporary, path))
                     .map_err(|e| ExportError::Mark(format!("{}: {e}", path.display())))
             }
-            MarkStore::Broker(rabbit) => Ok(rabbit.save_export_mark(transaction_time.as_bytes()).await?),
+            MarkStore::Broker(rabbit) => {
+                Ok(rabbit.save_export_mark(transaction_time.as_bytes()).await?)
+            }
         }
     }
 }

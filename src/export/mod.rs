@@ -5,6 +5,7 @@
 //! service ([`patients`]). `--since last` ([`mark`]) makes the nightly sweep
 //! incremental; a delta names patients, whose records are then gathered whole.
 
+pub mod command;
 pub mod download;
 pub mod mark;
 pub mod patients;
@@ -22,8 +23,8 @@ use crate::fhir::bulk::BulkError;
 use crate::fhir::client::FhirError;
 use crate::fhir::mapping::patient_of;
 use crate::fhir::read::ResourcePool;
-use crate::queue::Rabbit;
 use crate::queue::QueueError;
+use crate::queue::Rabbit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -41,6 +42,16 @@ pub enum ExportError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Ehr(#[from] EhrError),
+    #[error(transparent)]
+    Evaluate(#[from] crate::report::run::RunError),
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("--queue needs the broker: set amqp.url (TRD_AMQP_URL)")]
+    NoBroker,
+    #[error("export cancelled")]
+    Cancelled,
+    #[error("{failed} of {patients} patients could not be written back (logged by id)")]
+    NotWritten { failed: usize, patients: usize },
 }
 
 impl From<FhirError> for ExportError {
@@ -58,7 +69,7 @@ pub async fn queue_complete_records(
     let mut published = 0usize;
     for record in records {
         let (_, bundle) = record?;
-        let body = serde_json::to_vec(&bundle).map_err(|e| QueueError::from(e))?;
+        let body = serde_json::to_vec(&bundle).map_err(QueueError::from)?;
         rabbit.publish_intake(&body, true).await?;
         published += 1;
     }
@@ -114,11 +125,7 @@ pub async fn write_complete_records(
 }
 
 /// Gathers each patient whole from the EHR, assesses and writes back (`--since`).
-pub async fn write_patients(
-    ehr: &Ehr,
-    patients: &BTreeSet<String>,
-    as_of: Date,
-) -> Written {
+pub async fn write_patients(ehr: &Ehr, patients: &BTreeSet<String>, as_of: Date) -> Written {
     let concurrency = ehr.client.concurrency();
     let results: Vec<Result<(usize, usize), String>> = stream::iter(patients)
         .map(|patient| async move {

@@ -20,7 +20,10 @@ use crate::intake::message::COMPLETE_RECORD_TAG;
 
 /// Every patient a set of NDJSON files names through a resource the engine reads
 /// (a changed vital sign or claim triggers nothing, as with notifications).
-pub fn touched_patients(output: &Path, relevance: &Relevance) -> Result<BTreeSet<String>, ExportError> {
+pub fn touched_patients(
+    output: &Path,
+    relevance: &Relevance,
+) -> Result<BTreeSet<String>, ExportError> {
     let filter = ResourcePool::new(relevance.clone());
     let inputs = Inputs::collect(&[output.to_path_buf()]).map_err(ExportError::Batch)?;
     let mut patients = BTreeSet::new();

@@ -311,7 +311,8 @@ impl Rabbit {
     /// would count those returns against its delivery limit.
     async fn one_message_channel(&self, queue: &str) -> Result<Channel, QueueError> {
         let channel = self.channel().await?;
-        let declared = queue == self.watermark_queue() && self.watermark_declared.load(Ordering::SeqCst);
+        let declared =
+            queue == self.watermark_queue() && self.watermark_declared.load(Ordering::SeqCst);
         if !declared {
             let one_message = args(&[
                 ("x-queue-type", text("classic")),
@@ -375,7 +376,11 @@ impl Rabbit {
 
     /// Intake messages from integration engines (and `export --queue`) go straight to
     /// the intake queue; `complete_record` sets the [`super::COMPLETE_RECORD_HEADER`].
-    pub async fn publish_intake(&self, body: &[u8], complete_record: bool) -> Result<(), QueueError> {
+    pub async fn publish_intake(
+        &self,
+        body: &[u8],
+        complete_record: bool,
+    ) -> Result<(), QueueError> {
         let headers = if complete_record {
             args(&[(super::COMPLETE_RECORD_HEADER, AMQPValue::Boolean(true))])
         } else {

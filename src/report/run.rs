@@ -84,10 +84,18 @@ pub fn evaluate(
     };
 
     let table = match &grouped {
-        Grouped::Records(records) => Table::for_patients(records.iter().map(|r| r.patient.as_str())),
+        Grouped::Records(records) => {
+            Table::for_patients(records.iter().map(|r| r.patient.as_str()))
+        }
         Grouped::Shards(_) => Table::default(),
     };
-    let mut emitter = Emitter::new(options.format, options.html_dir, table, inputs.files.len(), options.terminal)?;
+    let mut emitter = Emitter::new(
+        options.format,
+        options.html_dir,
+        table,
+        inputs.files.len(),
+        options.terminal,
+    )?;
     emitter.start(out)?;
     let mut emit = |result: Result<Assessment, batch::Failed>| emitter.emit(result, engine, out);
     match grouped {
@@ -104,7 +112,6 @@ pub fn evaluate(
         }
         Grouped::Records(records) => batch::assess_all(&records, engine, as_of, &mut emit)?,
     }
-    drop(emit);
     let (failed, patients) = emitter.finish(out)?;
     if failed > 0 {
         return Err(RunError::PatientsFailed { failed, patients });
@@ -178,7 +185,9 @@ impl Emitter {
             Format::Table => writeln!(out, "{}", self.table.row(&assessment))?,
             Format::Jsonl => writeln!(out, "{}", jsonl_row(&assessment)?)?,
             Format::Fhir => {
-                if let Some(transaction) = outputs::writeback_transaction(&assessment, &self.writeback) {
+                if let Some(transaction) =
+                    outputs::writeback_transaction(&assessment, &self.writeback)
+                {
                     writeln!(out, "{transaction}")?;
                 }
             }

@@ -54,6 +54,13 @@ def render(values_file=None, *sets):
     return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
 
 
+def pod_spec(workload):
+    """The pod spec of a Deployment, Job or CronJob."""
+    if workload["kind"] == "CronJob":
+        return workload["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return workload["spec"]["template"]["spec"]
+
+
 def one(manifests, kind):
     found = [m for m in manifests if m["kind"] == kind]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
@@ -223,9 +230,9 @@ class Security(unittest.TestCase):
     def test_deployment_and_job_pass_the_checklist(self):
         for values in ALL_VALUE_SETS:
             manifests = render(values)
-            workloads = [m for m in manifests if m["kind"] in ("Deployment", "Job")]
+            workloads = [m for m in manifests if m["kind"] in ("Deployment", "Job", "CronJob")]
             for workload in workloads:
-                pod = workload["spec"]["template"]["spec"]
+                pod = pod_spec(workload)
                 with self.subTest(values=values and values.name, kind=workload["kind"]):
                     self.assertTrue(pod["securityContext"]["runAsNonRoot"])
                     self.assertNotEqual(pod["securityContext"].get("runAsUser"), 0)
@@ -243,9 +250,33 @@ class Security(unittest.TestCase):
                         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
                         self.assertIn("/var/lib/trd-sentinel", mounts, "writable state volume")
                         self.assertTrue(mounts["/etc/trd-sentinel/config"]["readOnly"])
-                    if workload["kind"] == "Job":
+                    if workload["kind"] in ("Job", "CronJob"):
                         state = next(v for v in pod["volumes"] if v["name"] == "state")
                         self.assertIn("emptyDir", state, "the Job never mounts the watermark claim")
+
+    def test_export_jobs_queue_the_export_with_the_services_configuration(self):
+        manifests = render(CHART / "ci" / "export-values.yaml")
+        nightly = one(manifests, "CronJob")
+        backfill = next(m for m in manifests if m["kind"] == "Job" and m["metadata"]["name"].endswith("export-backfill"))
+        self.assertEqual(nightly["spec"]["concurrencyPolicy"], "Forbid")
+        self.assertEqual(nightly["spec"]["timeZone"], "Europe/Berlin")
+        for workload, since in ((nightly, ["--since", "last"]), (backfill, [])):
+            container = pod_spec(workload)["containers"][0]
+            self.assertEqual(container["args"], ["export", "--queue", "--group", "depression-service-line", *since])
+            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+            self.assertIn("/var/cache/trd-sentinel/export", mounts)
+            self.assertIn("/etc/trd-sentinel/smart", mounts)
+            names = {e["name"] for e in container["env"]}
+            self.assertIn("TRD_AMQP_URL", names)
+        config = toml_of(one(manifests, "ConfigMap"))
+        self.assertEqual(config["export"]["work_dir"], "/var/cache/trd-sentinel/export")
+        self.assertEqual(config["export"]["storage_origins"], ["https://files.ehr.example.org"])
+        # Off by default; refused without the broker they queue to.
+        self.assertFalse([m for m in render(None) if m["kind"] == "CronJob"])
+        refused = helm("template", "t", str(CHART), "--set", "exportJobs.backfill.enabled=true",
+                       "--set", "secrets.keys.amqpUrl=", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("exportJobs need the broker", refused.stderr)
 
     def test_probes_grace_period_and_rollout(self):
         for values in ALL_VALUE_SETS:
@@ -330,6 +361,8 @@ def toml_of(config_map):
 NOT_IN_VALUES = {
     "http.addr": "set by the chart from containerPort",
     "reconcile.state_file": "set by the chart: the writable state volume",
+    "export.state_file": "set by the chart: the writable state volume (the export Jobs keep the mark in the broker)",
+    "export.work_dir": "set by the chart: the export Jobs' scratch volume",
     "fhir.smart_private_key_file": "set by the chart from secrets.smartPrivateKey",
     "fhir.token": "a secret: env TRD_FHIR_TOKEN from secrets.keys.fhirToken",
     "amqp.url": "a secret: env TRD_AMQP_URL from secrets.keys.amqpUrl",

@@ -28,7 +28,9 @@ pub fn command(fhir: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 pub fn run(fhir: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(fhir, args, env).output().expect("run trd-sentinel export")
+    command(fhir, args, env)
+        .output()
+        .expect("run trd-sentinel export")
 }
 
 /// Started in the background (to be killed or interrupted), its stderr into `log`.
@@ -46,6 +48,10 @@ pub fn stderr(output: &Output) -> String {
 }
 
 pub fn succeeded(output: &Output) -> String {
-    assert!(output.status.success(), "export failed:\n{}", stderr(output));
+    assert!(
+        output.status.success(),
+        "export failed:\n{}",
+        stderr(output)
+    );
     String::from_utf8(output.stdout.clone()).expect("utf8")
 }

@@ -119,6 +119,12 @@ impl Hfs {
             .env("HFS_BASE_URL", format!("http://127.0.0.1:{port}"))
             .env("HFS_SUBSCRIPTIONS_ENABLED", "true")
             .env("HFS_SUBSCRIPTION_ALLOW_PRIVATE_ENDPOINTS", "true")
+            // Bulk export files in a directory of its own (by default they would go
+            // into the shared search-parameter directory).
+            .env(
+                "HFS_BULK_EXPORT_OUTPUT_DIR",
+                std::env::temp_dir().join(format!("hfs-export-{port}")),
+            )
             .stdout(Stdio::from(log_file.try_clone().expect("log")))
             .stderr(Stdio::from(log_file));
         for (k, v) in env {
@@ -200,6 +206,10 @@ impl Drop for Hfs {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(port) = self.base.rsplit(':').next() {
+            let _ =
+                std::fs::remove_dir_all(std::env::temp_dir().join(format!("hfs-export-{port}")));
+        }
         if let Some(database) = &self.database {
             psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
         }

@@ -60,6 +60,7 @@ app.kubernetes.io/part-of: trd-sentinel
 {{/* Where things live inside the container. */}}
 {{- define "trd-sentinel.configDir" -}}/etc/trd-sentinel/config{{- end }}
 {{- define "trd-sentinel.stateDir" -}}/var/lib/trd-sentinel{{- end }}
+{{- define "trd-sentinel.exportWorkDir" -}}/var/cache/trd-sentinel/export{{- end }}
 {{- define "trd-sentinel.smartKeyDir" -}}/etc/trd-sentinel/smart{{- end }}
 {{- define "trd-sentinel.caDir" -}}/etc/trd-sentinel/ca{{- end }}
 
@@ -73,6 +74,8 @@ the `.0` that Helm's float64 values would otherwise get.
 {{- $config := deepCopy .Values.config }}
 {{- $_ := set $config.http "addr" (printf "0.0.0.0:%d" (int .Values.containerPort)) }}
 {{- $_ := set $config.reconcile "state_file" (printf "%s/reconcile-watermark" (include "trd-sentinel.stateDir" .)) }}
+{{- $_ := set $config.export "state_file" (printf "%s/export-since" (include "trd-sentinel.stateDir" .)) }}
+{{- $_ := set $config.export "work_dir" (include "trd-sentinel.exportWorkDir" .) }}
 {{- if .Values.secrets.smartPrivateKey.existingSecret }}
 {{- $_ := set $config.fhir "smart_private_key_file" (printf "%s/%s" (include "trd-sentinel.smartKeyDir" .) .Values.secrets.smartPrivateKey.key) }}
 {{- end }}

@@ -94,8 +94,7 @@ impl ExportJob {
     /// recorded size (a file cut off or changed since is fetched again).
     pub fn is_done(&self, url: &str, directory: &Path) -> bool {
         self.files.iter().any(|f| {
-            f.url == url
-                && fs::metadata(directory.join(&f.path)).is_ok_and(|m| m.len() == f.bytes)
+            f.url == url && fs::metadata(directory.join(&f.path)).is_ok_and(|m| m.len() == f.bytes)
         })
     }
 
@@ -135,6 +134,9 @@ mod tests {
         assert!(!loaded.is_done("http://ehr/f/a", dir.path()));
 
         fs::write(&path, b"{").expect("corrupt");
-        assert!(matches!(ExportJob::load(&path), Err(BulkError::JobFile { .. })));
+        assert!(matches!(
+            ExportJob::load(&path),
+            Err(BulkError::JobFile { .. })
+        ));
     }
 }

@@ -70,9 +70,7 @@ impl Manifest {
         )
         .is_err()
         {
-            return Err(invalid(
-                "transactionTime is not a FHIR instant".to_string(),
-            ));
+            return Err(invalid("transactionTime is not a FHIR instant".to_string()));
         }
         let base = reqwest::Url::parse(status_url).map_err(|e| invalid(e.to_string()))?;
         for file in manifest
@@ -112,7 +110,10 @@ mod tests {
             "https://ehr.example.org/fhir/export-status/7",
         )
         .expect("valid");
-        assert_eq!(manifest.output[0].url, "https://ehr.example.org/files/1.ndjson");
+        assert_eq!(
+            manifest.output[0].url,
+            "https://ehr.example.org/files/1.ndjson"
+        );
         assert_eq!(manifest.error[0].url, "https://files.example.org/e.ndjson");
         assert!(manifest.deleted.is_empty());
         let kinds: Vec<FileKind> = manifest.files().map(|(k, _)| k).collect();

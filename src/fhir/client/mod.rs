@@ -58,8 +58,8 @@ mod search;
 
 pub use auth::{Auth, SmartBackend};
 pub use capabilities::{lists_batch, missing_capabilities};
-pub(crate) use error::{body_kind, with_causes};
 pub use error::FhirError;
+pub(crate) use error::{body_kind, with_causes};
 pub use request_kind::{RequestKind, RequestObserver};
 pub use search::Search;
 
