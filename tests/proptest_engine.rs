@@ -87,6 +87,21 @@ fn read_and_assess(bundle: &str, as_of: Date) -> usize {
     records.len()
 }
 
+/// Every patient's `evaluate --format jsonl` line.
+fn rows(bundle: &str, as_of: Date) -> Vec<String> {
+    let mut pool = ResourcePool::new(Relevance::from_knowledge(knowledge()));
+    if pool.add_json(bundle, "proptest").is_err() {
+        return Vec::new();
+    }
+    pool.records()
+        .iter()
+        .map(|record| {
+            let assessment = clinical::assess(record, policy(), knowledge(), as_of);
+            report::jsonl_row(&assessment).unwrap_or_default()
+        })
+        .collect()
+}
+
 // ---- values -------------------------------------------------------------------
 
 // ---- mutations ----------------------------------------------------------------
@@ -284,6 +299,24 @@ proptest! {
     fn generated_records_are_assessed_without_panic((bundle, as_of) in generated_case()) {
         let text = bundle.to_string();
         read_and_assess(&text, as_of);
+    }
+
+    /// A record's resources come in any order (a Bundle as written, an export's
+    /// files by type, an EHR's pages): the assessment, its findings and their
+    /// evidence are the same, in the same order, whatever the order.
+    #[test]
+    fn the_order_of_a_records_resources_never_changes_its_assessment(
+        (index, order, as_of) in (0..fixtures().len())
+            .prop_flat_map(|index| {
+                let entries = fixtures()[index].1["entry"].as_array().map(Vec::len).unwrap_or(0);
+                (Just(index), Just((0..entries).collect::<Vec<usize>>()).prop_shuffle(), as_of())
+            })
+    ) {
+        let (name, bundle) = &fixtures()[index];
+        let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+        let mut shuffled = bundle.clone();
+        shuffled["entry"] = Value::Array(order.iter().filter_map(|&n| entries.get(n).cloned()).collect());
+        prop_assert_eq!(rows(&bundle.to_string(), as_of), rows(&shuffled.to_string(), as_of), "{}", name);
     }
 
     #[test]

@@ -264,10 +264,95 @@ impl PatientRecord {
         }
     }
 
+    /// Puts every list in one order, whatever order the resources came in (a Bundle
+    /// as written, an export's files by type, an EHR's search pages): by source
+    /// reference, numbers within it compared as numbers ("medi2" before "medi10").
+    /// The same record in any shape then gives the same assessment, findings and
+    /// evidence in the same order. Stable: facts of one resource keep their order.
+    pub fn into_canonical_order(mut self) -> Self {
+        fn by_source<T>(items: &mut [T], source: impl Fn(&T) -> &str) {
+            items.sort_by(|a, b| natural_cmp(source(a), source(b)));
+        }
+        by_source(&mut self.orders, |f| &f.source);
+        by_source(&mut self.dispenses, |f| &f.source);
+        by_source(&mut self.statements, |f| &f.source);
+        by_source(&mut self.administrations, |f| &f.source);
+        by_source(&mut self.observations, |f| &f.source);
+        by_source(&mut self.conditions, |f| &f.source);
+        by_source(&mut self.procedures, |f| &f.source);
+        by_source(&mut self.encounters, |f| &f.source);
+        by_source(&mut self.notes, |f| &f.source);
+        self
+    }
+
     /// Age in completed years on `date`, when the birth date is known.
     pub fn age_on(&self, date: Date) -> Option<i32> {
         let birth = self.birth_date?;
         let before_birthday = (date.month() as u8, date.day()) < (birth.month() as u8, birth.day());
         Some(date.year() - birth.year() - i32::from(before_birthday))
+    }
+}
+
+/// Compares text with runs of digits compared as numbers: "medi2" < "medi10".
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (n, m) = (digits(a), digits(b));
+                let (x, y) = (a.split_at(n), b.split_at(m));
+                let trim = |s: &[u8]| -> usize { s.iter().take_while(|c| **c == b'0').count() };
+                let (xs, ys) = (&x.0[trim(x.0)..], &y.0[trim(y.0)..]);
+                let order = xs
+                    .len()
+                    .cmp(&ys.len())
+                    .then_with(|| xs.cmp(ys))
+                    .then_with(|| n.cmp(&m));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                (a, b) = (x.1, y.1);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                (a, b) = (&a[1..], &b[1..]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::natural_cmp;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn numbers_in_references_compare_as_numbers() {
+        let mut refs = vec![
+            "MedicationDispense/x-medi10",
+            "MedicationDispense/x-medi2",
+            "MedicationDispense/x-medi02",
+            "MedicationDispense/x",
+            "MedicationDispense/w-medi9",
+        ];
+        refs.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            refs,
+            [
+                "MedicationDispense/w-medi9",
+                "MedicationDispense/x",
+                "MedicationDispense/x-medi2",
+                "MedicationDispense/x-medi02",
+                "MedicationDispense/x-medi10"
+            ]
+        );
+        assert_eq!(natural_cmp("a", "a"), Ordering::Equal);
     }
 }

@@ -425,11 +425,6 @@ impl ExportSettings {
                 "export.poll_interval_secs and export.max_poll_interval_secs must be > 0".into(),
             );
         }
-        if self.poll_interval_secs > self.max_poll_interval_secs {
-            out.push(
-                "export.poll_interval_secs must not exceed export.max_poll_interval_secs".into(),
-            );
-        }
         for origin in &self.storage_origins {
             let parsed = reqwest::Url::parse(origin).ok();
             let canonical = parsed.as_ref().map(|u| u.origin().ascii_serialization());

@@ -65,7 +65,9 @@ pub async fn run(
         command.queue,
         config.amqp.resolved_url().map_err(ExportError::Mark)?,
     ) {
-        (true, Some(url)) => Some(Rabbit::connect(url.expose(), (&config.amqp).into()).await?),
+        (true, Some(url)) => {
+            Some(Rabbit::connect_intake_publisher(url.expose(), (&config.amqp).into()).await?)
+        }
         (true, None) => return Err(ExportError::NoBroker),
         (false, _) => None,
     };

@@ -36,6 +36,9 @@ pub struct Rabbit {
     member: String,
     /// How many work shards it consumes now.
     owned: Arc<AtomicUsize>,
+    /// Only publishes to the intake queue (`export --queue`): declares that queue
+    /// alone, so it never disagrees with the service's shard or retry settings.
+    intake_only: bool,
 }
 
 /// A replica's name: the pod (host) name, the process and a random part.
@@ -127,7 +130,21 @@ impl Rabbit {
             watermark_declared: AtomicBool::new(false),
             member: member_name(),
             owned: Default::default(),
+            intake_only: false,
         }
+    }
+
+    /// Connects to publish to the intake queue only (declaring that queue alone).
+    pub async fn connect_intake_publisher(
+        url: &str,
+        settings: QueueSettings,
+    ) -> Result<Self, QueueError> {
+        let rabbit = Self {
+            intake_only: true,
+            ..Self::lazy(url, settings)
+        };
+        rabbit.channel().await?;
+        Ok(rabbit)
     }
 
     /// The publishing channel, reconnecting (and re-declaring) after a failure.
@@ -158,6 +175,9 @@ impl Rabbit {
         channel
             .queue_declare(&s.intake, durable(), quorum.clone())
             .await?;
+        if self.intake_only {
+            return Ok(());
+        }
         declare_exchange(channel, &s.dead, ExchangeKind::Fanout).await?;
         channel
             .queue_declare(&s.dead, durable(), quorum.clone())

@@ -20,7 +20,12 @@ pub fn command(fhir: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
         .args(args)
         .env_remove("TRD_CONFIG")
         .env("TRD_FHIR_BASE_URL", fhir)
-        .env("RUST_BACKTRACE", "0");
+        .env("RUST_BACKTRACE", "0")
+        // Never the default (state/ under the working directory, the repository).
+        .env(
+            "TRD_EXPORT_STATE_FILE",
+            std::env::temp_dir().join(format!("trd-export-since-{}", std::process::id())),
+        );
     for (k, v) in QUICK.iter().chain(env) {
         command.env(k, v);
     }

@@ -365,7 +365,7 @@ impl ResourcePool {
             }
         }
         self.resolve_members(&mut record.observations);
-        record
+        record.into_canonical_order()
     }
 
     /// A panel whose items are Observations of their own (`hasMember`) reads as a

@@ -109,7 +109,10 @@ impl ResourcePool {
                     Ok(m) => {
                         self.medications.insert(source, m);
                     }
-                    Err(e) => self.unattributed.push(format!("{source}: unreadable: {e}")),
+                    Err(e) => self.unattributed.push(format!(
+                        "{source}: unreadable: {}",
+                        without_position(&e.to_string())
+                    )),
                 }
                 return;
             }
@@ -162,7 +165,7 @@ impl ResourcePool {
                     .and_then(|h| h.subject.or(h.patient))
                     .and_then(|r| r.reference)
                     .map(|r| normalise_reference(&r));
-                let message = format!("unreadable: {e}");
+                let message = format!("unreadable: {}", without_position(&e.to_string()));
                 match subject {
                     Some(patient) => {
                         self.patients
@@ -179,5 +182,39 @@ impl ResourcePool {
                 }
             }
         }
+    }
+}
+
+/// A parse error without serde's "at line L column C": the position is in the text
+/// as it came (a pretty-printed Bundle, an NDJSON line), and the same resource must
+/// read the same in every shape; the resource's reference already says where.
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at)
+            if message[at..]
+                .trim_start_matches(" at line ")
+                .split(" column ")
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            message[..at].to_string()
+        }
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    #[test]
+    fn a_parse_error_reads_the_same_in_every_shape() {
+        assert_eq!(
+            super::without_position(
+                "invalid type: string \"x\", expected a sequence at line 19 column 49"
+            ),
+            "invalid type: string \"x\", expected a sequence"
+        );
+        assert_eq!(
+            super::without_position("seen at line one"),
+            "seen at line one"
+        );
     }
 }
