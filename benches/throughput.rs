@@ -12,7 +12,8 @@
 //!
 //! Corpora: the real Synthea R4 bundles in ../shared/data/synthea-r4-sample (or
 //! THROUGHPUT_DIR), and the project's generated population (cached in
-//! $TMPDIR/trd-sentinel-population-COUNT-BYTES). Under `cargo test` (no --bench flag)
+//! $TMPDIR/trd-sentinel-population-COUNT-BYTES), as Bundles and as a Bulk Data export
+//! (one NDJSON file per resource type, $TMPDIR/trd-sentinel-bulk-COUNT-BYTES). Under `cargo test` (no --bench flag)
 //! it runs once on 3 small generated bundles as a smoke test.
 
 use std::fs;
@@ -54,6 +55,13 @@ fn parse_all(paths: &[PathBuf]) -> usize {
     let mut entries = 0usize;
     for path in paths {
         let text = fs::read_to_string(path).expect("read");
+        if path.extension().is_some_and(|x| x == "ndjson") {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let _: serde_json::Value = serde_json::from_str(line).expect("json line");
+                entries += 1;
+            }
+            continue;
+        }
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         entries += value["entry"].as_array().map(Vec::len).unwrap_or(0);
     }
@@ -165,4 +173,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("trd-sentinel-population-{count}-{bytes}"));
     let paths = population::ensure_population(&dir, count, bytes);
     run("generated population", &dir, paths, pairs);
+    // The same population as a Bulk Data export: one NDJSON file per resource type.
+    let dir = std::env::temp_dir().join(format!("trd-sentinel-bulk-{count}-{bytes}"));
+    let paths = population::ensure_bulk_export(&dir, count, bytes);
+    run("generated population as Bulk NDJSON", &dir, paths, pairs);
 }

@@ -128,8 +128,10 @@ struct ExportArgs {
     /// `--evaluate --format html`'s directory.
     #[arg(long)]
     report_dir: Option<PathBuf>,
-    /// Records are regrouped by patient on disk in shards of about this many MB.
-    #[arg(long, default_value_t = 1024.0)]
+    /// Records are regrouped by patient on disk in shards of about this many MB of
+    /// NDJSON (an export holds mostly what the engine reads, about ten times its
+    /// size in memory: the default keeps a shard near 200 MB).
+    #[arg(long, default_value_t = 16.0)]
     memory_budget_mb: f64,
     /// Configuration file (TOML); TRD_* environment variables override it.
     #[arg(long, env = "TRD_CONFIG")]

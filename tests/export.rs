@@ -386,3 +386,32 @@ async fn queued_to_two_replicas_every_trd_patient_gets_exactly_one_flag() {
     assert_eq!(backlog(&connection, &name).await, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_back_from_here_once_and_unchanged_the_second_time() {
+    let server = Hfs::start_postgres();
+    let names = ["thase-rush-iii", "adequate-ssri", "augmentation-counted"];
+    e2e::load(&server, &names).await;
+    let dir = temp_dir("export-write");
+    let out = dir.join("export").display().to_string();
+    let first = run(&server.base, &["--patients", "--out", &out, "--write"], &[]);
+    succeeded(&first);
+    let log = stderr(&first);
+    assert!(log.contains("wrote back 3 patients:"), "{log}");
+    assert!(log.contains(", 0 failed"), "{log}");
+    for patient in ["Patient/thase-rush-iii", "Patient/augmentation-counted"] {
+        assert_eq!(flags(&server.base, patient).await.len(), 1, "{patient}");
+    }
+    // The same export again: everything is as written, nothing new.
+    let second = run(&server.base, &["--patients", "--out", &out, "--write"], &[]);
+    succeeded(&second);
+    let log = stderr(&second);
+    assert!(
+        log.contains("wrote back 3 patients: 0 resources written, 0 retired, 0 failed"),
+        "{log}"
+    );
+    for patient in ["Patient/thase-rush-iii", "Patient/augmentation-counted"] {
+        assert_eq!(flags(&server.base, patient).await.len(), 1, "{patient}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -442,3 +442,84 @@ async fn an_expired_job_is_a_clear_error_and_ctrl_c_cancels_the_job() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_names_the_patients_of_changed_and_deleted_resources() {
+    let ehr = MockServer::start().await;
+    kick_off(&ehr).await;
+    let mut manifest = manifest(
+        &[(
+            "Observation",
+            format!("{}/files/observations.ndjson", ehr.uri()),
+        )],
+        &[],
+        false,
+    );
+    manifest["deleted"] =
+        json!([{"type": "Bundle", "url": format!("{}/files/deleted.ndjson", ehr.uri())}]);
+    complete(&ehr, manifest).await;
+    // A PHQ-9 for p1 (read by the engine) and a heart rate for p2 (never read).
+    file(
+        &ehr,
+        "/files/observations.ndjson",
+        ndjson(&[
+            json!({"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]}, "valueInteger": 12}),
+            json!({"resourceType": "Observation", "id": "o2", "status": "final", "subject": {"reference": "Patient/p2"},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "valueQuantity": {"value": 70}}),
+        ]),
+    )
+    .await;
+    // An order of p9 deleted since; one whose history the EHR no longer has.
+    file(
+        &ehr,
+        "/files/deleted.ndjson",
+        ndjson(&[
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "DELETE", "url": "MedicationRequest/gone"}},
+            {"request": {"method": "DELETE", "url": "MedicationRequest/forgotten"}}]}),
+        ]),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/MedicationRequest/gone/_history"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "resourceType": "Bundle", "type": "history", "entry": [
+                {"request": {"method": "DELETE", "url": "MedicationRequest/gone"}},
+                {"resource": {"resourceType": "MedicationRequest", "id": "gone", "status": "active", "intent": "order",
+                    "subject": {"reference": "Patient/p9"}}}]})))
+        .mount(&ehr)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/MedicationRequest/forgotten/_history"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&ehr)
+        .await;
+    let dir = temp_dir("export-delta");
+    let out = dir.join("export").display().to_string();
+    let output = run(
+        &ehr.uri(),
+        &["--since", "2026-12-01T00:00:00Z", "--out", &out],
+        &bearer(),
+    );
+    succeeded(&output);
+    let log = stderr(&output);
+    assert!(
+        log.contains("since 2026-12-01T00:00:00Z: 2 patients changed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("1 deleted resources named no patient the EHR still knows"),
+        "{log}"
+    );
+    let kick_off = requests_to(&ehr, "/$export").await;
+    assert_eq!(
+        kick_off[0]
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "_since")
+            .map(|(_, v)| v.into_owned()),
+        Some("2026-12-01T00:00:00Z".to_string())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -95,7 +95,9 @@ pub async fn run(
 
     let started = std::time::Instant::now();
     let downloaded = tokio::select! {
-        result = download::run(&bulk, &config.export, &request, &dir, command.restart, command.terminal) => result?,
+        // Without --out the directory is scratch: another unfinished export there
+        // (a run killed with other arguments) is cancelled and replaced.
+        result = download::run(&bulk, &config.export, &request, &dir, command.restart || command.out.is_none(), command.terminal) => result?,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("cancelled: asking the EHR to delete the export job");
             download::cancel(&bulk, &dir).await?;
@@ -189,11 +191,12 @@ fn report_download(
     dir: &std::path::Path,
 ) {
     eprintln!(
-        "export: {} files ({} fetched, {} already there), {} bytes in {seconds:.1} s; transactionTime {}; {} EHR requests ({} polls)",
+        "export: {} files ({} fetched, {} already there), {} bytes in {seconds:.1} s (downloads {:.1} s); transactionTime {}; {} EHR requests ({} polls)",
         downloaded.files.len(),
         downloaded.fetched,
         downloaded.reused,
         downloaded.bytes(),
+        downloaded.download_seconds,
         downloaded.manifest.transaction_time,
         bulk.stats.requests(),
         bulk.stats.polls.load(Ordering::Relaxed),

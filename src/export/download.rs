@@ -36,6 +36,8 @@ pub struct Downloaded {
     pub errors: BTreeMap<String, usize>,
     /// Resources deleted since `_since` (`Type/id`), from the `deleted` files.
     pub deleted: Vec<String>,
+    /// Seconds from the manifest to the last byte (this run's downloads).
+    pub download_seconds: f64,
 }
 
 impl Downloaded {
@@ -64,8 +66,9 @@ fn prepare(
         Some(job) => {
             return Err(ExportError::OtherJob {
                 dir: dir.to_path_buf(),
-                request: job.request,
-            })
+                // The operation and `_since`, not the long list of codes.
+                request: summary_of(&job.request),
+            });
         }
         None => {}
     }
@@ -76,6 +79,15 @@ fn prepare(
         }
     }
     Ok((ExportJob::new(base_url, &path), None))
+}
+
+/// A kick-off path as a person reads it: `Group/x/$export` and its `_since`.
+fn summary_of(request: &str) -> String {
+    let (operation, query) = request.split_once('?').unwrap_or((request, ""));
+    match query.split('&').find(|p| p.starts_with("_since=")) {
+        Some(since) => format!("{operation} {since}"),
+        None => operation.to_string(),
+    }
 }
 
 fn spinner(terminal: bool) -> ProgressBar {
@@ -144,6 +156,7 @@ pub async fn run(
         }
     };
 
+    let downloading = Instant::now();
     let total = manifest.files().count() as u64;
     let (mut fetched, mut reused) = (0usize, 0usize);
     bar.set_message(format!("downloading 0/{total} files"));
@@ -186,6 +199,7 @@ pub async fn run(
         reused,
         errors,
         deleted,
+        download_seconds: downloading.elapsed().as_secs_f64(),
     })
 }
 
