@@ -17,6 +17,7 @@ use crate::fhir::bulk::manifest::FileKind;
 use crate::fhir::bulk::{
     BulkClient, BulkError, ExportJob, ExportRequest, FileRecord, Manifest, Poll,
 };
+use crate::fhir::client::issue_code;
 
 /// The job file's name in the export directory.
 pub const JOB_FILE: &str = "job.json";
@@ -254,33 +255,51 @@ fn sanitise(kind: &str) -> String {
     }
 }
 
+/// The JSON lines of the files of one manifest list, streamed (`None` for a line that
+/// is not JSON; blank lines skipped).
+fn json_lines<'a>(
+    dir: &'a Path,
+    files: &'a [FileRecord],
+    kind: FileKind,
+) -> impl Iterator<Item = Result<Option<serde_json::Value>, ExportError>> + 'a {
+    files
+        .iter()
+        .filter(move |f| f.kind == kind)
+        .flat_map(move |record| {
+            let path = dir.join(&record.path);
+            let lines: Box<dyn Iterator<Item = Result<String, ExportError>>> =
+                match fs::File::open(&path) {
+                    Ok(file) => {
+                        let path = path.clone();
+                        Box::new(
+                            std::io::BufReader::new(file)
+                                .lines()
+                                .map(move |l| l.map_err(|e| BulkError::io(&path)(e).into())),
+                        )
+                    }
+                    Err(e) => Box::new(std::iter::once(Err(BulkError::io(&path)(e).into()))),
+                };
+            lines
+        })
+        .filter(|line| !line.as_ref().is_ok_and(|l| l.trim().is_empty()))
+        .map(|line| line.map(|l| serde_json::from_str(&l).ok()))
+}
+
 /// Reads the error files: OperationOutcome issue codes and how often each came.
 fn summarise_errors(
     dir: &Path,
     files: &[FileRecord],
 ) -> Result<BTreeMap<String, usize>, ExportError> {
     let mut codes = BTreeMap::new();
-    for record in files.iter().filter(|f| f.kind == FileKind::Error) {
-        for line in lines(&dir.join(&record.path))? {
-            let Ok(outcome) = serde_json::from_str::<serde_json::Value>(&line) else {
-                *codes.entry("unreadable".to_string()).or_insert(0) += 1;
-                continue;
-            };
-            let issues = outcome
-                .get("issue")
-                .and_then(serde_json::Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for issue in issues {
-                let code = issue
-                    .get("code")
-                    .and_then(serde_json::Value::as_str)
-                    .filter(|c| {
-                        c.len() <= 32 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-                    })
-                    .unwrap_or("unknown");
-                *codes.entry(code.to_string()).or_insert(0) += 1;
-            }
+    for outcome in json_lines(dir, files, FileKind::Error) {
+        let Some(outcome) = outcome? else {
+            *codes.entry("unreadable".to_string()).or_insert(0) += 1;
+            continue;
+        };
+        let issues = outcome.get("issue").and_then(serde_json::Value::as_array);
+        for issue in issues.into_iter().flatten() {
+            let code = issue_code(issue).unwrap_or("unknown");
+            *codes.entry(code.to_string()).or_insert(0) += 1;
         }
     }
     Ok(codes)
@@ -289,42 +308,22 @@ fn summarise_errors(
 /// The `Type/id` of every resource a `deleted` file names (Bundles of DELETE entries).
 fn deleted_references(dir: &Path, files: &[FileRecord]) -> Result<Vec<String>, ExportError> {
     let mut out = Vec::new();
-    for record in files.iter().filter(|f| f.kind == FileKind::Deleted) {
-        for line in lines(&dir.join(&record.path))? {
-            let Ok(bundle) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            let entries = bundle
-                .get("entry")
-                .and_then(serde_json::Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for entry in entries {
-                let Some(url) = entry
-                    .pointer("/request/url")
-                    .and_then(serde_json::Value::as_str)
-                else {
-                    continue;
-                };
-                let reference = crate::fhir::mapping::normalise_reference(url);
-                if reference.split('/').count() == 2 {
-                    out.push(reference);
-                }
+    for bundle in json_lines(dir, files, FileKind::Deleted) {
+        let Some(bundle) = bundle? else { continue };
+        let entries = bundle.get("entry").and_then(serde_json::Value::as_array);
+        for url in entries.into_iter().flatten().filter_map(|e| {
+            e.pointer("/request/url")
+                .and_then(serde_json::Value::as_str)
+        }) {
+            let reference = crate::fhir::mapping::normalise_reference(url);
+            if reference.split('/').count() == 2 {
+                out.push(reference);
             }
         }
     }
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-fn lines(path: &Path) -> Result<Vec<String>, ExportError> {
-    let file = fs::File::open(path).map_err(BulkError::io(path))?;
-    std::io::BufReader::new(file)
-        .lines()
-        .filter(|l| !l.as_ref().is_ok_and(|l| l.trim().is_empty()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| BulkError::io(path)(e).into())
 }
 
 /// Ctrl-C: the job is cancelled on the EHR (`DELETE`) and its job file removed.

@@ -105,37 +105,45 @@ pub async fn write_complete_records(
     records: patients::CompleteRecords,
     as_of: Date,
 ) -> Result<Written, ExportError> {
-    let concurrency = ehr.client.concurrency();
-    let results: Vec<Result<(usize, usize), String>> = stream::iter(records)
-        .map(|record| async move {
-            let (patient, bundle) = record.map_err(|e| e.to_string())?;
-            let mut pool = ResourcePool::new(ehr.engine.relevance.clone());
-            pool.add_value(&bundle, &patient);
-            let record = pool.record_for(&patient);
-            let run = ehr
-                .assess_and_write(&record, None, as_of)
-                .await
-                .map_err(|e| format!("{patient}: {e}"))?;
-            Ok((run.write.plan.written.len(), run.write.plan.retired.len()))
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    Ok(tally(results))
+    Ok(write_each(ehr, records, |record| async move {
+        let (patient, bundle) = record.map_err(|e| e.to_string())?;
+        let mut pool = ResourcePool::new(ehr.engine.relevance.clone());
+        pool.add_value(&bundle, &patient);
+        let record = pool.record_for(&patient);
+        ehr.assess_and_write(&record, None, as_of)
+            .await
+            .map_err(|e| format!("{patient}: {e}"))
+    })
+    .await)
 }
 
 /// Gathers each patient whole from the EHR, assesses and writes back (`--since`).
 pub async fn write_patients(ehr: &Ehr, patients: &BTreeSet<String>, as_of: Date) -> Written {
-    let concurrency = ehr.client.concurrency();
-    let results: Vec<Result<(usize, usize), String>> = stream::iter(patients)
-        .map(|patient| async move {
-            let run = ehr
-                .run_patient(patient, as_of)
-                .await
-                .map_err(|e| format!("{patient}: {e}"))?;
-            Ok((run.write.plan.written.len(), run.write.plan.retired.len()))
+    write_each(ehr, patients, |patient| async move {
+        ehr.run_patient(patient, as_of)
+            .await
+            .map_err(|e| format!("{patient}: {e}"))
+    })
+    .await
+}
+
+/// Runs `write` for each item, `fhir.max_concurrency` at a time, and counts what was
+/// written and retired and who failed.
+async fn write_each<I, F, Fut>(ehr: &Ehr, items: I, write: F) -> Written
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::ehr::PatientRun, String>>,
+{
+    let results: Vec<Result<(usize, usize), String>> = stream::iter(items)
+        .map(|item| {
+            let run = write(item);
+            async move {
+                let run = run.await?;
+                Ok((run.write.plan.written.len(), run.write.plan.retired.len()))
+            }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(ehr.client.concurrency())
         .collect()
         .await;
     tally(results)

@@ -69,18 +69,13 @@ impl CompleteRecords {
         let count = shard_count(inputs.total_bytes(), budget_bytes.max(1));
         let shards = Shards::partition(&inputs, relevance, count, spill, &progress)
             .map_err(ExportError::Batch)?;
-        let (_, medication_file) = shards.raw(0).ok_or_else(|| {
-            ExportError::Batch(crate::batch::BatchError::Read(
-                crate::fhir::read::ReadError::Io {
-                    path: spill.to_path_buf(),
-                    source: std::io::Error::other("no shards"),
-                },
-            ))
-        })?;
+        // `shard_count` is at least 1, and every shard shares the Medications file.
         let mut medications = HashMap::new();
-        for resource in resources(medication_file)? {
-            if let Some(id) = resource.get("id").and_then(Value::as_str) {
-                medications.insert(format!("Medication/{id}"), resource);
+        if let Some((_, file)) = shards.raw(0) {
+            for resource in resources(file)? {
+                if let Some(id) = resource.get("id").and_then(Value::as_str) {
+                    medications.insert(format!("Medication/{id}"), resource);
+                }
             }
         }
         Ok(Self {

@@ -105,10 +105,7 @@ pub(crate) fn body_kind(bytes: &[u8], status: StatusCode) -> String {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|issue| issue.get("code").and_then(Value::as_str))
-                .filter(|code| {
-                    code.len() <= 32 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-                })
+                .filter_map(issue_code)
                 .collect();
             codes.sort_unstable();
             codes.dedup();
@@ -119,6 +116,15 @@ pub(crate) fn body_kind(bytes: &[u8], status: StatusCode) -> String {
         }
         _ => reason.to_string(),
     }
+}
+
+/// An OperationOutcome issue's `code` when it is one of FHIR's issue-type codes in
+/// shape (lower-case words and hyphens, short): never free text, which can quote the
+/// record.
+pub(crate) fn issue_code(issue: &Value) -> Option<&str> {
+    issue.get("code").and_then(Value::as_str).filter(|code| {
+        code.len() <= 32 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    })
 }
 
 /// A transport error with every cause under it ("error sending request: client error

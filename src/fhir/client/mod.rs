@@ -59,7 +59,7 @@ mod search;
 pub use auth::{Auth, SmartBackend};
 pub use capabilities::{lists_batch, missing_capabilities};
 pub use error::FhirError;
-pub(crate) use error::{body_kind, with_causes};
+pub(crate) use error::{body_kind, issue_code, with_causes};
 pub use request_kind::{RequestKind, RequestObserver};
 pub use search::Search;
 
