@@ -523,3 +523,80 @@ async fn a_delta_names_the_patients_of_changed_and_deleted_resources() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Helios's filtered export jobs time out on PostgreSQL with real-shaped data (the
+/// Synthea sample): under `type_filter = auto` a filtered job that fails is asked
+/// again for the types whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_job_the_ehr_fails_is_asked_again_whole() {
+    let ehr = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/$export"))
+        .and(query_param_is_missing("_typeFilter"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .insert_header("Content-Location", format!("{}/status/2", ehr.uri())),
+        )
+        .with_priority(1)
+        .expect(1)
+        .mount(&ehr)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/$export"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .insert_header("Content-Location", format!("{}/status/1", ehr.uri())),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&ehr)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/status/1"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "processing", "diagnostics": "postgres operation timed out"}]})))
+        .mount(&ehr)
+        .await;
+    let files = [("Patient", format!("{}/files/patient.ndjson", ehr.uri()))];
+    Mock::given(method("GET"))
+        .and(path("/status/2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(manifest(&files, &[], false)))
+        .mount(&ehr)
+        .await;
+    file(&ehr, "/files/patient.ndjson", patient_line()).await;
+    let dir = temp_dir("export-fallback");
+    let out = dir.join("export");
+    let output = run(
+        &ehr.uri(),
+        &["--out", &out.display().to_string()],
+        &bearer(),
+    );
+    succeeded(&output);
+    assert!(
+        stderr(&output).contains("the EHR's filtered export job failed; exporting the types whole"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("output/0000.Patient.ndjson")).expect("file"),
+        patient_line()
+    );
+    ehr.verify().await;
+    // `never`: the failure is the answer.
+    let never = MockServer::start().await;
+    kick_off(&never).await;
+    Mock::given(method("GET"))
+        .and(path("/status/1"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&never)
+        .await;
+    let refused = run(
+        &never.uri(),
+        &["--out", &out.display().to_string(), "--restart"],
+        &[bearer()[0], ("TRD_EXPORT_TYPE_FILTER", "never")],
+    );
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("the export failed on the EHR"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -363,7 +363,8 @@ impl Default for SubscriptionSettings {
 #[serde(rename_all = "kebab-case")]
 pub enum TypeFilterMode {
     /// Ask with `_typeFilter`; when the EHR refuses that kick-off (400/422: the IG lets
-    /// a server reject filters it cannot apply), ask again without it.
+    /// a server reject filters it cannot apply) or fails that job (Helios's filtered
+    /// searches time out on PostgreSQL), ask again without it.
     Auto,
     /// Always ask with it; a refusal is an error.
     Always,

@@ -123,37 +123,58 @@ pub async fn run(
     }
     let bar = spinner(terminal);
 
-    let status_url = match job.status_url.clone() {
-        Some(url) => {
-            tracing::info!(status_url = %url, "resuming the export job");
-            url
+    // `auto`: an EHR that cannot apply `_typeFilter`, by refusing the kick-off (the
+    // IG lets it) or by failing the job (Helios's filtered searches time out on
+    // PostgreSQL), is asked again for the types whole; the reader skips what the
+    // engine never reads.
+    let may_fall_back =
+        settings.type_filter == TypeFilterMode::Auto && !request.type_filters.is_empty();
+    let manifest = loop {
+        let status_url = match job.status_url.clone() {
+            Some(url) => {
+                tracing::info!(status_url = %url, "polling the export job");
+                url
+            }
+            None => {
+                bar.set_message("kick-off");
+                let asked = if job.unfiltered {
+                    request.unfiltered()
+                } else {
+                    request.clone()
+                };
+                let url = match bulk.kick_off(&asked).await {
+                    Err(BulkError::KickOffRefused {
+                        status: 400 | 422, ..
+                    }) if may_fall_back && !job.unfiltered => {
+                        tracing::warn!("the EHR refused _typeFilter; exporting the types whole");
+                        job.unfiltered = true;
+                        bulk.kick_off(&request.unfiltered()).await?
+                    }
+                    other => other?,
+                };
+                job.status_url = Some(url.clone());
+                job.save(&job_path)?;
+                url
+            }
+        };
+        if let Some(manifest) = job.manifest.clone() {
+            break manifest;
         }
-        None => {
-            bar.set_message("kick-off");
-            let url = match bulk.kick_off(request).await {
-                Err(BulkError::KickOffRefused {
-                    status: 400 | 422, ..
-                }) if settings.type_filter == TypeFilterMode::Auto
-                    && !request.type_filters.is_empty() =>
-                {
-                    tracing::warn!("the EHR refused _typeFilter; exporting the types whole (the reader skips what the engine never reads)");
-                    bulk.kick_off(&request.unfiltered()).await?
-                }
-                other => other?,
-            };
-            job.status_url = Some(url.clone());
-            job.save(&job_path)?;
-            url
-        }
-    };
-
-    let manifest = match job.manifest.clone() {
-        Some(manifest) => manifest,
-        None => {
-            let manifest = wait(bulk, settings, &status_url, &bar).await?;
-            job.manifest = Some(manifest.clone());
-            job.save(&job_path)?;
-            manifest
+        match wait(bulk, settings, &status_url, &bar).await {
+            Ok(manifest) => {
+                job.manifest = Some(manifest.clone());
+                job.save(&job_path)?;
+                break manifest;
+            }
+            Err(ExportError::Bulk(BulkError::Failed { status: 500, .. }))
+                if may_fall_back && !job.unfiltered =>
+            {
+                tracing::warn!("the EHR's filtered export job failed; exporting the types whole");
+                job.unfiltered = true;
+                job.status_url = None;
+                job.save(&job_path)?;
+            }
+            Err(e) => return Err(e),
         }
     };
 

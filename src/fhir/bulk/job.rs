@@ -27,6 +27,10 @@ pub struct ExportJob {
     pub manifest: Option<Manifest>,
     /// Files downloaded completely, with their sizes on disk.
     pub files: Vec<FileRecord>,
+    /// Asked without `_typeFilter` after the EHR could not apply it (a resumed run
+    /// asks the same).
+    #[serde(default)]
+    pub unfiltered: bool,
     /// The run that made it handed the export on (evaluated, queued, written): the
     /// next run in the directory starts a new export.
     #[serde(default)]
@@ -52,6 +56,7 @@ impl ExportJob {
             status_url: None,
             manifest: None,
             files: Vec::new(),
+            unfiltered: false,
             finished: false,
         }
     }
