@@ -62,6 +62,7 @@ impl Engine {
                 })?;
         let options = AssessOptions {
             measurement_year: settings.measurement_year,
+            ..AssessOptions::default()
         };
         Ok(Self::new(knowledge, policy, options))
     }

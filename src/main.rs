@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use time::Date;
 
 use trd_sentinel::batch;
+use trd_sentinel::clinical::measures::MeasureId;
 use trd_sentinel::clinical::policy::PolicyBook;
-use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy};
+use trd_sentinel::clinical::{self, AssessOptions, Knowledge, Policy, QualityMeasures};
 use trd_sentinel::config::Config;
 use trd_sentinel::ehr::Ehr;
 use trd_sentinel::engine::Engine;
@@ -168,7 +169,9 @@ struct EvaluateArgs {
     paths: Vec<PathBuf>,
     #[command(flatten)]
     engine: LocalEngineArgs,
-    /// The directory `--format html` writes into (a page per patient, index.html).
+    /// The directory `--format html` writes into (a page per patient, index.html);
+    /// with `--format measurereport`, where each measure's summary and subject-list
+    /// MeasureReports are written.
     #[arg(long, required_if_eq("format", "html"))]
     out: Option<PathBuf>,
     /// Bulk NDJSON inputs larger than this many MB are grouped by patient on disk
@@ -204,12 +207,23 @@ struct LocalEngineArgs {
     /// Override: proportion of days covered required (0-1).
     #[arg(long)]
     pdc: Option<f64>,
-    /// HEDIS AMM measurement year (default: the as-of year).
+    /// The quality measures' measurement year (HEDIS AMM, --measure; default: the
+    /// as-of year).
     #[arg(long)]
     measurement_period: Option<i32>,
+    /// A quality measure to compute with each assessment: cms159 (depression
+    /// remission at twelve months) or cms128 (antidepressant medication management).
+    /// Repeat for both. `--format measurereport` prints its MeasureReports; the HTML
+    /// report shows its rates and a worklist.
+    #[arg(long = "measure", value_parser = parse_measure)]
+    measures: Vec<MeasureId>,
     /// A directory of knowledge files replacing the shipped ones (same relative paths).
     #[arg(long)]
     knowledge: Option<PathBuf>,
+}
+
+fn parse_measure(s: &str) -> Result<MeasureId, String> {
+    MeasureId::parse(s).ok_or_else(|| format!("unknown measure `{s}`; known: cms159, cms128"))
 }
 
 fn parse_date(s: &str) -> Result<Date, String> {
@@ -299,7 +313,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     let options = RunOptions {
         paths: &args.paths,
         format: args.engine.format,
-        html_dir: args.out.as_deref(),
+        out_dir: args.out.as_deref(),
         memory_budget_bytes: (args.memory_budget_mb.max(0.01) * 1e6) as u64,
         strict: args.strict,
         terminal: io::stderr().is_terminal(),
@@ -325,8 +339,12 @@ fn local_engine(args: &LocalEngineArgs) -> Result<(Engine, Date)> {
     }
     .context("loading clinical knowledge")?;
     let policy = load_policy(args)?;
+    if args.format == Format::Measurereport && args.measures.is_empty() {
+        bail!("--format measurereport needs the measures to report: --measure cms159 and/or --measure cms128");
+    }
     let options = AssessOptions {
         measurement_year: args.measurement_period,
+        quality_measures: QualityMeasures::of(&args.measures),
     };
     Ok((Engine::new(knowledge, policy, options), as_of))
 }

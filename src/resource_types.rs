@@ -89,6 +89,15 @@ pub const READ_TYPES: &[ReadType] = &[
         code_param: Some("type"),
         ..read("Encounter", "encounters")
     },
+    // Hospice referrals, which exclude a patient from the quality measures: narrowed
+    // to those codes, and not watched (a referral alone changes no assessment, and
+    // the service writes ServiceRequests of its own).
+    ReadType {
+        watched: false,
+        date_param: Some("authored"),
+        code_param: Some("code"),
+        ..read("ServiceRequest", "serviceRequests")
+    },
 ];
 
 /// Every resource type write-back can write (`writeback.resources` picks from

@@ -304,15 +304,29 @@ fn the_population_index_counts_and_links() {
     let html = index.render();
     for expected in [
         "4 patients, assessed as of 2024-10-20",
-        "<th>trd</th><td>1 (25%)",
-        "<th>one-failed-trial</th><td>1 (25%)",
-        "<th>inadequately-treated</th><td>1 (25%)",
-        "<th>responding</th><td>1 (25%)",
-        "<th>dose-below-minimum</th><td>1",
+        "<th>Treatment-resistant depression</th><td>1 (25%)",
+        "<th>One failed trial (at risk)</th><td>1 (25%)",
+        "<th>Inadequately treated</th><td>1 (25%)",
+        "<th>Responding</th><td>1 (25%)",
+        "<th>Dose below minimum</th><td>1",
         "<a href=\"Patient_trd-two-ssris.html\">Patient/trd-two-ssris</a>",
+        // The worklist names who needs what, most urgent first, in words.
+        "<td>Treatment-resistant depression: refer</td><td><a href=\"Patient_trd-two-ssris.html\">Patient/trd-two-ssris</a></td>",
     ] {
         assert!(html.contains(expected), "{expected}\n{html}");
     }
+    // Statuses by clinical importance, not alphabet; no status code left.
+    let at = |text: &str| html.find(text).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        at("<th>Treatment-resistant depression</th>") < at("<th>One failed trial (at risk)</th>")
+    );
+    assert!(at("<th>Inadequately treated</th>") < at("<th>Responding</th>"));
+    assert!(!html.contains("<th>trd</th>") && !html.contains("<td>trd</td>"));
+    let worklist = &html[at("<h2 id=\"worklist\">")..at("<h2>By TRD status</h2>")];
+    assert!(
+        worklist.find("Patient/trd-two-ssris") < worklist.find("Patient/dose-too-low"),
+        "{worklist}"
+    );
     assert_eq!(
         trd_sentinel::page::index::file_name("Patient/../../etc/passwd"),
         "Patient_.._.._etc_passwd.html"

@@ -33,7 +33,7 @@ use super::cmd::{
     cumulative_duration, medication_dispense_period, medication_request_period, DateInterval,
 };
 use super::knowledge::Knowledge;
-use super::record::{MedicationProduct, PatientRecord};
+use super::record::{MedicationProduct, PatientRecord, SourceRef};
 
 /// VSAC "Antidepressant Medication", the value set CMS128FHIR retrieves with.
 pub const ANTIDEPRESSANT_MEDICATION: &str =
@@ -46,6 +46,9 @@ const DISPENSED: &[&str] = &["completed", "in-progress", "on-hold"];
 pub struct AmmResult {
     pub measurement_period: i32,
     pub ipsd: Date,
+    /// The dispense that set the IPSD (the measure report cites it).
+    #[serde(skip)]
+    pub ipsd_source: SourceRef,
     /// The 105-day negative medication history rule excludes this patient.
     pub prior_use_excluded: bool,
     pub acute_phase_days: i64,
@@ -81,20 +84,21 @@ pub fn evaluate(
     )?;
     // ([MedicationDispense: "Antidepressant Medication"]).isMedicationDispensed()
     // .medicationDispensePeriod(); a null period is dropped (collapse excludes nulls).
-    let dispensed: Vec<DateInterval> = record
+    let sourced: Vec<(&SourceRef, DateInterval)> = record
         .dispenses
         .iter()
         .filter(|d| DISPENSED.contains(&d.status.as_str()))
         .filter(|d| in_value_set(&d.medication, knowledge))
-        .filter_map(medication_dispense_period)
-        .filter(|p| p.start <= as_of)
+        .filter_map(|d| Some((&d.source, medication_dispense_period(d)?)))
+        .filter(|(_, p)| p.start <= as_of)
         .collect();
     // "IPSD": First(... where start in day of "Intake Period" sort by date).
-    let ipsd = dispensed
+    let (ipsd_source, ipsd) = sourced
         .iter()
-        .map(|p| p.start)
-        .filter(|start| intake.contains(*start))
-        .min()?;
+        .map(|(source, p)| (*source, p.start))
+        .filter(|(_, start)| intake.contains(*start))
+        .min_by_key(|(_, start)| *start)?;
+    let dispensed: Vec<DateInterval> = sourced.iter().map(|(_, p)| *p).collect();
 
     // Interval["IPSD" - 105 days, "IPSD")
     let history = DateInterval::closed_open(
@@ -122,6 +126,7 @@ pub fn evaluate(
     Some(AmmResult {
         measurement_period: year,
         ipsd,
+        ipsd_source: ipsd_source.clone(),
         prior_use_excluded,
         acute_phase_days: acute,
         acute_phase_met: acute >= ACUTE_REQUIRED_DAYS,

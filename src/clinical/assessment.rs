@@ -94,6 +94,9 @@ pub struct Assessment {
     /// dose, another indication, below the augmenting dose).
     pub non_trials: Vec<NonTrial>,
     pub amm: Option<AmmResult>,
+    /// The quality measures asked for (`evaluate --measure`), one result each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quality_measures: Vec<crate::clinical::measures::MeasureResult>,
     /// Psychotherapy courses (modality, sessions, period, adequacy, trials overlapped,
     /// scores during them).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -23,6 +23,7 @@ pub mod finding;
 pub mod function;
 pub mod indication;
 pub mod knowledge;
+pub mod measures;
 pub mod medicine_use;
 pub mod narrative;
 pub mod numbers;
@@ -60,6 +61,35 @@ use finding::Finding;
 pub struct AssessOptions {
     /// HEDIS AMM measurement year; default: the year of the as-of date.
     pub measurement_year: Option<i32>,
+    /// The quality measures to compute with the assessment (none by default), over
+    /// the measurement year.
+    pub quality_measures: QualityMeasures,
+}
+
+/// Which quality measures an assessment carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QualityMeasures {
+    pub cms159: bool,
+    pub cms128: bool,
+}
+
+impl QualityMeasures {
+    pub fn of(ids: &[measures::MeasureId]) -> Self {
+        Self {
+            cms159: ids.contains(&measures::MeasureId::Cms159),
+            cms128: ids.contains(&measures::MeasureId::Cms128),
+        }
+    }
+
+    pub fn ids(self) -> Vec<measures::MeasureId> {
+        measures::MeasureId::ALL
+            .into_iter()
+            .filter(|id| match id {
+                measures::MeasureId::Cms159 => self.cms159,
+                measures::MeasureId::Cms128 => self.cms128,
+            })
+            .collect()
+    }
 }
 
 /// Assesses one patient as of a date. Facts dated after `as_of` are not used.
@@ -297,6 +327,15 @@ pub fn assess_with(
 
     let year = options.measurement_year.unwrap_or(as_of.year());
     let amm = amm::evaluate(record, knowledge, year, as_of);
+    let measure_results = match measures::MeasurementPeriod::year(year) {
+        Some(period) => options
+            .quality_measures
+            .ids()
+            .into_iter()
+            .map(|id| measures::evaluate(id, record, knowledge, period, as_of))
+            .collect(),
+        None => Vec::new(),
+    };
 
     let mut assessment = Assessment {
         patient: record.patient.clone(),
@@ -317,6 +356,7 @@ pub fn assess_with(
         trials: trial_assessments,
         non_trials,
         amm,
+        quality_measures: measure_results,
         psychotherapy: courses,
         findings,
         measures: scores.measures(knowledge),

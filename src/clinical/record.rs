@@ -204,17 +204,51 @@ pub struct ProcedureFact {
     pub source: SourceRef,
     pub codes: Vec<Code>,
     pub status: String,
+    /// performedDateTime, or the start of performedPeriod (its end when it has none).
     pub performed: Option<Date>,
+    /// The end of performedPeriod: quality measures ask whether the procedure
+    /// overlaps a period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performed_end: Option<Date>,
 }
 
-/// An Encounter whose type codes a psychotherapy session: some EHRs code the
-/// session as the visit type rather than as a Procedure.
+/// A ServiceRequest of a kind a quality measure reads (a hospice referral).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceRequestFact {
+    pub source: SourceRef,
+    pub codes: Vec<Code>,
+    pub status: String,
+    pub intent: String,
+    pub authored_on: Option<Date>,
+    /// doNotPerform true: an order not to do it.
+    pub do_not_perform: bool,
+}
+
+/// An Encounter of a type the engine reads: a psychotherapy session (some EHRs code
+/// the session as the visit type rather than as a Procedure), or a visit a quality
+/// measure counts (office visits, inpatient stays, hospice and palliative care).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EncounterFact {
     pub source: SourceRef,
     pub types: Vec<Code>,
     pub status: String,
+    /// period.start (period.end when it has no start).
     pub start: Option<Date>,
+    /// period.end; none while the encounter is still open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<Date>,
+    /// hospitalization.dischargeDisposition (discharged to hospice care).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discharge_disposition: Vec<Code>,
+}
+
+/// Patient.deceased[x]: the measures' "Patient Expired" exclusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deceased {
+    /// deceasedBoolean true: dead, date unknown.
+    Yes,
+    /// deceasedDateTime.
+    On(Date),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -243,6 +277,9 @@ pub struct PatientRecord {
     /// an output line.
     #[serde(skip_serializing)]
     pub birth_date: Option<Date>,
+    /// Patient.deceased[x]; never serialised, like the birth date.
+    #[serde(skip_serializing)]
+    pub deceased: Option<Deceased>,
     pub orders: Vec<MedicationOrder>,
     pub dispenses: Vec<MedicationDispensed>,
     pub statements: Vec<MedicationUse>,
@@ -251,8 +288,11 @@ pub struct PatientRecord {
     pub observations: Vec<ObservationFact>,
     pub conditions: Vec<ConditionFact>,
     pub procedures: Vec<ProcedureFact>,
-    /// Encounters typed as psychotherapy (the reader keeps no others).
+    /// Encounters of the types the engine reads (psychotherapy, measure visits).
     pub encounters: Vec<EncounterFact>,
+    /// Hospice referrals (quality measures' exclusions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_requests: Vec<ServiceRequestFact>,
     pub notes: Vec<RecordNote>,
 }
 
@@ -281,6 +321,7 @@ impl PatientRecord {
         by_source(&mut self.conditions, |f| &f.source);
         by_source(&mut self.procedures, |f| &f.source);
         by_source(&mut self.encounters, |f| &f.source);
+        by_source(&mut self.service_requests, |f| &f.source);
         by_source(&mut self.notes, |f| &f.source);
         self
     }

@@ -134,7 +134,7 @@ pub async fn run(
                 let options = RunOptions {
                     paths: &paths,
                     format: local.format,
-                    html_dir: local.report_dir.as_deref(),
+                    out_dir: local.report_dir.as_deref(),
                     memory_budget_bytes: budget,
                     strict: false,
                     terminal: command.terminal,

@@ -1,13 +1,17 @@
 //! The population report `evaluate --format html` writes as `index.html`: first the
-//! patients with safety findings, by name of record, then counts by TRD status, the most frequent pseudo-resistance findings and adequacy reasons,
-//! HEDIS AMM rates, each with a small chart, and a row per patient linking to the
-//! patient's page. Built one assessment at a time (nothing but a row per patient is
-//! kept).
+//! patients with safety findings, by name of record; then, with `--measure`, each
+//! quality measure's rate and the worklist ([`super::quality`]); then counts by TRD
+//! status (most serious first), the most frequent pseudo-resistance findings and
+//! adequacy reasons, HEDIS AMM rates, each with a small chart and in words, and a row
+//! per patient linking to the patient's page. Built one assessment at a time (a row
+//! per patient and the measures' member lists are kept).
 
 use std::collections::BTreeMap;
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::labels::{adequacy_reason_label, finding_label, status_label};
+use super::quality::QualityReport;
 use super::STYLE;
 use crate::clinical::assessment::Assessment;
 use crate::clinical::finding::Severity;
@@ -34,6 +38,7 @@ pub struct PopulationIndex {
     amm_acute: usize,
     amm_continuation: usize,
     as_of: Option<time::Date>,
+    quality: QualityReport,
 }
 
 /// The file name of a patient's page: the reference with every character that is not
@@ -55,6 +60,7 @@ pub fn file_name(patient: &str) -> String {
 impl PopulationIndex {
     pub fn add(&mut self, a: &Assessment, file: &str) {
         self.as_of = Some(a.as_of);
+        self.quality.add(a, file);
         *self.statuses.entry(a.trd_status.code()).or_default() += 1;
         for f in a.findings.iter().filter(|f| f.is_clinical()) {
             let counts = match f.severity {
@@ -100,13 +106,13 @@ impl PopulationIndex {
 
     pub fn render(&self) -> String {
         let total = self.rows.len();
-        let findings = most_frequent(&self.findings, 12);
-        let safety = most_frequent(&self.safety, 12);
-        let reasons = most_frequent(&self.reasons, 12);
-        let statuses: Vec<(String, usize)> = self
-            .statuses
+        let findings = labelled(most_frequent(&self.findings, 12), finding_label);
+        let safety = labelled(most_frequent(&self.safety, 12), finding_label);
+        let reasons = labelled(most_frequent(&self.reasons, 12), adequacy_reason_label);
+        // Most serious first: the order a clinical lead reads them in.
+        let statuses: Vec<(String, usize)> = STATUS_ORDER
             .iter()
-            .map(|(k, v)| (k.to_string(), *v))
+            .filter_map(|s| Some((status_label(s.code()), *self.statuses.get(s.code())?)))
             .collect();
         let rate = |n: usize| {
             if self.amm_denominator == 0 {
@@ -137,11 +143,12 @@ impl PopulationIndex {
                         table.safety {
                             thead { tr { th { "Patient" } th { "Safety findings" } th { "Status" } } }
                             tbody { @for r in self.rows.iter().filter(|r| !r.safety.is_empty()) {
-                                tr { td { a href=(r.file) { (r.patient) } } td { (r.safety.join(", ")) } td { (r.status) } }
+                                tr { td { a href=(r.file) { (r.patient) } } td { (labels_of(&r.safety)) } td { (status_label(r.status)) } }
                             } }
                         }
                         (bars(&safety, total))
                     }
+                    (self.quality.render())
                     h2 { "By TRD status" }
                     (bars(&statuses, total))
                     h2 { "Most frequent pseudo-resistance findings" }
@@ -158,7 +165,7 @@ impl PopulationIndex {
                     table.patients {
                         thead { tr { th { "Patient" } th { "Safety" } th { "Status" } th { "Failed adequate trials" } th { "Trials" } } }
                         tbody { @for r in &self.rows {
-                            tr { td { a href=(r.file) { (r.patient) } } td { @if r.safety.is_empty() { "–" } @else { strong { (r.safety.join(", ")) } } } td { (r.status) } td { (r.failed) } td { (r.trials) } }
+                            tr { td { a href=(r.file) { (r.patient) } } td { @if r.safety.is_empty() { "–" } @else { strong { (labels_of(&r.safety)) } } } td { (status_label(r.status)) } td { (r.failed) } td { (r.trials) } }
                         } }
                     }
                 }
@@ -166,6 +173,37 @@ impl PopulationIndex {
         }
         .into_string()
     }
+}
+
+use crate::clinical::status::TrdStatus;
+
+/// The statuses as a clinical lead reads them: the most serious first.
+const STATUS_ORDER: [TrdStatus; 10] = [
+    TrdStatus::Trd,
+    TrdStatus::PartialResponseDepression,
+    TrdStatus::OneFailedTrial,
+    TrdStatus::InadequatelyTreated,
+    TrdStatus::InsufficientData,
+    TrdStatus::NotTreated,
+    TrdStatus::Responding,
+    TrdStatus::Remission,
+    TrdStatus::ExcludedBipolarSpectrum,
+    TrdStatus::NoDepressionEvidence,
+];
+
+fn labelled(items: Vec<(String, usize)>, label: fn(&str) -> String) -> Vec<(String, usize)> {
+    items
+        .into_iter()
+        .map(|(code, n)| (label(&code), n))
+        .collect()
+}
+
+fn labels_of(codes: &[String]) -> String {
+    codes
+        .iter()
+        .map(|c| finding_label(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `n` largest counts, largest first (ties by name).

@@ -6,6 +6,7 @@
 //! - [`timeline`]: the SVG picture;
 //! - [`patient`]: the patient page around it;
 //! - [`index`]: the population report;
+//! - [`quality`]: its quality measures' rates and the worklist;
 //! - [`link`]: signed, short-lived links to a patient's page;
 //! - [`routes`]: `GET /page/{token}`.
 
@@ -13,6 +14,7 @@ pub mod index;
 pub mod labels;
 pub mod link;
 pub mod patient;
+pub mod quality;
 pub mod routes;
 pub mod timeline;
 

@@ -27,6 +27,9 @@ pub enum Format {
     Document,
     /// A page per patient and the population's `index.html`, into `--out DIR`.
     Html,
+    /// One individual FHIR MeasureReport per patient and `--measure`, one per line;
+    /// with `--out DIR`, each measure's summary and subject-list reports too.
+    Measurereport,
 }
 
 /// `evaluate --format html`: each patient's page written as it is assessed, the

@@ -13,7 +13,7 @@ use crate::clinical::{Assessment, PatientRecord};
 use crate::config::WritebackSettings;
 use crate::engine::Engine;
 use crate::fhir::read::{is_ndjson, ResourcePool};
-use crate::outputs;
+use crate::outputs::{self, measure_report, measure_report::MeasureSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -31,8 +31,9 @@ pub enum RunError {
 pub struct RunOptions<'a> {
     pub paths: &'a [PathBuf],
     pub format: Format,
-    /// `--format html`'s directory.
-    pub html_dir: Option<&'a Path>,
+    /// `--out`: `--format html`'s pages, `--format measurereport`'s population
+    /// reports.
+    pub out_dir: Option<&'a Path>,
     /// Bulk NDJSON inputs larger than this are grouped by patient on disk.
     pub memory_budget_bytes: u64,
     /// Stop at the first unreadable file.
@@ -91,7 +92,7 @@ pub fn evaluate(
     };
     let mut emitter = Emitter::new(
         options.format,
-        options.html_dir,
+        options.out_dir,
         table,
         inputs.files.len(),
         options.terminal,
@@ -131,6 +132,10 @@ pub struct Emitter {
     format: Format,
     table: Table,
     html: Option<HtmlWriter>,
+    /// `--format measurereport`: each measure's population so far, and where its
+    /// summary goes.
+    measures: Vec<MeasureSummary>,
+    out_dir: Option<PathBuf>,
     /// `--format fhir` writes what write-back would, with its default settings.
     writeback: WritebackSettings,
     failed: usize,
@@ -140,12 +145,12 @@ pub struct Emitter {
 impl Emitter {
     pub fn new(
         format: Format,
-        html_dir: Option<&Path>,
+        out_dir: Option<&Path>,
         table: Table,
         expected: usize,
         terminal: bool,
     ) -> std::io::Result<Self> {
-        let html = match (format, html_dir) {
+        let html = match (format, out_dir) {
             (Format::Html, Some(dir)) => Some(HtmlWriter::new(dir, expected, terminal)?),
             _ => None,
         };
@@ -153,6 +158,8 @@ impl Emitter {
             format,
             table,
             html,
+            measures: Vec::new(),
+            out_dir: out_dir.map(Path::to_path_buf),
             writeback: WritebackSettings::default(),
             failed: 0,
             patients: 0,
@@ -201,6 +208,26 @@ impl Emitter {
                     html.write(&assessment, &engine.knowledge)?;
                 }
             }
+            Format::Measurereport => {
+                for result in &assessment.quality_measures {
+                    writeln!(out, "{}", measure_report::individual(result))?;
+                    let at = match self
+                        .measures
+                        .iter()
+                        .position(|m| m.measure == result.measure)
+                    {
+                        Some(at) => at,
+                        None => {
+                            self.measures
+                                .push(MeasureSummary::new(result.measure, result.period));
+                            self.measures.len() - 1
+                        }
+                    };
+                    if let Some(summary) = self.measures.get_mut(at) {
+                        summary.add(result);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -217,6 +244,26 @@ impl Emitter {
         if let Some(html) = self.html {
             let index = html.finish()?;
             eprintln!("wrote {}", index.display());
+        }
+        if let Some(dir) = self
+            .out_dir
+            .as_deref()
+            .filter(|_| self.format == Format::Measurereport)
+        {
+            std::fs::create_dir_all(dir)?;
+            for summary in &self.measures {
+                for (kind, report) in [
+                    ("summary", summary.summary()),
+                    ("subject-list", summary.subject_list()),
+                ] {
+                    let path = dir.join(format!(
+                        "{}-{}-{kind}.json",
+                        summary.measure, summary.period.year
+                    ));
+                    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+                    eprintln!("wrote {}", path.display());
+                }
+            }
         }
         out.flush()?;
         Ok((self.failed, self.patients))

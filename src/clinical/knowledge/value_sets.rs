@@ -78,7 +78,7 @@ impl CodeSelection {
         self.exact.values().all(HashSet::is_empty) && self.prefixes.values().all(Vec::is_empty)
     }
 
-    fn absorb(&mut self, other: &Expansion) {
+    pub fn absorb(&mut self, other: &Expansion) {
         for (system, codes) in &other.exact {
             self.exact
                 .entry(system.clone())
@@ -235,7 +235,8 @@ impl ValueSetIndex {
         self.union(self.procedures.iter().map(String::as_str))
     }
 
-    fn union<'u>(&self, urls: impl Iterator<Item = &'u str>) -> CodeSelection {
+    /// Every code of the named value sets (unknown ones hold nothing).
+    pub fn union<'u>(&self, urls: impl Iterator<Item = &'u str>) -> CodeSelection {
         let mut all = CodeSelection::default();
         for set in urls.filter_map(|url| self.sets.get(url)) {
             all.absorb(set);

@@ -122,17 +122,20 @@ mod tests {
             true,
         );
         let path = request.path();
-        assert!(path.starts_with("Group/depression%20cohort/$export?_type=Patient,MedicationRequest,MedicationDispense,MedicationStatement,MedicationAdministration,Observation,QuestionnaireResponse,Condition,Procedure,Encounter,Medication&_since=2026-12-01T00%3A00%3A00%2B01%3A00&_typeFilter=Observation%3Fcode%3Dhttp%3A%2F%2Floinc.org%7C"), "{path}");
+        assert!(path.starts_with("Group/depression%20cohort/$export?_type=Patient,MedicationRequest,MedicationDispense,MedicationStatement,MedicationAdministration,Observation,QuestionnaireResponse,Condition,Procedure,Encounter,ServiceRequest,Medication&_since=2026-12-01T00%3A00%3A00%2B01%3A00&_typeFilter=Observation%3Fcode%3Dhttp%3A%2F%2Floinc.org%7C"), "{path}");
         let filtered: Vec<&str> = request
             .type_filters
             .iter()
             .map(|f| f.split('?').next().unwrap_or(""))
             .collect();
-        assert_eq!(filtered, ["Observation", "Procedure", "Encounter"]);
+        assert_eq!(
+            filtered,
+            ["Observation", "Procedure", "Encounter", "ServiceRequest"]
+        );
         assert!(request.type_filters[0].contains("44261-6"), "PHQ-9 total");
         assert_eq!(
             request.unfiltered().path(),
-            "Group/depression%20cohort/$export?_type=Patient,MedicationRequest,MedicationDispense,MedicationStatement,MedicationAdministration,Observation,QuestionnaireResponse,Condition,Procedure,Encounter,Medication&_since=2026-12-01T00%3A00%3A00%2B01%3A00"
+            "Group/depression%20cohort/$export?_type=Patient,MedicationRequest,MedicationDispense,MedicationStatement,MedicationAdministration,Observation,QuestionnaireResponse,Condition,Procedure,Encounter,ServiceRequest,Medication&_since=2026-12-01T00%3A00%3A00%2B01%3A00"
         );
         let system = ExportRequest::for_engine(ExportLevel::System, &relevance, None, false);
         assert!(system.path().starts_with("$export?_type=Patient,"));

@@ -6,7 +6,7 @@ use fhir_sdk::r4b::resources::{
     MedicationDispenseMedication, MedicationIngredientItem, MedicationRequest,
     MedicationRequestMedication, MedicationStatement, MedicationStatementEffective,
     MedicationStatementMedication, Observation, ObservationComponentValue, ObservationEffective,
-    ObservationValue, Procedure, ProcedurePerformed, Resource,
+    ObservationValue, Procedure, ProcedurePerformed, Resource, ServiceRequest,
 };
 use fhir_sdk::r4b::types::{CodeableConcept, Reference};
 use fhir_sdk::Date as FhirDate;
@@ -30,7 +30,7 @@ pub use questionnaire::{
 use crate::clinical::record::{
     Amount, ConditionFact, EncounterFact, MedicationDispensed, MedicationOrder, MedicationProduct,
     MedicationUse, ObservationFact, ObservedComponent, ObservedValue, ProcedureFact,
-    ProductIngredient, SourceRef,
+    ProductIngredient, ServiceRequestFact, SourceRef,
 };
 
 /// Resolves references to Medication resources outside the referring resource
@@ -315,6 +315,12 @@ pub fn birth_date_of(value: &str) -> Option<Date> {
     fhir_date(&date)
 }
 
+/// A dateTime's calendar day as written (Patient.deceasedDateTime).
+pub fn instant_date_of(value: &str) -> Option<Date> {
+    let date_time: fhir_sdk::DateTime = value.parse().ok()?;
+    date_of(&date_time)
+}
+
 pub fn condition_of(source: SourceRef, condition: &Condition) -> ConditionFact {
     let onset = match &condition.onset {
         Some(ConditionOnset::DateTime(d)) => date_of(d),
@@ -338,20 +344,39 @@ pub fn condition_of(source: SourceRef, condition: &Condition) -> ConditionFact {
 }
 
 pub fn procedure_of(source: SourceRef, procedure: &Procedure) -> ProcedureFact {
-    let performed = match &procedure.performed {
-        Some(ProcedurePerformed::DateTime(d)) => date_of(d),
-        Some(ProcedurePerformed::Period(p)) => period_bounds(p).0.or(period_bounds(p).1),
-        _ => None,
+    let (performed, performed_end) = match &procedure.performed {
+        Some(ProcedurePerformed::DateTime(d)) => (date_of(d), None),
+        Some(ProcedurePerformed::Period(p)) => {
+            let (start, end) = period_bounds(p);
+            (start.or(end), end)
+        }
+        _ => (None, None),
     };
     ProcedureFact {
         source,
         codes: procedure.code.as_ref().map(codes_of).unwrap_or_default(),
         status: procedure.status.as_ref().to_string(),
         performed,
+        performed_end,
+    }
+}
+
+pub fn service_request_of(source: SourceRef, request: &ServiceRequest) -> ServiceRequestFact {
+    ServiceRequestFact {
+        source,
+        codes: request.code.as_ref().map(codes_of).unwrap_or_default(),
+        status: request.status.as_ref().to_string(),
+        intent: request.intent.as_ref().to_string(),
+        authored_on: request.authored_on.as_ref().and_then(date_of),
+        do_not_perform: request.do_not_perform == Some(true),
     }
 }
 
 pub fn encounter_of(source: SourceRef, encounter: &Encounter) -> EncounterFact {
+    let (start, end) = encounter
+        .period
+        .as_ref()
+        .map_or((None, None), period_bounds);
     EncounterFact {
         source,
         types: encounter
@@ -361,9 +386,13 @@ pub fn encounter_of(source: SourceRef, encounter: &Encounter) -> EncounterFact {
             .flat_map(codes_of)
             .collect(),
         status: encounter.status.as_ref().to_string(),
-        start: encounter
-            .period
+        start: start.or(end),
+        end,
+        discharge_disposition: encounter
+            .hospitalization
             .as_ref()
-            .and_then(|p| period_bounds(p).0.or(period_bounds(p).1)),
+            .and_then(|h| h.discharge_disposition.as_ref())
+            .map(codes_of)
+            .unwrap_or_default(),
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use fhir_sdk::r4b::resources::{
     Condition, Encounter, Medication, MedicationAdministration, MedicationDispense,
     MedicationRequest, MedicationStatement, Observation, Procedure, QuestionnaireResponse,
+    ServiceRequest,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -30,7 +31,7 @@ use scan::{is_read_type, Origin};
 
 use super::mapping::{self, MedicationLookup, OBSERVATION_STATUSES_USED};
 use crate::clinical::record::{
-    NoteKind, ObservationFact, ObservedComponent, PatientRecord, RecordNote,
+    Deceased, NoteKind, ObservationFact, ObservedComponent, PatientRecord, RecordNote,
 };
 use heads::{BundleBody, Head};
 
@@ -66,6 +67,7 @@ enum Clinical {
     Condition(Condition),
     Procedure(Procedure),
     Encounter(Encounter),
+    ServiceRequest(ServiceRequest),
 }
 
 #[derive(Debug, Default)]
@@ -74,13 +76,33 @@ struct PatientBucket {
     notes: Vec<RecordNote>,
     /// From the Patient resource itself (age-dependent safety rules).
     birth_date: Option<time::Date>,
+    /// From the Patient resource itself (quality measures' exclusions).
+    deceased: Option<Deceased>,
 }
 
-/// The one Patient element the engine reads.
+/// The Patient elements the engine reads.
 #[derive(Deserialize)]
 struct PatientHead<'a> {
     #[serde(rename = "birthDate", borrow, default)]
     birth_date: Option<Cow<'a, str>>,
+    #[serde(rename = "deceasedBoolean", default)]
+    deceased_boolean: Option<bool>,
+    #[serde(rename = "deceasedDateTime", borrow, default)]
+    deceased_date_time: Option<Cow<'a, str>>,
+}
+
+impl PatientHead<'_> {
+    /// deceasedDateTime as a day, else deceasedBoolean true; an unreadable date of
+    /// death still says the patient died.
+    fn deceased(&self) -> Option<Deceased> {
+        match (&self.deceased_date_time, self.deceased_boolean) {
+            (Some(when), _) => {
+                Some(mapping::instant_date_of(when).map_or(Deceased::Yes, Deceased::On))
+            }
+            (None, Some(true)) => Some(Deceased::Yes),
+            _ => None,
+        }
+    }
 }
 
 /// Counts of what was read, for progress and benchmarks.
@@ -147,6 +169,9 @@ impl ResourcePool {
             mine.notes.extend(bucket.notes);
             if bucket.birth_date.is_some() {
                 mine.birth_date = bucket.birth_date;
+            }
+            if bucket.deceased.is_some() {
+                mine.deceased = bucket.deceased;
             }
         }
         self.medications.extend(other.medications);
@@ -294,6 +319,9 @@ impl ResourcePool {
             if bucket.birth_date.is_some() {
                 record.birth_date = bucket.birth_date;
             }
+            if bucket.deceased.is_some() {
+                record.deceased = bucket.deceased;
+            }
             record.notes.extend(bucket.notes.iter().cloned());
             for (source, resource) in &bucket.resources {
                 let source = source.clone();
@@ -361,6 +389,9 @@ impl ResourcePool {
                     Clinical::Encounter(e) => {
                         record.encounters.push(mapping::encounter_of(source, e))
                     }
+                    Clinical::ServiceRequest(r) => record
+                        .service_requests
+                        .push(mapping::service_request_of(source, r)),
                 }
             }
         }
@@ -433,6 +464,7 @@ fn subject_of(resource: &Clinical) -> Option<String> {
         Clinical::Condition(c) => Some(&c.subject),
         Clinical::Procedure(p) => Some(&p.subject),
         Clinical::Encounter(e) => e.subject.as_ref(),
+        Clinical::ServiceRequest(r) => Some(&r.subject),
     }?;
     mapping::reference_of(reference)
 }

@@ -1,6 +1,8 @@
 //! Which resources the engine reads, by their codes: Observations (scores and labs),
 //! Encounters (psychotherapy sessions), Conditions (the diagnosis value sets) and
-//! Procedures (psychotherapy, ECT, TMS, esketamine). The reader uses it before a
+//! Procedures (psychotherapy, ECT, TMS, esketamine), and beside them what the quality
+//! measures read (visits, hospice and palliative care, the measures' diagnoses:
+//! `clinical::measures::value_sets::MeasureReads`). The reader uses it before a
 //! resource is typed (for most, before it is parsed at all); intake uses it to drop
 //! notifications that cannot change an assessment.
 
@@ -10,6 +12,7 @@ use serde::Deserialize;
 
 use super::heads::{CodedHead, ConceptHead, EncounterHead, ObservationHead};
 use crate::clinical::knowledge::{CodeSelection, Knowledge};
+use crate::clinical::measures::value_sets::MeasureReads;
 
 /// Codes of Observations worth typing (scores and labs), of Encounter types that are
 /// psychotherapy sessions, of the diagnoses and of the procedures the engine reads.
@@ -21,6 +24,8 @@ pub struct Relevance {
     observation_search: Arc<str>,
     diagnoses: Arc<CodeSelection>,
     procedures: Arc<CodeSelection>,
+    /// Hospice referrals (the measures' exclusions).
+    service_requests: Arc<CodeSelection>,
     /// Every wanted code as a JSON string (`"44261-6"`, quotes included): a resource
     /// whose text holds none of them cannot be wanted, and is skipped without being
     /// parsed. (Codes are plain ASCII; JSON writers do not escape them.)
@@ -29,8 +34,30 @@ pub struct Relevance {
 
 impl Relevance {
     pub fn from_knowledge(knowledge: &Knowledge) -> Self {
-        let observations = CodeSelection::from_exact(knowledge.observation_codes());
-        let encounter_types = CodeSelection::from_exact(knowledge.psychotherapy_codes());
+        let sets = &knowledge.value_sets;
+        let measure_codes = |urls: &[&str]| sets.union(urls.iter().copied()).exact_codes();
+        let observations = CodeSelection::from_exact(
+            knowledge
+                .observation_codes()
+                .into_iter()
+                .chain(measure_codes(MeasureReads::OBSERVATION_SETS))
+                .chain(
+                    MeasureReads::OBSERVATION_CODES
+                        .iter()
+                        .map(|(system, code)| (system.to_string(), code.to_string())),
+                ),
+        );
+        let encounter_types = CodeSelection::from_exact(
+            knowledge
+                .psychotherapy_codes()
+                .into_iter()
+                .chain(measure_codes(MeasureReads::ENCOUNTERS)),
+        );
+        let mut diagnoses = sets.every_diagnosis();
+        diagnoses.absorb(&sets.union(MeasureReads::CONDITIONS.iter().copied()));
+        let mut procedures = sets.every_procedure();
+        procedures.absorb(&sets.union(MeasureReads::PROCEDURES.iter().copied()));
+        let service_requests = sets.union(MeasureReads::SERVICE_REQUESTS.iter().copied());
         let mut needles: Vec<String> = observations
             .exact_codes()
             .into_iter()
@@ -45,8 +72,9 @@ impl Relevance {
             observations: Arc::new(observations),
             encounter_types: Arc::new(encounter_types),
             observation_search,
-            diagnoses: Arc::new(knowledge.value_sets.every_diagnosis()),
-            procedures: Arc::new(knowledge.value_sets.every_procedure()),
+            diagnoses: Arc::new(diagnoses),
+            procedures: Arc::new(procedures),
+            service_requests: Arc::new(service_requests),
             prefilter,
         }
     }
@@ -64,6 +92,7 @@ impl Relevance {
             "Condition" => Some(&self.diagnoses),
             "Procedure" => Some(&self.procedures),
             "Encounter" => Some(&self.encounter_types),
+            "ServiceRequest" => Some(&self.service_requests),
             _ => None,
         }
     }
@@ -109,6 +138,12 @@ impl Relevance {
         Self::any_in(&self.encounter_types, &head.types)
     }
 
+    /// A Condition, Procedure or ServiceRequest by its code.
+    pub(super) fn wants_coded(&self, kind: &str, head: &CodedHead<'_>) -> bool {
+        self.selection_for(kind)
+            .is_some_and(|selection| Self::any_in(selection, head.code.as_ref()))
+    }
+
     /// Whether the engine would read this resource at all: an Observation only with a
     /// score or lab code it knows, an Encounter only of a psychotherapy type, a
     /// Condition only in a diagnosis set, a Procedure only in a procedure set; every
@@ -127,11 +162,8 @@ impl Relevance {
             Some("Encounter") => {
                 EncounterHead::deserialize(resource).is_ok_and(|head| self.wants_encounter(&head))
             }
-            Some(kind @ ("Condition" | "Procedure")) => {
-                CodedHead::deserialize(resource).is_ok_and(|head| {
-                    self.selection_for(kind)
-                        .is_some_and(|selection| Self::any_in(selection, head.code.as_ref()))
-                })
+            Some(kind @ ("Condition" | "Procedure" | "ServiceRequest")) => {
+                CodedHead::deserialize(resource).is_ok_and(|head| self.wants_coded(kind, &head))
             }
             _ => true,
         }

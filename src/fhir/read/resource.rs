@@ -7,7 +7,7 @@ use fhir_sdk::r4b::resources::Medication;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::heads::{EncounterHead, Head, ObservationHead, SubjectHead};
+use super::heads::{CodedHead, EncounterHead, Head, ObservationHead, SubjectHead};
 use super::scan::{is_read_type, Origin};
 use super::{mapping, subject_of, Clinical, NoteKind, PatientHead, RecordNote, ResourcePool};
 use crate::fhir::mapping::normalise_reference;
@@ -93,14 +93,18 @@ impl ResourcePool {
             "Patient" => {
                 // A birthDate that does not parse is no birth date: the age rules then
                 // say nothing rather than guess (the value itself is never logged).
-                let birth_date = text
-                    .parse::<PatientHead<'a>>()
-                    .ok()
-                    .and_then(|h| h.birth_date)
-                    .and_then(|b| mapping::birth_date_of(&b));
+                let head = text.parse::<PatientHead<'a>>().ok();
+                let birth_date = head
+                    .as_ref()
+                    .and_then(|h| h.birth_date.as_ref())
+                    .and_then(|b| mapping::birth_date_of(b));
+                let deceased = head.as_ref().and_then(PatientHead::deceased);
                 let bucket = self.patients.entry(source).or_default();
                 if birth_date.is_some() {
                     bucket.birth_date = birth_date;
+                }
+                if deceased.is_some() {
+                    bucket.deceased = deceased;
                 }
                 return;
             }
@@ -122,6 +126,18 @@ impl ResourcePool {
             "MedicationAdministration" => text.parse().map(Clinical::Administration),
             "QuestionnaireResponse" => text.parse().map(Clinical::Questionnaire),
             "Condition" => text.parse().map(Clinical::Condition),
+            "ServiceRequest" => {
+                // Only the kinds a measure reads (hospice referrals): not the
+                // service's own proposals, nor every lab order.
+                let wanted = text
+                    .parse::<CodedHead<'a>>()
+                    .map(|h| self.relevance.wants_coded("ServiceRequest", &h))
+                    .unwrap_or(true); // unreadable: let the typed parse say why
+                if !wanted {
+                    return;
+                }
+                text.parse().map(Clinical::ServiceRequest)
+            }
             "Procedure" => text.parse().map(Clinical::Procedure),
             "Encounter" => {
                 let wanted = text

@@ -2,8 +2,10 @@
 //! transaction (the profiled Flag, Observation, DetectedIssues, ServiceRequests and
 //! Provenance), the treatment summary as a FHIR document, and the event integration
 //! engines receive. Adapters only send what is built here (the EHR client, the broker,
-//! `evaluate`'s stdout); a new channel's output (a MeasureReport, an AuditEvent)
-//! belongs here too.
+//! `evaluate`'s stdout); the quality measures' MeasureReports are in
+//! [`measure_report`], and a new channel's output (an AuditEvent) belongs here too.
+
+pub mod measure_report;
 
 use serde::Serialize;
 use serde_json::Value;
