@@ -10,7 +10,8 @@
 //! - [`cds`]: CDS Hooks: discovery, patient-view and order-select/sign cards, the
 //!   caller's JWT, prefetch and its fallback, feedback.
 //! - [`page`]: the patient's treatment timeline page (SVG) behind a signed link, and
-//!   the population index `evaluate --format html` writes.
+//!   the population index `evaluate --format html` writes (with the quality measures'
+//!   rates and the worklist).
 //! - [`intake`]: notifications of every shape -> work items; reconciliation polling;
 //!   the EHR Subscriptions.
 //! - [`work`]: the unit of work the queue carries from every intake to the pipeline.
@@ -21,19 +22,22 @@
 //! - [`engine`]: the one way into the clinical engine every caller holds (knowledge,
 //!   policy, options, the codes it reads; `assess` and `review_drafts`).
 //! - [`outputs`]: what an assessment becomes for each channel (the write-back
-//!   transaction, the summary document, the integration event).
+//!   transaction, the summary document, the integration event, the quality measures'
+//!   MeasureReports).
 //! - [`resource_types`]: every FHIR type the service reads, watches, prefetches or
 //!   writes, in one table (depends on nothing; the default SMART scope comes from it).
 //! - [`fhir`]: FHIR R4 in (bundles, resources, Bulk NDJSON; the EHR client with its
 //!   auth, the gather, the Bulk Data `$export` client) and out (write-back; the
 //!   treatment summary as a FHIR document); mapping resources to the engine's
 //!   `PatientRecord`.
-//! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`.
+//! - [`clinical`]: the pure engine, `assess(record, policy, knowledge, as_of)`, with
+//!   the quality measures CMS159 and CMS128 (`clinical::measures`).
 //! - [`batch`]: `evaluate` over files and directories: which files, progress, reading
 //!   on all cores (the reader skips what the engine never reads without parsing it),
 //!   Bulk exports past the memory budget grouped on disk, and assessing each patient
 //!   on all cores so one that cannot be assessed does not stop the rest.
-//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html), and
+//! - [`report`]: the `evaluate` outputs (table, jsonl, fhir, document, html,
+//!   measurereport), and
 //!   `report::run`, one `evaluate` run from files to a format.
 //! - [`export`]: `export`: a Bulk Data export from the EHR, downloaded resumably, then
 //!   evaluated, written back, or queued per patient for the replicas; `--since last`.
