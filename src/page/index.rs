@@ -148,14 +148,16 @@ impl PopulationIndex {
                         }
                         (bars(&safety, total))
                     }
-                    (self.quality.render())
+                    (self.quality.render_worklist())
+                    (self.quality.render_measures())
                     h2 { "By TRD status" }
                     (bars(&statuses, total))
                     h2 { "Most frequent pseudo-resistance findings" }
                     (bars(&findings, total))
                     h2 { "Why trials were not adequate" }
                     (bars(&reasons, self.reasons.values().sum()))
-                    h2 { "HEDIS Antidepressant Medication Management" }
+                    h2 { "Antidepressant Medication Management: the HEDIS core" }
+                    p.meta { "Every patient with an index prescription start date (IPSD: the first antidepressant dispense from May 1 of the year before to April 30) and no antidepressant order in the 105 days before it; without the age, diagnosis, visit and hospice criteria CMS128 adds (above, with --measure cms128). Not a certified measure result." }
                     table.amm {
                         tr { th { "Denominator (IPSD, no prior use)" } td { (self.amm_denominator) } }
                         tr { th { "Effective acute phase (84 days)" } td { (self.amm_acute) " · " (rate(self.amm_acute)) } }

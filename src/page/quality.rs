@@ -43,6 +43,8 @@ struct WorkItem {
     action: Action,
     patient: String,
     reason: String,
+    /// The patient's other needs, after the most urgent.
+    also: Vec<Action>,
     file: String,
 }
 
@@ -53,6 +55,8 @@ pub struct QualityReport {
     work: Vec<WorkItem>,
     /// The page of each patient (for the population lists' links).
     files: std::collections::HashMap<String, String>,
+    /// Why each excluded patient was excluded, by measure.
+    exclusions: std::collections::HashMap<(MeasureId, String), String>,
 }
 
 impl QualityReport {
@@ -72,17 +76,37 @@ impl QualityReport {
                 }
             }
         }
-        if let Some((action, reason)) = most_urgent(a) {
+        let mut needs = needs(a);
+        if !needs.is_empty() {
+            let (action, reason) = needs.remove(0);
             self.work.push(WorkItem {
                 action,
                 patient: a.patient.clone(),
                 reason,
+                also: needs.into_iter().map(|(action, _)| action).collect(),
                 file: file.to_string(),
             });
         }
+        for result in &a.quality_measures {
+            if result.first().is_some_and(|m| m.denominator_exclusion) {
+                let why: Vec<&str> = result
+                    .reasons
+                    .iter()
+                    .filter_map(|r| r.strip_prefix("Excluded: "))
+                    .collect();
+                self.exclusions
+                    .insert((result.measure, a.patient.clone()), why.join("; "));
+            }
+        }
     }
 
-    pub fn render(&self) -> Markup {
+    /// Each measure's rates and member lists.
+    pub fn render_measures(&self) -> Markup {
+        html! { @for summary in &self.measures { (self.measure(summary)) } }
+    }
+
+    /// The worklist.
+    pub fn render_worklist(&self) -> Markup {
         let mut work: Vec<&WorkItem> = self.work.iter().collect();
         work.sort_by(|a, b| {
             a.action
@@ -90,19 +114,19 @@ impl QualityReport {
                 .then_with(|| a.patient.cmp(&b.patient))
         });
         html! {
-            @for summary in &self.measures { (self.measure(summary)) }
             h2 id="worklist" { "Worklist" }
             @if work.is_empty() {
                 p { "Nobody in this population needs action." }
             } @else {
                 p.meta { "Most urgent first: safety signals, treatment-resistant depression to refer, remission missed at twelve months, pseudo-resistance worth acting on, a current trial that is not adequate." }
                 table.worklist {
-                    thead { tr { th { "Needs" } th { "Patient" } th { "Why" } } }
+                    thead { tr { th style="width:13rem" { "Needs first" } th { "Patient" } th { "Why" } th { "Also" } } }
                     tbody { @for item in work {
                         tr class=(if item.action == Action::Safety { "safety" } else { "" }) {
                             td { (item.action.heading()) }
                             td { a href=(item.file) { (item.patient) } }
                             td { (item.reason) }
+                            td { (item.also.iter().map(|a| a.heading()).collect::<Vec<_>>().join("; ")) }
                         }
                     } }
                 }
@@ -139,18 +163,21 @@ impl QualityReport {
             table.measure {
                 thead { tr {
                     th { "Group" } th { "Rate" }
-                    th { "Numerator" } th { "Denominator" } th { "Excluded" } th { "Initial population" }
+                    th { "Numerator" } th { "Eligible (denominator after exclusions)" } th { "Denominator" } th { "Excluded" } th { "Initial population" }
                 } }
                 tbody { @for (anchor, label, tally) in &rows {
                     tr {
                         th { (label) }
                         td { strong { (rate(tally)) } }
-                        @for population in [Population::Numerator, Population::Denominator, Population::DenominatorExclusion, Population::InitialPopulation] {
+                        td { (count_link(anchor, Population::Numerator, tally)) }
+                        td { (tally.count(Population::Denominator).saturating_sub(tally.count(Population::DenominatorExclusion))) }
+                        @for population in [Population::Denominator, Population::DenominatorExclusion, Population::InitialPopulation] {
                             td { (count_link(anchor, population, tally)) }
                         }
                     }
                 } }
             }
+            p.meta { (summary.measure.scope(summary.period.year)) }
             p.meta { "Rate = numerator / (denominator - excluded). " (summary.measure.canonical()) " version " (summary.measure.version()) "." }
             @for (anchor, label, tally) in &rows {
                 @for population in [Population::Numerator, Population::Denominator, Population::DenominatorExclusion, Population::InitialPopulation] {
@@ -159,7 +186,14 @@ impl QualityReport {
                         details id=(format!("{anchor}-{}", population.code())) {
                             summary { (label) ": " (population.display()) " (" (members.len()) ")" }
                             ul { @for patient in members {
-                                li { a href=(self.files.get(patient).map_or("#", String::as_str)) { (patient) } }
+                                li {
+                                    a href=(self.files.get(patient).map_or("#", String::as_str)) { (patient) }
+                                    @if population == Population::DenominatorExclusion {
+                                        @if let Some(why) = self.exclusions.get(&(summary.measure, patient.clone())) {
+                                            " · " (why)
+                                        }
+                                    }
+                                }
                             } }
                         }
                     }
@@ -192,8 +226,9 @@ fn count_link(anchor: &str, population: Population, tally: &Tally) -> Markup {
     }
 }
 
-/// The patient's most urgent reason to act, in words.
-fn most_urgent(a: &Assessment) -> Option<(Action, String)> {
+/// Every reason to act on the patient, most urgent first, each in words.
+fn needs(a: &Assessment) -> Vec<(Action, String)> {
+    let mut out = Vec::new();
     let safety: Vec<&str> = a
         .findings
         .iter()
@@ -201,16 +236,16 @@ fn most_urgent(a: &Assessment) -> Option<(Action, String)> {
         .map(|f| f.text.as_str())
         .collect();
     if !safety.is_empty() {
-        return Some((Action::Safety, safety.join("; ")));
+        out.push((Action::Safety, safety.join("; ")));
     }
     if a.trd_status == TrdStatus::Trd {
-        return Some((
+        out.push((
             Action::ReferTrd,
             format!("refer to psychiatry: {}", a.status.explanation),
         ));
     }
     if let Some(reason) = a.quality_measures.iter().find_map(missed_remission) {
-        return Some((Action::MissedRemission, reason));
+        out.push((Action::MissedRemission, reason));
     }
     let pseudo: Vec<&str> = a
         .findings
@@ -219,7 +254,7 @@ fn most_urgent(a: &Assessment) -> Option<(Action, String)> {
         .map(|f| f.text.as_str())
         .collect();
     if !pseudo.is_empty() {
-        return Some((Action::PseudoResistance, pseudo.join("; ")));
+        out.push((Action::PseudoResistance, pseudo.join("; ")));
     }
     let inadequate: Vec<String> = a
         .trials
@@ -228,9 +263,9 @@ fn most_urgent(a: &Assessment) -> Option<(Action, String)> {
         .map(|t| format!("{}: {}", t.ingredient, labels::verdict_label(t)))
         .collect();
     if !inadequate.is_empty() {
-        return Some((Action::InadequateTrial, inadequate.join("; ")));
+        out.push((Action::InadequateTrial, inadequate.join("; ")));
     }
-    None
+    out
 }
 
 /// CMS159's denominator, not excluded, not in remission: the reasons it gave.

@@ -265,6 +265,10 @@ fn decide(
             let value = score(observation);
             let remitted = value.is_some_and(|v| v < 5.0);
             evidence.say(match value {
+                Some(v) if !(0.0..=27.0).contains(&v) => format!(
+                    "Last PHQ-9 in the assessment period: {v} on {day} ({}), outside the PHQ-9 range 0-27: counted as not in remission; correct the record",
+                    observation.source
+                ),
                 Some(v) => format!(
                     "Last PHQ-9 in the assessment period: {v} on {day} ({}): {}",
                     observation.source,
@@ -282,7 +286,9 @@ fn decide(
             remitted
         }
         None => {
-            evidence.say("No PHQ-9 in the assessment period");
+            evidence.say(format!(
+                "No follow-up PHQ-9 from {map_start} to {map_end}: re-screen"
+            ));
             false
         }
     };

@@ -100,6 +100,21 @@ impl MeasureId {
         }
     }
 
+    /// Whom the measure year's report is about, in words.
+    pub fn scope(self, year: i32) -> String {
+        match self {
+            Self::Cms159 => format!(
+                "Patients aged 12 and older with an index PHQ-9 or PHQ-9M (adolescent version) above 9 at a depression visit from November 1, {} to October 31, {}; remission is the last PHQ-9 / PHQ-9M below 5 twelve months (+/- 60 days) later, within {year}.",
+                year - 2,
+                year - 1
+            ),
+            Self::Cms128 => format!(
+                "Adults with major depression whose first antidepressant dispense (the index prescription start date, IPSD) falls from May 1, {} to April 30, {year}, with a visit within 60 days of it.",
+                year - 1
+            ),
+        }
+    }
+
     /// The stratifiers reported: (id, stratum label). CMS159's age strata are the
     /// measure's published stratification (12-17, 18 and older at the index
     /// assessment); edition 0.3.000 comments them out of its CQL only for a tooling
