@@ -1,8 +1,9 @@
 //! `evaluate`'s speed against a bare parse of the same files, in one process: for each
 //! corpus, paired runs of (1) every file into `serde_json::Value`, one thread, and (2)
 //! what `evaluate` does (read on all cores, group by patient, assess on all cores),
-//! each timed by the wall clock and by the whole process's CPU time. Reports the
-//! medians of three pairs and the ratios evaluate / parse.
+//! each timed by the wall clock and by the whole process's CPU time, and (3) the same
+//! `evaluate` with both quality measures (`--measure cms159 --measure cms128`).
+//! Reports the medians of three runs each and the ratios to the bare parse.
 //!
 //! ```text
 //! cargo bench --bench throughput                                  # both corpora
@@ -22,7 +23,7 @@ use std::time::Instant;
 
 use time::macros::date;
 use trd_sentinel::batch::{self, Inputs, Progress};
-use trd_sentinel::clinical::{AssessOptions, Knowledge, Policy};
+use trd_sentinel::clinical::{AssessOptions, Knowledge, Policy, QualityMeasures};
 use trd_sentinel::engine::Engine;
 use trd_sentinel::fhir::read::ResourcePool;
 
@@ -104,9 +105,21 @@ fn run(name: &str, dir: &Path, paths: Vec<PathBuf>, pairs: usize) {
         Policy::default_preset().expect("policy"),
         AssessOptions::default(),
     );
+    let measuring = Engine::new(
+        Knowledge::embedded().expect("knowledge"),
+        Policy::default_preset().expect("policy"),
+        AssessOptions {
+            quality_measures: QualityMeasures {
+                cms159: true,
+                cms128: true,
+            },
+            ..AssessOptions::default()
+        },
+    );
     let inputs = Inputs::collect(&[dir.to_path_buf()]).expect("inputs");
     let (mut parse_wall, mut parse_cpu, mut eval_wall, mut eval_cpu) =
         (vec![], vec![], vec![], vec![]);
+    let (mut measure_wall, mut measure_cpu) = (vec![], vec![]);
     let (mut entries, mut patients, mut trials) = (0, 0, 0);
     for _ in 0..pairs {
         let (wall, cpu, n) = timed(|| parse_all(&paths));
@@ -117,7 +130,11 @@ fn run(name: &str, dir: &Path, paths: Vec<PathBuf>, pairs: usize) {
         eval_wall.push(wall);
         eval_cpu.push(cpu);
         (patients, trials) = (p, t);
+        let (wall, cpu, _) = timed(|| evaluate_all(&inputs, &measuring));
+        measure_wall.push(wall);
+        measure_cpu.push(cpu);
     }
+    let (mw, mc) = (median(measure_wall), median(measure_cpu));
     let (pw, pc, ew, ec) = (
         median(parse_wall),
         median(parse_cpu),
@@ -141,6 +158,13 @@ fn run(name: &str, dir: &Path, paths: Vec<PathBuf>, pairs: usize) {
         "  ratios evaluate / parse: CPU {:.2} (aim <= 0.40), wall {:.2} (aim <= 0.25)  [median of {pairs} pairs]",
         ec / pc,
         ew / pw
+    );
+    println!(
+        "  evaluate --measure cms159 --measure cms128: wall {mw:.3} s, CPU {mc:.2} s; ratios to parse: CPU {:.2}, wall {:.2}; to plain evaluate: CPU {:.2}, wall {:.2}",
+        mc / pc,
+        mw / pw,
+        mc / ec,
+        mw / ew
     );
 }
 

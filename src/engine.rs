@@ -29,15 +29,20 @@ pub struct Engine {
     pub knowledge: Knowledge,
     pub policy: Policy,
     pub options: AssessOptions,
-    /// The codes the engine reads, from the knowledge: what the reader keeps, the EHR
-    /// is asked for, and a notification must name to lead to an assessment.
+    /// The codes the engine reads, from the knowledge (and the quality measures', when
+    /// it computes them): what the reader keeps, the EHR is asked for, and a
+    /// notification must name to lead to an assessment.
     pub relevance: Relevance,
 }
 
 impl Engine {
     pub fn new(knowledge: Knowledge, policy: Policy, options: AssessOptions) -> Self {
         Self {
-            relevance: Relevance::from_knowledge(&knowledge),
+            relevance: if options.quality_measures == Default::default() {
+                Relevance::from_knowledge(&knowledge)
+            } else {
+                Relevance::with_measures(&knowledge)
+            },
             knowledge,
             policy,
             options,

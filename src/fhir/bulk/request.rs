@@ -128,10 +128,7 @@ mod tests {
             .iter()
             .map(|f| f.split('?').next().unwrap_or(""))
             .collect();
-        assert_eq!(
-            filtered,
-            ["Observation", "Procedure", "Encounter", "ServiceRequest"]
-        );
+        assert_eq!(filtered, ["Observation", "Procedure", "Encounter"]);
         assert!(request.type_filters[0].contains("44261-6"), "PHQ-9 total");
         assert_eq!(
             request.unfiltered().path(),

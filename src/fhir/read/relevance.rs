@@ -1,8 +1,9 @@
 //! Which resources the engine reads, by their codes: Observations (scores and labs),
 //! Encounters (psychotherapy sessions), Conditions (the diagnosis value sets) and
 //! Procedures (psychotherapy, ECT, TMS, esketamine), and beside them what the quality
-//! measures read (visits, hospice and palliative care, the measures' diagnoses:
-//! `clinical::measures::value_sets::MeasureReads`). The reader uses it before a
+//! measures read when they are asked for (visits, hospice and palliative care, the
+//! measures' diagnoses: `clinical::measures::value_sets::MeasureReads`). The reader
+//! uses it before a
 //! resource is typed (for most, before it is parsed at all); intake uses it to drop
 //! notifications that cannot change an assessment.
 
@@ -33,17 +34,32 @@ pub struct Relevance {
 }
 
 impl Relevance {
+    /// What the assessment reads.
     pub fn from_knowledge(knowledge: &Knowledge) -> Self {
+        Self::build(knowledge, false)
+    }
+
+    /// What the assessment and the quality measures read (`--measure`): the measures'
+    /// visits, hospice and palliative care and diagnoses besides. Kept apart so an
+    /// assessment alone does not pay for reading every office visit.
+    pub fn with_measures(knowledge: &Knowledge) -> Self {
+        Self::build(knowledge, true)
+    }
+
+    fn build(knowledge: &Knowledge, measures: bool) -> Self {
         let sets = &knowledge.value_sets;
+        let none: &[&str] = &[];
+        let pick = |urls: &'static [&'static str]| if measures { urls } else { none };
         let measure_codes = |urls: &[&str]| sets.union(urls.iter().copied()).exact_codes();
         let observations = CodeSelection::from_exact(
             knowledge
                 .observation_codes()
                 .into_iter()
-                .chain(measure_codes(MeasureReads::OBSERVATION_SETS))
+                .chain(measure_codes(pick(MeasureReads::OBSERVATION_SETS)))
                 .chain(
                     MeasureReads::OBSERVATION_CODES
                         .iter()
+                        .filter(|_| measures)
                         .map(|(system, code)| (system.to_string(), code.to_string())),
                 ),
         );
@@ -51,13 +67,13 @@ impl Relevance {
             knowledge
                 .psychotherapy_codes()
                 .into_iter()
-                .chain(measure_codes(MeasureReads::ENCOUNTERS)),
+                .chain(measure_codes(pick(MeasureReads::ENCOUNTERS))),
         );
         let mut diagnoses = sets.every_diagnosis();
-        diagnoses.absorb(&sets.union(MeasureReads::CONDITIONS.iter().copied()));
+        diagnoses.absorb(&sets.union(pick(MeasureReads::CONDITIONS).iter().copied()));
         let mut procedures = sets.every_procedure();
-        procedures.absorb(&sets.union(MeasureReads::PROCEDURES.iter().copied()));
-        let service_requests = sets.union(MeasureReads::SERVICE_REQUESTS.iter().copied());
+        procedures.absorb(&sets.union(pick(MeasureReads::PROCEDURES).iter().copied()));
+        let service_requests = sets.union(pick(MeasureReads::SERVICE_REQUESTS).iter().copied());
         let mut needles: Vec<String> = observations
             .exact_codes()
             .into_iter()
