@@ -29,6 +29,21 @@ fn deck() -> PathBuf {
     cli::root().join("../shared/data/ecqm-cms159-qicore-2023/cases")
 }
 
+/// `evaluate` of the deck for CMS159 over 2024 in a format, with `--out DIR`.
+fn evaluate_deck(format: &str, out: &std::path::Path) -> std::process::Output {
+    cli::evaluate(&[
+        deck().to_str().expect("path"),
+        "--measure",
+        "cms159",
+        "--measurement-period",
+        "2024",
+        "--format",
+        format,
+        "--out",
+        out.to_str().expect("path"),
+    ])
+}
+
 /// Cases whose expectation the newest CQL and value sets do not give, and why:
 /// (file name part, populations we give as IPP DENOM DENEX NUMER, the reason).
 const DIFFERENCES: &[(&str, &str, &str)] = &[
@@ -73,17 +88,7 @@ fn populations(group: &Value) -> String {
 #[test]
 fn cms159_agrees_with_the_public_test_deck_and_the_summary_adds_up() {
     let out = cli::temp_dir("cms159-deck");
-    let output = cli::evaluate(&[
-        deck().to_str().expect("path"),
-        "--measure",
-        "cms159",
-        "--measurement-period",
-        "2024",
-        "--format",
-        "measurereport",
-        "--out",
-        out.to_str().expect("path"),
-    ]);
+    let output = evaluate_deck("measurereport", &out);
     let reports = cli::jsonl(&output);
     let by_subject: BTreeMap<String, &Value> = reports
         .iter()
@@ -833,17 +838,7 @@ fn cms128_diagnosis_and_visit_within_60_days_and_hospice_in_the_year() {
 #[test]
 fn the_html_report_shows_the_rates_linked_to_their_patients_and_a_worklist_in_chromium() {
     let out = cli::temp_dir("cms159-html");
-    let output = cli::evaluate(&[
-        deck().to_str().expect("path"),
-        "--measure",
-        "cms159",
-        "--measurement-period",
-        "2024",
-        "--format",
-        "html",
-        "--out",
-        out.to_str().expect("path"),
-    ]);
+    let output = evaluate_deck("html", &out);
     cli::stdout(&output);
     let index = out.join("index.html");
     let url = format!("file://{}", index.display());

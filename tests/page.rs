@@ -323,8 +323,13 @@ fn the_population_index_counts_and_links() {
     assert!(at("<th>Inadequately treated</th>") < at("<th>Responding</th>"));
     assert!(!html.contains("<th>trd</th>") && !html.contains("<td>trd</td>"));
     let worklist = &html[at("<h2 id=\"worklist\">")..at("<h2>By TRD status</h2>")];
+    let row = |p: &str| {
+        worklist
+            .find(p)
+            .unwrap_or_else(|| panic!("{p} on the worklist"))
+    };
     assert!(
-        worklist.find("Patient/trd-two-ssris") < worklist.find("Patient/dose-too-low"),
+        row("Patient/trd-two-ssris") < row("Patient/dose-too-low"),
         "{worklist}"
     );
     assert_eq!(

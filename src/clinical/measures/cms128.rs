@@ -19,9 +19,7 @@ use time::Date;
 use super::hospice::{has_hospice, Wording};
 use super::span::Span;
 use super::value_sets::{CMS128_ENCOUNTERS, MAJOR_DEPRESSION};
-use super::{
-    coded_in, Evidence, GroupResult, MeasureId, MeasureResult, MeasurementPeriod, Membership,
-};
+use super::{coded_in, Evidence, MeasureId, MeasureResult, MeasurementPeriod, Membership};
 use crate::clinical::amm;
 use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::PatientRecord;
@@ -39,27 +37,13 @@ pub fn evaluate(
     let none = Membership::proportion(false, false, false);
     let (acute, continuation) =
         decide(record, knowledge, period, as_of, &mut evidence).unwrap_or((none, none));
-    if acute.initial_population {
-        evidence.sources.insert(0, record.patient.clone());
-    }
-    MeasureResult {
-        measure: MeasureId::Cms128,
-        subject: record.patient.clone(),
+    evidence.into_result(
+        MeasureId::Cms128,
+        record,
         period,
-        groups: vec![
-            GroupResult {
-                id: "Group_1",
-                membership: acute,
-            },
-            GroupResult {
-                id: "Group_2",
-                membership: continuation,
-            },
-        ],
-        strata: Vec::new(),
-        evaluated: evidence.sources,
-        reasons: evidence.reasons,
-    }
+        &[acute, continuation],
+        Vec::new(),
+    )
 }
 
 fn decide(

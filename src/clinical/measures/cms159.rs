@@ -46,9 +46,7 @@ use super::value_sets::{
     MENTAL_HEALTH_DISORDERS, PALLIATIVE_CARE_DIAGNOSIS, PALLIATIVE_CARE_ENCOUNTER,
     PALLIATIVE_CARE_INTERVENTION, PHQ9_TOOLS,
 };
-use super::{
-    coded_in, Evidence, GroupResult, MeasureId, MeasureResult, MeasurementPeriod, Membership,
-};
+use super::{coded_in, Evidence, MeasureId, MeasureResult, MeasurementPeriod, Membership};
 use crate::clinical::knowledge::Knowledge;
 use crate::clinical::record::{Deceased, ObservationFact, ObservedValue, PatientRecord};
 
@@ -105,21 +103,7 @@ pub fn evaluate(
     let mut evidence = Evidence::default();
     let (membership, strata) = decide(record, knowledge, period, as_of, &mut evidence)
         .unwrap_or_else(|| (Membership::proportion(false, false, false), Vec::new()));
-    if membership.initial_population {
-        evidence.sources.insert(0, record.patient.clone());
-    }
-    MeasureResult {
-        measure: MeasureId::Cms159,
-        subject: record.patient.clone(),
-        period,
-        groups: vec![GroupResult {
-            id: "Group_1",
-            membership,
-        }],
-        strata,
-        evaluated: evidence.sources,
-        reasons: evidence.reasons,
-    }
+    evidence.into_result(MeasureId::Cms159, record, period, &[membership], strata)
 }
 
 /// None when the patient has no index assessment (not in the initial population).

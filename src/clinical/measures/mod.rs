@@ -300,6 +300,38 @@ struct Evidence {
 }
 
 impl Evidence {
+    /// The measure result for a patient: the measure's groups (in its order) with
+    /// their populations, the Patient cited first when it is in the population.
+    fn into_result(
+        mut self,
+        measure: MeasureId,
+        record: &PatientRecord,
+        period: MeasurementPeriod,
+        memberships: &[Membership],
+        strata: Vec<&'static str>,
+    ) -> MeasureResult {
+        if memberships.iter().any(|m| m.initial_population) {
+            self.sources.insert(0, record.patient.clone());
+        }
+        MeasureResult {
+            measure,
+            subject: record.patient.clone(),
+            period,
+            groups: measure
+                .groups()
+                .iter()
+                .zip(memberships)
+                .map(|((id, _), membership)| GroupResult {
+                    id,
+                    membership: *membership,
+                })
+                .collect(),
+            strata,
+            evaluated: self.sources,
+            reasons: self.reasons,
+        }
+    }
+
     fn cite(&mut self, source: &str) {
         if !self.sources.iter().any(|s| s == source) {
             self.sources.push(source.to_string());

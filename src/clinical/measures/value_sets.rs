@@ -183,21 +183,12 @@ pub const MENTAL_HEALTH_DISORDERS: &[&str] = &[
 pub struct MeasureReads;
 
 impl MeasureReads {
+    /// With [`CMS128_ENCOUNTERS`]: every visit type either measure reads.
     pub const ENCOUNTERS: &'static [&'static str] = &[
         CONTACT_OR_OFFICE_VISIT,
         ENCOUNTER_INPATIENT,
         HOSPICE_ENCOUNTER,
         PALLIATIVE_CARE_ENCOUNTER,
-        OFFICE_VISIT,
-        PREVENTIVE_ESTABLISHED_18_UP,
-        PREVENTIVE_INITIAL_18_UP,
-        HOME_HEALTHCARE,
-        ANNUAL_WELLNESS_VISIT,
-        NURSING_FACILITY_VISIT,
-        PSYCH_VISIT_DIAGNOSTIC_EVALUATION,
-        PSYCH_VISIT_PSYCHOTHERAPY,
-        TELEPHONE_VISITS,
-        VIRTUAL_ENCOUNTER,
     ];
     pub const CONDITIONS: &'static [&'static str] = &[
         MAJOR_DEPRESSION_INCLUDING_REMISSION,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::heads::{CodedHead, ConceptHead, EncounterHead, ObservationHead};
 use crate::clinical::knowledge::{CodeSelection, Knowledge};
-use crate::clinical::measures::value_sets::MeasureReads;
+use crate::clinical::measures::value_sets::{MeasureReads, CMS128_ENCOUNTERS};
 
 /// Codes of Observations worth typing (scores and labs), of Encounter types that are
 /// psychotherapy sessions, of the diagnoses and of the procedures the engine reads.
@@ -67,7 +67,8 @@ impl Relevance {
             knowledge
                 .psychotherapy_codes()
                 .into_iter()
-                .chain(measure_codes(pick(MeasureReads::ENCOUNTERS))),
+                .chain(measure_codes(pick(MeasureReads::ENCOUNTERS)))
+                .chain(measure_codes(pick(CMS128_ENCOUNTERS))),
         );
         let mut diagnoses = sets.every_diagnosis();
         diagnoses.absorb(&sets.union(pick(MeasureReads::CONDITIONS).iter().copied()));
